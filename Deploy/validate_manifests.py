@@ -1,0 +1,360 @@
+#!/usr/bin/env python3
+"""Checks rendered relay manifests offline. Called by Deploy/validate.sh; prints one line per
+validated document and exits non-zero on any failure.
+
+    validate_manifests.py --k8s-version 1.32.0 --repo . --rules-out DIR NAME=RENDERED.yaml ...
+
+Per document:
+  * built-in Kubernetes kinds: strict JSON-schema validation with the kubernetes-validate
+    package (unknown fields are errors);
+  * monitoring.coreos.com/v1 ServiceMonitor and PrometheusRule (CRDs, not in those schemas): a
+    structural check of the fields the Prometheus Operator requires, plus relay-specific checks;
+    each PrometheusRule's spec is written to --rules-out for promtool;
+  * any other kind fails (nothing is skipped silently).
+Relay-specific checks: the ConfigMap carries every variable of PROTOCOL.md §8 plus the relay's
+own; the relay Deployment's probes, drain timing, security context and references; the
+ServiceMonitor matches the Service; every alert has a summary and a runbook_url whose anchor
+exists in Runbooks/incident.md; every relay metric named in the rules and the runbooks is one the
+relay exports; every `make` target named in the runbooks is a known one.
+"""
+import argparse
+import os
+import re
+import sys
+
+import yaml
+import kubernetes_validate
+
+# --- What the relay exports and reads -------------------------------------------------------
+
+GAUGES = """relay_sessions relay_sessions_with_desktop relay_sessions_with_mobile
+relay_active_websockets relay_active_websockets_limit relay_pending_join_waiters
+relay_pending_join_waiters_limit relay_device_tokens relay_rate_limit_buckets
+relay_bus_subscriptions relay_ready relay_draining relay_dependency_up""".split()
+COUNTERS = """relay_outbound_send_failures_total relay_slow_consumer_disconnects_total
+relay_pair_requests_total relay_pair_successes_total relay_pair_join_failures_total
+relay_http_requests_total relay_ws_auth_attempts_total relay_ws_auth_successes_total
+relay_ws_auth_failures_total relay_ws_disconnects_total relay_ws_messages_total
+relay_mobile_errors_total relay_redis_errors_total relay_nats_published_total
+relay_nats_received_total relay_nats_reconnects_total relay_nats_rejected_total""".split()
+HISTOGRAMS = """relay_http_request_duration_seconds relay_redis_command_duration_seconds
+relay_cross_node_delivery_seconds relay_pair_approval_wait_seconds""".split()
+METRICS = set(GAUGES) | set(COUNTERS) | set(HISTOGRAMS) | {
+    h + suffix for h in HISTOGRAMS for suffix in ("_bucket", "_sum", "_count")}
+# Wire values that look like metric names (a disconnect / auth failure reason).
+NOT_METRICS = {"relay_over_capacity"}
+
+# PROTOCOL.md §8 table, its Node-only variables, and the Swift relay's own variables.
+PROTOCOL_VARIABLES = """HOST PORT PUBLIC_BASE_URL ALLOWED_ORIGINS MAX_JSON_BYTES
+MAX_PAIR_REQUESTS_PER_MINUTE MAX_DEVICES_PER_SESSION SESSION_RETENTION_MS PAIR_APPROVAL_TIMEOUT_MS
+WS_AUTH_TIMEOUT_MS WS_HEARTBEAT_INTERVAL_MS WS_HEARTBEAT_TIMEOUT_MS TOKEN_ROTATION_GRACE_MS
+MAX_PENDING_JOIN_WAITERS MAX_WS_MESSAGE_BYTES MAX_SOCKET_OUTBOUND_QUEUE
+MAX_ACTIVE_WEBSOCKET_CONNECTIONS MAX_REMOTE_COMMANDS_PER_MINUTE
+MAX_REMOTE_SESSION_COMMANDS_PER_MINUTE MAX_SNAPSHOT_REQUESTS_PER_MINUTE MAX_WS_MESSAGES_PER_MINUTE
+MAX_REMOTE_COMMAND_TEXT_BYTES REDIS_URL REDIS_KEY_PREFIX NATS_URL NATS_SUBJECT_PREFIX
+NATS_HMAC_SECRET NATS_REPLAY_WINDOW_MS NATS_MAX_CLOCK_SKEW_MS TRUST_PROXY
+ALLOW_LEGACY_QUERY_TOKEN_AUTH RUST_LOG SESSION_SWEEP_INTERVAL_MS
+TRUSTED_DEVICE_IDLE_TIMEOUT_SECONDS""".split()
+RELAY_VARIABLES = """DRAIN_PERIOD_MS TRUSTED_SESSION_TTL_MS WS_WRITE_STALL_TIMEOUT_MS LOG_LEVEL
+LOG_FORMAT RELAY_ENV NATS_HMAC_PREVIOUS_SECRET""".split()
+SECRET_KEYS = """REDIS_URL NATS_URL NATS_HMAC_SECRET NATS_HMAC_PREVIOUS_SECRET PUBLIC_BASE_URL
+ALLOWED_ORIGINS""".split()
+MAKE_TARGETS = """load soak gate load-gated drill-node-loss drill-redis-restart drill-nats-restart
+drill-rolling-restart""".split()
+
+CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor"),
+             ("monitoring.coreos.com/v1", "PrometheusRule")}
+DRAIN_MARGIN_SECONDS = 5
+
+
+class Report:
+    def __init__(self):
+        self.failures = 0
+        self.documents = 0
+
+    def ok(self, where, what, how):
+        self.documents += 1
+        print(f"ok    {where:<18} {what:<52} {how}")
+
+    def fail(self, where, what, why):
+        self.failures += 1
+        print(f"FAIL  {where:<18} {what:<52} {why}")
+
+
+def doc_id(doc):
+    return f"{doc.get('kind')}/{doc.get('metadata', {}).get('name')}"
+
+
+def protocol_table_variables(repo):
+    """Variables of the PROTOCOL.md §8 table, when the spec sits beside the repository."""
+    path = os.path.join(repo, "..", "shared", "spec", "PROTOCOL.md")
+    if not os.path.exists(path):
+        return None
+    text = open(path, encoding="utf-8").read()
+    section = text.split("## 8. Environment variables", 1)[-1].split("\n## 9.", 1)[0]
+    names = set(re.findall(r"^\| `([A-Z0-9_]+)` \|", section, re.M))
+    node_only = re.search(r"Node-only variables:(.*?)(\n\n|$)", section, re.S)
+    if node_only:
+        names |= set(re.findall(r"`([A-Z0-9_]+)`", node_only.group(1)))
+    return names
+
+
+def github_anchor(heading):
+    slug = heading.strip().lower()
+    slug = re.sub(r"[^\w\- ]", "", slug)
+    return slug.replace(" ", "-")
+
+
+def markdown_anchors(path):
+    if not os.path.exists(path):
+        return set()
+    return {github_anchor(m) for m in re.findall(r"^#{1,6} (.+)$", open(path, encoding="utf-8").read(), re.M)}
+
+
+# --- Checks per kind ----------------------------------------------------------------------------
+
+def check_schema(doc, version):
+    kubernetes_validate.validate(doc, version, strict=True)
+
+
+def check_configmap(doc, required):
+    data = doc.get("data") or {}
+    missing = sorted(set(required) - set(data))
+    problems = [f"missing variables: {' '.join(missing)}"] if missing else []
+    for key, value in data.items():
+        if value != value.strip():
+            problems.append(f"{key} has surrounding whitespace (the relay would fall back to the default)")
+    return problems
+
+
+def relay_container(doc):
+    for c in doc["spec"]["template"]["spec"].get("containers", []):
+        if c.get("name") == "relay":
+            return c
+    return None
+
+
+def check_relay_deployment(doc, configmaps, drain_ms):
+    problems = []
+    pod = doc["spec"]["template"]["spec"]
+    c = relay_container(doc)
+    if c is None:
+        return ["no container named relay"]
+    probe_paths = {name: (c.get(name) or {}).get("httpGet", {}).get("path")
+                   for name in ("readinessProbe", "livenessProbe", "startupProbe")}
+    if probe_paths["readinessProbe"] != "/readyz":
+        problems.append("readinessProbe must GET /readyz")
+    if probe_paths["livenessProbe"] != "/livez":
+        problems.append("livenessProbe must GET /livez (never dependency checks)")
+    if probe_paths["startupProbe"] is None:
+        problems.append("startupProbe missing")
+    pre_stop = ((c.get("lifecycle") or {}).get("preStop") or {}).get("exec", {}).get("command", [])
+    sleep = int(pre_stop[-1]) if pre_stop and pre_stop[0].endswith("sleep") else 0
+    if sleep <= 0:
+        problems.append("preStop sleep missing")
+    grace = pod.get("terminationGracePeriodSeconds", 30)
+    needed = drain_ms / 1000 + sleep + DRAIN_MARGIN_SECONDS
+    if grace < needed:
+        problems.append(f"terminationGracePeriodSeconds {grace} < DRAIN_PERIOD_MS/1000 + preStop + margin = {needed:g}")
+    psc = pod.get("securityContext") or {}
+    csc = c.get("securityContext") or {}
+    if not (psc.get("runAsNonRoot") or csc.get("runAsNonRoot")):
+        problems.append("runAsNonRoot not set")
+    if csc.get("readOnlyRootFilesystem") is not True:
+        problems.append("readOnlyRootFilesystem not true")
+    if csc.get("allowPrivilegeEscalation") is not False:
+        problems.append("allowPrivilegeEscalation not false")
+    if (csc.get("capabilities") or {}).get("drop") != ["ALL"]:
+        problems.append("capabilities must drop ALL")
+    if ((csc.get("seccompProfile") or psc.get("seccompProfile") or {}).get("type")) != "RuntimeDefault":
+        problems.append("seccompProfile must be RuntimeDefault")
+    refs = [e["configMapRef"]["name"] for e in c.get("envFrom", []) if "configMapRef" in e]
+    for ref in refs:
+        if ref not in configmaps:
+            problems.append(f"envFrom ConfigMap {ref} is not rendered")
+    secret_refs = [e.get("secretRef", {}).get("name") for e in c.get("envFrom", [])]
+    if secret_refs[-1:] != ["relay-secrets"]:
+        problems.append("envFrom must end with secretRef relay-secrets (so the Secret wins)")
+    for env in c.get("env", []):
+        key = ((env.get("valueFrom") or {}).get("secretKeyRef") or {}).get("key")
+        if key and key not in SECRET_KEYS:
+            problems.append(f"secretKeyRef {key} is not a key of secret.template.yaml")
+    return problems
+
+
+def check_servicemonitor(doc, services):
+    spec = doc.get("spec") or {}
+    problems = []
+    selector = (spec.get("selector") or {}).get("matchLabels") or {}
+    endpoints = spec.get("endpoints")
+    if not selector:
+        problems.append("spec.selector.matchLabels missing")
+    if not isinstance(endpoints, list) or not endpoints:
+        return problems + ["spec.endpoints must be a non-empty list"]
+    matched = [s for s in services
+               if all((s["metadata"].get("labels") or {}).get(k) == v for k, v in selector.items())]
+    if not matched:
+        problems.append("selector matches no rendered Service")
+    for ep in endpoints:
+        allowed = {"port", "path", "interval", "scrapeTimeout", "relabelings", "scheme"}
+        if set(ep) - allowed:
+            problems.append(f"unexpected endpoint fields {sorted(set(ep) - allowed)}")
+        if ep.get("path") != "/metricsz":
+            problems.append("endpoint path must be /metricsz")
+        ports = {p.get("name") for s in matched for p in s["spec"].get("ports", [])}
+        if ep.get("port") not in ports:
+            problems.append(f"endpoint port {ep.get('port')!r} is not a port of the Service")
+        for r in ep.get("relabelings", []):
+            if not isinstance(r, dict) or "targetLabel" not in r:
+                problems.append("relabeling without targetLabel")
+    return problems
+
+
+def check_prometheusrule(doc, anchors):
+    spec = doc.get("spec") or {}
+    problems = []
+    groups = spec.get("groups")
+    if not isinstance(groups, list) or not groups:
+        return ["spec.groups must be a non-empty list"], 0
+    recorded = {r["record"] for g in groups for r in g.get("rules", []) if "record" in r}
+    alerts = 0
+    for g in groups:
+        if not g.get("name") or not isinstance(g.get("rules"), list):
+            problems.append("every group needs a name and a rules list")
+            continue
+        for r in g["rules"]:
+            if ("alert" in r) == ("record" in r):
+                problems.append(f"rule in {g['name']} needs exactly one of alert/record")
+                continue
+            expr = r.get("expr")
+            if not isinstance(expr, str) or not expr.strip():
+                problems.append(f"{r.get('alert') or r.get('record')}: expr missing")
+                continue
+            for name in re.findall(r"\brelay_[a-z0-9_]+", expr):
+                if name not in METRICS:
+                    problems.append(f"{r.get('alert') or r.get('record')}: unknown metric {name}")
+            for name in re.findall(r"\brelay:[a-z0-9_:]+", expr):
+                if name not in recorded:
+                    problems.append(f"{r.get('alert')}: recording rule {name} not defined")
+            if "alert" in r:
+                alerts += 1
+                ann = r.get("annotations") or {}
+                if (r.get("labels") or {}).get("severity") not in ("critical", "warning"):
+                    problems.append(f"{r['alert']}: severity label must be critical or warning")
+                if not ann.get("summary"):
+                    problems.append(f"{r['alert']}: summary annotation missing")
+                url = ann.get("runbook_url", "")
+                m = re.fullmatch(r"Runbooks/incident\.md#([a-z0-9\-_]+)", url)
+                if not m:
+                    problems.append(f"{r['alert']}: runbook_url must be Runbooks/incident.md#<anchor>")
+                elif m.group(1) not in anchors:
+                    problems.append(f"{r['alert']}: Runbooks/incident.md has no section #{m.group(1)}")
+    return problems, alerts
+
+
+# --- Driver -----------------------------------------------------------------------------------
+
+def load(path):
+    with open(path, encoding="utf-8") as f:
+        return [d for d in yaml.safe_load_all(f) if d]
+
+
+def validate_render(report, where, docs, args, required_vars, anchors):
+    configmaps = {d["metadata"]["name"]: d for d in docs if d.get("kind") == "ConfigMap"}
+    services = [d for d in docs if d.get("kind") == "Service"]
+    relay_configs = [cm for name, cm in configmaps.items() if name.startswith("relay-config")]
+    for doc in docs:
+        what = f"{doc.get('apiVersion')} {doc_id(doc)}"
+        key = (doc.get("apiVersion"), doc.get("kind"))
+        problems, how = [], ""
+        try:
+            if key in CRD_KINDS:
+                how = "CRD structure"
+                if doc["kind"] == "ServiceMonitor":
+                    problems = check_servicemonitor(doc, services)
+                else:
+                    problems, alerts = check_prometheusrule(doc, anchors)
+                    how += f", {alerts} alerts, runbook anchors, metric names"
+                    os.makedirs(args.rules_out, exist_ok=True)
+                    out = os.path.join(args.rules_out, f"{where}.rules.yaml")
+                    with open(out, "w", encoding="utf-8") as f:
+                        yaml.safe_dump(doc["spec"], f, sort_keys=False)
+                    how += " (promtool next)"
+            else:
+                check_schema(doc, args.k8s_version)
+                how = f"schema k8s {args.k8s_version} strict"
+                if doc.get("kind") == "ConfigMap" and doc["metadata"]["name"].startswith("relay-config"):
+                    problems = check_configmap(doc, required_vars)
+                    how += f", {len(required_vars)} variables present"
+                elif doc.get("kind") == "Deployment" and relay_container(doc) is not None:
+                    drain_ms = int(relay_configs[0]["data"].get("DRAIN_PERIOD_MS", "10000")) if relay_configs else 10000
+                    problems = check_relay_deployment(doc, configmaps, drain_ms)
+                    how += ", probes/drain/securityContext"
+                elif doc.get("kind") == "Secret":
+                    missing = sorted(set(SECRET_KEYS) - set(doc.get("stringData") or doc.get("data") or {}))
+                    problems = [f"missing keys: {' '.join(missing)}"] if missing else []
+                    how += ", relay keys present"
+        except kubernetes_validate.SchemaNotFoundError as e:
+            problems = [f"no schema and no CRD check for this kind ({e})"]
+        except kubernetes_validate.ValidationError as e:
+            problems = [f"schema: {e.message} at {'.'.join(str(p) for p in e.path)}"]
+        except (KeyError, TypeError, ValueError, IndexError) as e:
+            problems = [f"malformed document: {e!r}"]
+        if problems:
+            for p in problems:
+                report.fail(where, what, p)
+        else:
+            report.ok(where, what, how)
+
+
+def check_runbooks(report, repo):
+    runbooks = os.path.join(repo, "Runbooks")
+    for name in sorted(os.listdir(runbooks)) if os.path.isdir(runbooks) else []:
+        if not name.endswith(".md"):
+            continue
+        text = open(os.path.join(runbooks, name), encoding="utf-8").read()
+        problems = [f"unknown metric {m}" for m in sorted(set(re.findall(r"\brelay_[a-z0-9_]+", text)))
+                    if m not in METRICS | NOT_METRICS]
+        # Commands are in code: fenced blocks and `inline spans`.
+        code = "\n".join(re.findall(r"```.*?```", text, re.S) + re.findall(r"`[^`\n]+`", text))
+        problems += [f"unknown make target {t}" for t in sorted(set(re.findall(r"\bmake ([a-z][a-z0-9-]*)", code)))
+                     if t not in MAKE_TARGETS]
+        what = f"Runbooks/{name}"
+        if problems:
+            for p in problems:
+                report.fail("runbooks", what, p)
+        else:
+            report.ok("runbooks", what, "metric names and make targets known")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--k8s-version", required=True)
+    ap.add_argument("--repo", required=True)
+    ap.add_argument("--rules-out", required=True)
+    ap.add_argument("renders", nargs="+", help="NAME=FILE")
+    args = ap.parse_args()
+
+    report = Report()
+    required_vars = set(PROTOCOL_VARIABLES) | set(RELAY_VARIABLES)
+    spec_vars = protocol_table_variables(args.repo)
+    if spec_vars is None:
+        print("note  PROTOCOL.md not beside the repository: ConfigMap checked against the built-in list only")
+    else:
+        extra = spec_vars - required_vars
+        if extra:
+            report.fail("spec", "PROTOCOL.md §8", f"variables missing from the built-in list: {sorted(extra)}")
+        required_vars |= spec_vars
+    anchors = markdown_anchors(os.path.join(args.repo, "Runbooks", "incident.md"))
+
+    for item in args.renders:
+        where, path = item.split("=", 1)
+        validate_render(report, where, load(path), args, sorted(required_vars), anchors)
+    check_runbooks(report, args.repo)
+
+    print(f"manifest checks: {report.documents} documents ok, {report.failures} problems")
+    return 1 if report.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
