@@ -1,0 +1,56 @@
+import Synchronization
+import RelayProtocol
+
+/// A desktop's `relay.pair_decision` (PROTOCOL §4.6).
+struct PairDecision {
+    var sessionID: String?
+    var requestID: String?
+    var approved: Bool
+}
+
+/// What the relay needs to know about a desktop frame before forwarding it byte-exact: its
+/// top-level `sessionID` (a foreign one is dropped) and whether it is a pair decision.
+struct DesktopFrameScan {
+    var sessionID: String?
+    var pairDecision: PairDecision?
+
+    init(_ text: [UInt8]) {
+        // Only an object can carry either; skip the parse for anything else.
+        guard let first = text.first(where: { $0 != 0x20 && $0 != 0x09 && $0 != 0x0A && $0 != 0x0D }),
+            first == UInt8(ascii: "{"),
+            case .object(let fields)? = try? JSONValue.parse(text)
+        else { return }
+        if case .string(let sid)? = fields["sessionID"] { sessionID = sid }
+        guard case .string("relay.pair_decision")? = fields["type"] else { return }
+        var decision = PairDecision(approved: false)
+        switch fields["sessionID"] {
+        case nil, .null?: break
+        case .string(let s)?: decision.sessionID = s
+        default: return
+        }
+        switch fields["requestID"] {
+        case nil, .null?: break
+        case .string(let s)?: decision.requestID = s
+        default: return
+        }
+        switch fields["approved"] {
+        case nil, .null?: break
+        case .bool(let b)?: decision.approved = b
+        default: return
+        }
+        pairDecision = decision
+    }
+}
+
+extension Relay {
+    /// A desktop's decision: resolve the local pending join, echo `relay.pair_result` to the
+    /// deciding socket when it names a request, and tell the other nodes.
+    func handlePairDecision(_ decision: PairDecision, frame: [UInt8], session: Session, from connection: any RelayConnection) {
+        if let requestID = decision.requestID {
+            applyPairDecision(sessionID: session.id, requestID: requestID, approved: decision.approved)
+            // A pair_result that does not fit is dropped silently (PROTOCOL §4.10).
+            _ = connection.send(ServerMessage.pairResult(sessionID: session.id, requestID: requestID, approved: decision.approved))
+        }
+        publish(.pairDecision, sessionID: session.id, payload: frame)
+    }
+}

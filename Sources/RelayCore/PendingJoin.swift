@@ -1,0 +1,51 @@
+import Synchronization
+
+/// How a `/pair/join` wait ended.
+enum JoinOutcome: Sendable {
+    case approved
+    case denied
+    case timedOut
+    /// The desktop went away, or the session was closed, replaced, stopped or reloaded.
+    case desktopGone
+}
+
+/// The one approval a session may have pending: resolved once, by the desktop's decision, by the
+/// timeout, or by the session going away.
+final class PendingJoin: Sendable {
+    let requestID: String
+    let expiresAtMillis: Int64
+    private let state = Mutex<(outcome: JoinOutcome?, continuation: CheckedContinuation<JoinOutcome, Never>?)>((nil, nil))
+
+    init(requestID: String, expiresAtMillis: Int64) {
+        self.requestID = requestID
+        self.expiresAtMillis = expiresAtMillis
+    }
+
+    /// Resolves the wait; later resolutions are ignored.
+    func resolve(_ outcome: JoinOutcome) {
+        let continuation: CheckedContinuation<JoinOutcome, Never>? = state.withLock { s in
+            guard s.outcome == nil else { return nil }
+            s.outcome = outcome
+            defer { s.continuation = nil }
+            return s.continuation
+        }
+        continuation?.resume(returning: outcome)
+    }
+
+    /// Waits for the outcome, or `.timedOut` after `timeoutMillis`.
+    func wait(timeoutMillis: Int64) async -> JoinOutcome {
+        let timer = Task { [weak self] in
+            try? await Task.sleep(for: .milliseconds(timeoutMillis))
+            self?.resolve(.timedOut)
+        }
+        defer { timer.cancel() }
+        return await withCheckedContinuation { continuation in
+            let ready: JoinOutcome? = state.withLock { s in
+                if let outcome = s.outcome { return outcome }
+                s.continuation = continuation
+                return nil
+            }
+            if let ready { continuation.resume(returning: ready) }
+        }
+    }
+}

@@ -1,0 +1,50 @@
+import Synchronization
+import RelayProtocol
+
+extension Relay {
+    /// One sweep (PROTOCOL §5, DECISIONS 5): expires sessions that hold no local socket — idle or
+    /// past retention when nobody is trusted, past the trusted-session TTL otherwise — and prunes
+    /// expired grace tokens and rate buckets.
+    public func sweep(now: Int64 = wallClockMillis()) async {
+        for session in registry.allSessions {
+            let verdict: (reason: DisconnectReason?, pruned: Bool) = session.state.withLock { s in
+                guard !s.closed else { return (nil, false) }
+                var pruned = false
+                for id in s.record.devices.keys where s.record.devices[id]!.pruneRetired(now: now) { pruned = true }
+                guard !s.hasLocalSockets else { return (nil, pruned) }
+                let idle = now - s.record.lastActivityAtMillis
+                if s.record.devices.isEmpty {
+                    if idle >= Int64(max(s.record.idleTimeoutSeconds, 60)) * 1000 { return (.idleTimeout, pruned) }
+                    if now - s.record.createdAtMillis >= configuration.sessionRetentionMillis { return (.retentionExpired, pruned) }
+                } else if idle >= configuration.trustedSessionTTLMillis {
+                    return (.idleTimeout, pruned)
+                }
+                return (nil, pruned)
+            }
+            if let reason = verdict.reason {
+                if let version = closeSession(session, reason: reason) {
+                    let expired = ServerMessage.disconnect(.sessionExpired)
+                    publish(.desktop, sessionID: session.id, payload: expired)
+                    publish(.mobile, sessionID: session.id, payload: expired)
+                    await deleteFromStore(sessionID: session.id, version: version)
+                }
+            } else if verdict.pruned {
+                await persist(session)
+            }
+        }
+        _ = registry.pruneExpiredTokens(now: now)
+        ipLimiter.prune(now: now)
+    }
+
+    /// Sweeps every `intervalMillis` until the task is cancelled.
+    public func runSweeper(intervalMillis: Int64) async {
+        while !Task.isCancelled {
+            do {
+                try await Task.sleep(for: .milliseconds(intervalMillis))
+            } catch {
+                return
+            }
+            await sweep()
+        }
+    }
+}

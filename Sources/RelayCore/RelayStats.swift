@@ -1,0 +1,129 @@
+import Metrics
+import RelayProtocol
+import Synchronization
+
+/// The node's counters: the reference `/metricsz` JSON fields (atomics, read at scrape time) and
+/// their swift-metrics twins for Prometheus (`relay_*`, DECISIONS "Metrics and health").
+public final class RelayStats: Sendable {
+    let activeWebSockets = Atomic<Int>(0)
+    let pendingJoinWaiters = Atomic<Int>(0)
+    let outboundSendFailures = Atomic<Int>(0)
+    let slowConsumerDisconnects = Atomic<Int>(0)
+    let pairStartRequests = Atomic<Int>(0)
+    let pairStartSuccesses = Atomic<Int>(0)
+    let pairJoinRequests = Atomic<Int>(0)
+    let pairJoinSuccesses = Atomic<Int>(0)
+    let pairRefreshRequests = Atomic<Int>(0)
+    let pairRefreshSuccesses = Atomic<Int>(0)
+    let wsAuthAttempts = Atomic<Int>(0)
+    let wsAuthSuccesses = Atomic<Int>(0)
+    private let authFailures = Mutex<[AuthFailureReason: Int]>([:])
+
+    private let outboundSendFailuresCounter = Counter(label: "relay_outbound_send_failures_total")
+    private let slowConsumerCounter = Counter(label: "relay_slow_consumer_disconnects_total")
+    private let wsAuthAttemptsCounter = Counter(label: "relay_ws_auth_attempts_total")
+    private let wsAuthSuccessesCounter = Counter(label: "relay_ws_auth_successes_total")
+    private let authFailureCounters: [Counter]
+    private let disconnectCounters: [Counter]
+    private let mobileErrorCounters: [Counter]
+    private let pairRequestCounters: [PairEndpoint: Counter]
+    private let pairSuccessCounters: [PairEndpoint: Counter]
+    private let mobileToDesktopCounter = Counter(label: "relay_ws_messages_total", dimensions: [("direction", "mobile_to_desktop")])
+    private let desktopToMobileCounter = Counter(label: "relay_ws_messages_total", dimensions: [("direction", "desktop_to_mobile")])
+    private let approvalWaitTimer = Metrics.Timer(label: "relay_pair_approval_wait_seconds")
+
+    /// The three endpoints with request/success counters.
+    public enum PairEndpoint: String, Sendable, CaseIterable {
+        case start, join, refresh
+    }
+
+    public init() {
+        authFailureCounters = AuthFailureReason.allCases.map {
+            Counter(label: "relay_ws_auth_failures_total", dimensions: [("reason", $0.rawValue)])
+        }
+        disconnectCounters = DisconnectReason.allCases.map {
+            Counter(label: "relay_ws_disconnects_total", dimensions: [("reason", $0.rawValue)])
+        }
+        mobileErrorCounters = MobileErrorCode.allCases.map {
+            Counter(label: "relay_mobile_errors_total", dimensions: [("code", $0.rawValue)])
+        }
+        var requests: [PairEndpoint: Counter] = [:]
+        var successes: [PairEndpoint: Counter] = [:]
+        for endpoint in PairEndpoint.allCases {
+            requests[endpoint] = Counter(label: "relay_pair_requests_total", dimensions: [("endpoint", endpoint.rawValue)])
+            successes[endpoint] = Counter(label: "relay_pair_successes_total", dimensions: [("endpoint", endpoint.rawValue)])
+        }
+        pairRequestCounters = requests
+        pairSuccessCounters = successes
+    }
+
+    func pairRequest(_ endpoint: PairEndpoint) {
+        switch endpoint {
+        case .start: pairStartRequests.add(1, ordering: .relaxed)
+        case .join: pairJoinRequests.add(1, ordering: .relaxed)
+        case .refresh: pairRefreshRequests.add(1, ordering: .relaxed)
+        }
+        pairRequestCounters[endpoint]?.increment()
+    }
+
+    func pairSuccess(_ endpoint: PairEndpoint) {
+        switch endpoint {
+        case .start: pairStartSuccesses.add(1, ordering: .relaxed)
+        case .join: pairJoinSuccesses.add(1, ordering: .relaxed)
+        case .refresh: pairRefreshSuccesses.add(1, ordering: .relaxed)
+        }
+        pairSuccessCounters[endpoint]?.increment()
+    }
+
+    /// Counts one WebSocket upgrade that reached the handler.
+    public func authAttempt() {
+        wsAuthAttempts.add(1, ordering: .relaxed)
+        wsAuthAttemptsCounter.increment()
+    }
+
+    func authSuccess() {
+        wsAuthSuccesses.add(1, ordering: .relaxed)
+        wsAuthSuccessesCounter.increment()
+    }
+
+    /// Counts a WebSocket auth failure by reason.
+    public func authFailure(_ reason: AuthFailureReason) {
+        authFailures.withLock { $0[reason, default: 0] += 1 }
+        authFailureCounters[AuthFailureReason.allCases.firstIndex(of: reason)!].increment()
+    }
+
+    /// Counts a disconnect the relay initiated, by reason.
+    public func disconnect(_ reason: DisconnectReason) {
+        disconnectCounters[DisconnectReason.allCases.firstIndex(of: reason)!].increment()
+    }
+
+    func forwarded(fromMobile: Bool) {
+        (fromMobile ? mobileToDesktopCounter : desktopToMobileCounter).increment()
+    }
+
+    func approvalWait(since start: ContinuousClock.Instant) {
+        let elapsed = ContinuousClock.now - start
+        let (seconds, attoseconds) = elapsed.components
+        approvalWaitTimer.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+
+    func mobileError(_ code: MobileErrorCode) {
+        mobileErrorCounters[MobileErrorCode.allCases.firstIndex(of: code)!].increment()
+    }
+
+    /// Counts a failed enqueue; `slowConsumer` also counts the disconnect it causes.
+    public func sendFailure(slowConsumer: Bool) {
+        outboundSendFailures.add(1, ordering: .relaxed)
+        outboundSendFailuresCounter.increment()
+        if slowConsumer {
+            slowConsumerDisconnects.add(1, ordering: .relaxed)
+            slowConsumerCounter.increment()
+        }
+    }
+
+    /// Auth failures by reason, only those that occurred.
+    public var authFailureReasons: [(AuthFailureReason, Int)] {
+        let counts = authFailures.withLock { $0 }
+        return AuthFailureReason.allCases.compactMap { reason in counts[reason].map { (reason, $0) } }
+    }
+}

@@ -1,0 +1,73 @@
+import RelayProtocol
+import Synchronization
+
+/// A local mobile socket of a session.
+struct MobileSocket {
+    let connection: any RelayConnection
+    let deviceID: String
+    /// Last accepted command `seq` on this connection (PROTOCOL §4.7 step 13).
+    var lastSeq: UInt64 = 0
+}
+
+/// Everything a session holds at runtime, guarded by the session's own lock.
+struct SessionState {
+    var record: SessionRecord
+    /// Bumped on every change that must be persisted; stores keep the newest.
+    var version: UInt64
+    var closed = false
+    var desktop: (any RelayConnection)?
+    /// Set by `relay.desktop_status` and probe responses from other nodes.
+    var remoteDesktopPresent = false
+    var mobiles: [String: MobileSocket] = [:]
+    /// The same sockets as `mobiles`, kept as an array so a desktop frame's fan-out copies nothing.
+    var mobileConnections: [any RelayConnection] = []
+    var deviceCommandBuckets: [String: RateWindow] = [:]
+    var sessionCommandBucket: RateWindow?
+    var snapshotBuckets: [String: RateWindow] = [:]
+    var pendingJoin: PendingJoin?
+
+    var desktopConnected: Bool { desktop != nil || remoteDesktopPresent }
+    var hasLocalSockets: Bool { desktop != nil || !mobiles.isEmpty }
+
+    mutating func touch(_ now: Int64) {
+        if now > record.lastActivityAtMillis { record.lastActivityAtMillis = now }
+    }
+
+    mutating func addMobile(_ socket: MobileSocket) {
+        mobiles[socket.connection.connectionID] = socket
+        mobileConnections.append(socket.connection)
+    }
+
+    @discardableResult
+    mutating func removeMobile(connectionID: String) -> MobileSocket? {
+        guard let removed = mobiles.removeValue(forKey: connectionID) else { return nil }
+        mobileConnections.removeAll { $0.connectionID == connectionID }
+        return removed
+    }
+
+    /// Forgets a trusted device and its buckets; returns its tokens for the index.
+    mutating func removeDevice(_ deviceID: String) -> [String] {
+        deviceCommandBuckets[deviceID] = nil
+        snapshotBuckets[deviceID] = nil
+        guard let device = record.devices.removeValue(forKey: deviceID) else { return [] }
+        return [device.currentToken] + device.retiredTokens.map(\.token)
+    }
+
+    /// A persistable snapshot with a fresh version.
+    mutating func snapshotForStore() -> (SessionRecord, UInt64) {
+        version += 1
+        return (record, version)
+    }
+}
+
+/// One session on this node: its id and its state under its own lock. No lock is shared by all
+/// sessions on the message path.
+final class Session: Sendable {
+    let id: String
+    let state: Mutex<SessionState>
+
+    init(record: SessionRecord, version: UInt64) {
+        self.id = record.sessionID
+        self.state = Mutex(SessionState(record: record, version: version))
+    }
+}
