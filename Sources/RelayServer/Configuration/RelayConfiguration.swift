@@ -1,0 +1,256 @@
+import RelayCore
+
+/// A configuration value that stops the start, with a message that names the variable.
+public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Everything the relay reads from the environment, validated once at start (PROTOCOL §8 plus
+/// our additions). ``RelayConfiguration/variables`` is the single table behind parsing and `--help`.
+public struct RelayConfiguration: Sendable {
+    public var host = "0.0.0.0"
+    public var port = 8787
+    public var publicBaseURL = "http://localhost:8787"
+    public var maxJSONBytes = 65_536
+    public var wsAuthTimeoutMillis: Int64 = 10_000
+    public var heartbeatIntervalMillis: Int64 = 20_000
+    public var heartbeatTimeoutMillis: Int64 = 60_000
+    public var maxWSMessageBytes = 65_536
+    public var maxSocketOutboundQueue = 256
+    public var maxWSMessagesPerMinute = 1_200
+    public var writeStallTimeoutMillis: Int64 = 10_000
+    public var sweepIntervalMillis: Int64 = 30_000
+    public var drainPeriodMillis: Int64 = 10_000
+    /// Proxy hops trusted for `X-Forwarded-For` (0: use the TCP peer).
+    public var trustedProxyHops = 0
+    public var allowLegacyQueryTokenAuth = false
+    public var redisURL: String?
+    public var redisKeyPrefix = "codexchat:remote-control:relay"
+    public var natsURL: String?
+    public var natsSubjectPrefix = "codexchat.remote.relay"
+    public var natsHMACSecret: String?
+    public var natsHMACPreviousSecret: String?
+    public var natsReplayWindowMillis: Int64 = 120_000
+    public var natsMaxClockSkewMillis: Int64 = 30_000
+    public var environment = "development"
+    public var logLevel = "info"
+    public var logFormat = "text"
+    /// The limits the core enforces.
+    public var core = CoreConfiguration()
+
+    public init() {
+        core.defaultWebSocketURL = Self.defaultWebSocketURL(publicBaseURL: publicBaseURL, port: port)
+        core.origins = OriginPolicy(entries: Self.defaultOrigins(publicBaseURL: publicBaseURL))
+    }
+
+    /// Effective heartbeat interval: at least 1 s.
+    public var effectiveHeartbeatIntervalMillis: Int64 { max(heartbeatIntervalMillis, 1000) }
+    /// Effective heartbeat timeout: at least twice the interval.
+    public var effectiveHeartbeatTimeoutMillis: Int64 { max(heartbeatTimeoutMillis, 2 * effectiveHeartbeatIntervalMillis) }
+    /// Effective outbound queue capacity: at least 8.
+    public var effectiveOutboundQueue: Int { max(maxSocketOutboundQueue, 8) }
+
+    /// One environment variable: its name, default as shown in `--help`, and meaning.
+    public struct Variable: Sendable {
+        public let name: String
+        public let defaultValue: String
+        public let help: String
+    }
+
+    /// Every variable the relay reads, in the order `--help` lists them.
+    public static let variables: [Variable] = [
+        .init(name: "HOST", defaultValue: "0.0.0.0", help: "Bind address: an IP literal ([::] for IPv6) or a host name of this machine"),
+        .init(name: "PORT", defaultValue: "8787", help: "Bind port (1-65535)"),
+        .init(name: "PUBLIC_BASE_URL", defaultValue: "http://localhost:<PORT>", help: "http/https URL clients reach; source of the default wsURL and allowed origin"),
+        .init(name: "ALLOWED_ORIGINS", defaultValue: "<PUBLIC_BASE_URL origin>,http://localhost:4173,http://127.0.0.1:4173", help: "Comma-separated browser origins allowed; * allows all"),
+        .init(name: "MAX_JSON_BYTES", defaultValue: "65536", help: "HTTP request body limit"),
+        .init(name: "MAX_PAIR_REQUESTS_PER_MINUTE", defaultValue: "60", help: "Per-IP budget shared by the six POST endpoints"),
+        .init(name: "MAX_DEVICES_PER_SESSION", defaultValue: "2", help: "Trusted devices, and concurrent mobile sockets, per session"),
+        .init(name: "SESSION_RETENTION_MS", defaultValue: "600000", help: "Lifetime of a session with no sockets and no trusted devices"),
+        .init(name: "PAIR_APPROVAL_TIMEOUT_MS", defaultValue: "45000", help: "Longest /pair/join wait for the desktop's decision (at least 5000 effective)"),
+        .init(name: "WS_AUTH_TIMEOUT_MS", defaultValue: "10000", help: "Time allowed for the relay.auth frame"),
+        .init(name: "WS_HEARTBEAT_INTERVAL_MS", defaultValue: "20000", help: "Ping interval (at least 1000 effective)"),
+        .init(name: "WS_HEARTBEAT_TIMEOUT_MS", defaultValue: "60000", help: "Silence before heartbeat_timeout (at least 2x interval effective)"),
+        .init(name: "TOKEN_ROTATION_GRACE_MS", defaultValue: "30000", help: "How long a rotated mobile token still works; 0 for none"),
+        .init(name: "MAX_PENDING_JOIN_WAITERS", defaultValue: "64", help: "Concurrent /pair/join waits on this node"),
+        .init(name: "MAX_WS_MESSAGE_BYTES", defaultValue: "65536", help: "WebSocket message and frame limit"),
+        .init(name: "MAX_SOCKET_OUTBOUND_QUEUE", defaultValue: "256", help: "Frames queued per socket before it is a slow consumer (at least 8 effective)"),
+        .init(name: "MAX_ACTIVE_WEBSOCKET_CONNECTIONS", defaultValue: "10000", help: "Authenticated sockets on this node (admission cap)"),
+        .init(name: "MAX_REMOTE_COMMANDS_PER_MINUTE", defaultValue: "240", help: "Commands per device per minute"),
+        .init(name: "MAX_REMOTE_SESSION_COMMANDS_PER_MINUTE", defaultValue: "480", help: "Commands per session per minute"),
+        .init(name: "MAX_SNAPSHOT_REQUESTS_PER_MINUTE", defaultValue: "60", help: "Snapshot requests per device per minute"),
+        .init(name: "MAX_WS_MESSAGES_PER_MINUTE", defaultValue: "1200", help: "Text frames per authenticated socket per minute"),
+        .init(name: "MAX_REMOTE_COMMAND_TEXT_BYTES", defaultValue: "16384", help: "Limit of command text fields"),
+        .init(name: "REDIS_URL", defaultValue: "(unset)", help: "redis://[:password@]host:port[/db]; unset runs with in-memory state"),
+        .init(name: "REDIS_KEY_PREFIX", defaultValue: "codexchat:remote-control:relay", help: "Redis key prefix"),
+        .init(name: "NATS_URL", defaultValue: "(unset)", help: "nats:// or tls:// URL, with credentials; unset runs without other nodes"),
+        .init(name: "NATS_SUBJECT_PREFIX", defaultValue: "codexchat.remote.relay", help: "NATS subject prefix"),
+        .init(name: "NATS_HMAC_SECRET", defaultValue: "(unset)", help: "Envelope signing secret, at least 32 bytes; required with NATS_URL in production"),
+        .init(name: "NATS_HMAC_PREVIOUS_SECRET", defaultValue: "(unset)", help: "Verify-only previous secret, for rotation without downtime"),
+        .init(name: "NATS_REPLAY_WINDOW_MS", defaultValue: "120000", help: "Oldest envelope accepted"),
+        .init(name: "NATS_MAX_CLOCK_SKEW_MS", defaultValue: "30000", help: "Largest future skew accepted"),
+        .init(name: "TRUST_PROXY", defaultValue: "false", help: "Trust X-Forwarded-For: true (one proxy hop) or the number of trusted hops"),
+        .init(name: "ALLOW_LEGACY_QUERY_TOKEN_AUTH", defaultValue: "false", help: "Accept ?token= on /ws instead of a relay.auth frame"),
+        .init(name: "SESSION_SWEEP_INTERVAL_MS", defaultValue: "30000", help: "Sweeper period"),
+        .init(name: "TRUSTED_SESSION_TTL_MS", defaultValue: "2592000000", help: "Lifetime of an inactive session with trusted devices (30 days)"),
+        .init(name: "DRAIN_PERIOD_MS", defaultValue: "10000", help: "On SIGTERM, sockets are sent server_shutdown in batches over this period"),
+        .init(name: "WS_WRITE_STALL_TIMEOUT_MS", defaultValue: "10000", help: "A socket whose writes make no progress this long is a slow consumer"),
+        .init(name: "RELAY_ENV", defaultValue: "development", help: "development, staging or production (production requires NATS_HMAC_SECRET with NATS_URL)"),
+        .init(name: "LOG_LEVEL", defaultValue: "info", help: "trace, debug, info, notice, warning, error or critical (RUST_LOG is read too)"),
+        .init(name: "LOG_FORMAT", defaultValue: "text", help: "text or json"),
+    ]
+
+    /// Reads and validates the configuration; the first bad value throws with its variable's name.
+    public static func fromEnvironment(_ env: [String: String]) throws(ConfigurationError) -> RelayConfiguration {
+        var c = RelayConfiguration()
+        let reader = EnvironmentReader(env: env)
+
+        if let host = env["HOST"] {
+            guard !host.trimmingASCIIWhitespace().isEmpty else { throw ConfigurationError("HOST must not be empty.") }
+            c.host = host.trimmingASCIIWhitespace()
+        }
+        if let port = try reader.integer("PORT", max: 65_535) {
+            guard port > 0 else { throw ConfigurationError("PORT must be greater than 0.") }
+            c.port = port
+        }
+        c.publicBaseURL = "http://localhost:\(c.port)"
+        if let base = reader.string("PUBLIC_BASE_URL") {
+            guard let url = ParsedURL(base) else { throw ConfigurationError("PUBLIC_BASE_URL is invalid: \(base) is not a URL.") }
+            guard url.scheme == "http" || url.scheme == "https" else {
+                throw ConfigurationError("PUBLIC_BASE_URL must use http or https.")
+            }
+            c.publicBaseURL = base.trimmingASCIIWhitespace()
+        }
+
+        // Positive limits, in the reference's table order so the first zero is the one reported.
+        func positive(_ name: String, _ apply: (Int) -> Void) throws(ConfigurationError) {
+            if let v = try reader.integer(name) {
+                guard v > 0 else { throw ConfigurationError("\(name) must be greater than 0.") }
+                apply(v)
+            }
+        }
+        try positive("MAX_JSON_BYTES") { c.maxJSONBytes = $0 }
+        try positive("MAX_PAIR_REQUESTS_PER_MINUTE") { c.core.maxPairRequestsPerMinute = $0 }
+        try positive("MAX_DEVICES_PER_SESSION") { c.core.maxDevicesPerSession = $0 }
+        try positive("SESSION_RETENTION_MS") { c.core.sessionRetentionMillis = Int64($0) }
+        try positive("PAIR_APPROVAL_TIMEOUT_MS") { c.core.pairApprovalTimeoutMillis = Int64($0) }
+        try positive("WS_AUTH_TIMEOUT_MS") { c.wsAuthTimeoutMillis = Int64($0) }
+        try positive("WS_HEARTBEAT_INTERVAL_MS") { c.heartbeatIntervalMillis = Int64($0) }
+        try positive("WS_HEARTBEAT_TIMEOUT_MS") { c.heartbeatTimeoutMillis = Int64($0) }
+        if let grace = try reader.integer("TOKEN_ROTATION_GRACE_MS") { c.core.tokenRotationGraceMillis = Int64(grace) }
+        try positive("MAX_PENDING_JOIN_WAITERS") { c.core.maxPendingJoinWaiters = $0 }
+        try positive("MAX_WS_MESSAGE_BYTES") { c.maxWSMessageBytes = $0 }
+        try positive("MAX_SOCKET_OUTBOUND_QUEUE") { c.maxSocketOutboundQueue = $0 }
+        try positive("MAX_ACTIVE_WEBSOCKET_CONNECTIONS") { c.core.maxActiveWebSockets = $0 }
+        try positive("MAX_REMOTE_COMMANDS_PER_MINUTE") { c.core.maxRemoteCommandsPerMinute = $0 }
+        try positive("MAX_REMOTE_SESSION_COMMANDS_PER_MINUTE") { c.core.maxRemoteSessionCommandsPerMinute = $0 }
+        try positive("MAX_SNAPSHOT_REQUESTS_PER_MINUTE") { c.core.maxSnapshotRequestsPerMinute = $0 }
+        try positive("MAX_WS_MESSAGES_PER_MINUTE") { c.maxWSMessagesPerMinute = $0 }
+        try positive("MAX_REMOTE_COMMAND_TEXT_BYTES") { c.core.maxRemoteCommandTextBytes = $0 }
+        guard c.heartbeatTimeoutMillis >= c.heartbeatIntervalMillis else {
+            throw ConfigurationError("WS_HEARTBEAT_TIMEOUT_MS must be greater than or equal to WS_HEARTBEAT_INTERVAL_MS.")
+        }
+        try positive("SESSION_SWEEP_INTERVAL_MS") { c.sweepIntervalMillis = Int64($0) }
+        try positive("TRUSTED_SESSION_TTL_MS") { c.core.trustedSessionTTLMillis = Int64($0) }
+        try positive("WS_WRITE_STALL_TIMEOUT_MS") { c.writeStallTimeoutMillis = Int64($0) }
+        if let drain = try reader.integer("DRAIN_PERIOD_MS") { c.drainPeriodMillis = Int64(drain) }
+
+        let originEntries = reader.rawString("ALLOWED_ORIGINS").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+            ?? defaultOrigins(publicBaseURL: c.publicBaseURL)
+        c.core.origins = OriginPolicy(entries: originEntries)
+        guard !c.core.origins.isEmpty else { throw ConfigurationError("ALLOWED_ORIGINS must contain at least one origin.") }
+        c.core.defaultWebSocketURL = defaultWebSocketURL(publicBaseURL: c.publicBaseURL, port: c.port)
+
+        if let trust = reader.string("TRUST_PROXY") {
+            if let hops = Int(trust), hops >= 0 {
+                c.trustedProxyHops = hops
+            } else if let flag = EnvironmentReader.boolean(trust) {
+                c.trustedProxyHops = flag ? 1 : 0
+            } else {
+                throw ConfigurationError("TRUST_PROXY must be true, false or a number of trusted proxy hops (got \(trust)).")
+            }
+        }
+        c.allowLegacyQueryTokenAuth = reader.string("ALLOW_LEGACY_QUERY_TOKEN_AUTH").flatMap(EnvironmentReader.boolean) ?? false
+
+        c.environment = reader.string("RELAY_ENV")?.lowercased() ?? "development"
+        guard ["development", "staging", "production"].contains(c.environment) else {
+            throw ConfigurationError("RELAY_ENV must be development, staging or production (got \(c.environment)).")
+        }
+        c.redisURL = reader.string("REDIS_URL")
+        if let prefix = reader.string("REDIS_KEY_PREFIX") { c.redisKeyPrefix = prefix }
+        c.natsURL = reader.string("NATS_URL")
+        if let prefix = reader.string("NATS_SUBJECT_PREFIX") { c.natsSubjectPrefix = prefix }
+        c.natsHMACSecret = reader.string("NATS_HMAC_SECRET")
+        c.natsHMACPreviousSecret = reader.string("NATS_HMAC_PREVIOUS_SECRET")
+        if c.natsURL != nil {
+            if c.natsHMACSecret == nil, c.environment == "production" {
+                throw ConfigurationError("NATS_HMAC_SECRET must be set when NATS_URL is configured.")
+            }
+            if let secret = c.natsHMACSecret, secret.utf8.count < 32 {
+                throw ConfigurationError("NATS_HMAC_SECRET must be at least 32 characters.")
+            }
+            if let previous = c.natsHMACPreviousSecret, previous.utf8.count < 32 {
+                throw ConfigurationError("NATS_HMAC_PREVIOUS_SECRET must be at least 32 characters.")
+            }
+            if let window = try reader.integer("NATS_REPLAY_WINDOW_MS") {
+                guard window > 0 else { throw ConfigurationError("NATS_REPLAY_WINDOW_MS must be greater than 0.") }
+                c.natsReplayWindowMillis = Int64(window)
+            }
+            if let skew = try reader.integer("NATS_MAX_CLOCK_SKEW_MS") {
+                guard skew > 0 else { throw ConfigurationError("NATS_MAX_CLOCK_SKEW_MS must be greater than 0.") }
+                c.natsMaxClockSkewMillis = Int64(skew)
+            }
+        }
+        c.logLevel = (reader.string("LOG_LEVEL") ?? reader.string("RUST_LOG") ?? "info").lowercased()
+        guard ["trace", "debug", "info", "notice", "warning", "warn", "error", "critical"].contains(c.logLevel) else {
+            throw ConfigurationError("LOG_LEVEL must be one of trace, debug, info, notice, warning, error, critical (got \(c.logLevel)).")
+        }
+        c.logFormat = reader.string("LOG_FORMAT")?.lowercased() ?? "text"
+        guard c.logFormat == "text" || c.logFormat == "json" else {
+            throw ConfigurationError("LOG_FORMAT must be text or json (got \(c.logFormat)).")
+        }
+        return c
+    }
+
+    static func defaultOrigins(publicBaseURL: String) -> [String] {
+        [OriginPolicy.normalize(publicBaseURL), "http://localhost:4173", "http://127.0.0.1:4173"].compactMap { $0 }
+    }
+
+    /// `wss` for an https base, `ws` otherwise; path `/ws` whatever the base's path (PROTOCOL §2.5).
+    static func defaultWebSocketURL(publicBaseURL: String, port: Int) -> String {
+        guard let url = ParsedURL(publicBaseURL), let host = url.host else { return "ws://localhost:\(port)/ws" }
+        let scheme = url.scheme == "https" ? "wss" : "ws"
+        var out = scheme + "://" + host
+        if let p = url.port, p != ParsedURL.defaultPort(scheme) { out += ":\(p)" }
+        return out + "/ws"
+    }
+}
+
+/// Typed access to environment values. Numbers are not trimmed; empty means unset.
+struct EnvironmentReader {
+    let env: [String: String]
+
+    func rawString(_ name: String) -> String? { env[name] }
+
+    func string(_ name: String) -> String? {
+        guard let v = env[name]?.trimmingASCIIWhitespace(), !v.isEmpty else { return nil }
+        return v
+    }
+
+    func integer(_ name: String, max: Int = Int(Int32.max) * 1_000) throws(ConfigurationError) -> Int? {
+        guard let raw = env[name], !raw.isEmpty else { return nil }
+        guard let v = Int(raw), v >= 0, v <= max else {
+            throw ConfigurationError("\(name) must be a whole number from 0 to \(max) (got \"\(raw)\").")
+        }
+        return v
+    }
+
+    static func boolean(_ raw: String) -> Bool? {
+        switch raw.trimmingASCIIWhitespace().lowercased() {
+        case "1", "true", "yes", "on": true
+        case "0", "false", "no", "off", "": false
+        default: nil
+        }
+    }
+}

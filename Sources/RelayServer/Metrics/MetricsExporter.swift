@@ -1,0 +1,190 @@
+import CoreMetrics
+import Metrics
+import Prometheus
+import RelayCore
+import RelayProtocol
+import Synchronization
+
+/// The process-wide Prometheus registry behind swift-metrics. Bootstrapped once per process;
+/// every relay in the process records into it.
+enum RelayMetricsSystem {
+    static let registry: PrometheusCollectorRegistry = {
+        let registry = PrometheusCollectorRegistry()
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.defaultDurationHistogramBuckets = [
+            .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10),
+            .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500),
+            .seconds(1), .milliseconds(2500), .seconds(5), .seconds(10),
+        ]
+        factory.durationHistogramBuckets["relay_pair_approval_wait_seconds"] = [
+            .milliseconds(100), .milliseconds(500), .seconds(1), .seconds(2), .seconds(5), .seconds(10),
+            .seconds(20), .seconds(30), .seconds(45), .seconds(60),
+        ]
+        MetricsSystem.bootstrap(factory)
+        return registry
+    }()
+}
+
+/// `/metricsz` and `/healthz`: the reference JSON (PROTOCOL §7) and the Prometheus exposition.
+final class MetricsExporter: Sendable {
+    let relay: Relay
+    let health: HealthState
+    private let registry = RelayMetricsSystem.registry
+    private let gauges: [String: CoreMetrics.Gauge]
+
+    private static let gaugeNames = [
+        "relay_sessions", "relay_sessions_with_desktop", "relay_sessions_with_mobile", "relay_active_websockets",
+        "relay_active_websockets_limit", "relay_pending_join_waiters", "relay_pending_join_waiters_limit",
+        "relay_device_tokens", "relay_rate_limit_buckets", "relay_bus_subscriptions", "relay_ready", "relay_draining",
+    ]
+
+    init(relay: Relay, health: HealthState) {
+        self.relay = relay
+        self.health = health
+        var gauges: [String: CoreMetrics.Gauge] = [:]
+        for name in Self.gaugeNames { gauges[name] = CoreMetrics.Gauge(label: name) }
+        self.gauges = gauges
+    }
+
+    /// The Prometheus text exposition, with the gauges refreshed first.
+    func prometheusText() -> [UInt8] {
+        let s = relay.snapshot()
+        let values: [String: Int] = [
+            "relay_sessions": s.sessions, "relay_sessions_with_desktop": s.sessionsWithDesktop,
+            "relay_sessions_with_mobile": s.sessionsWithMobile, "relay_active_websockets": s.activeWebSockets,
+            "relay_active_websockets_limit": relay.configuration.maxActiveWebSockets,
+            "relay_pending_join_waiters": s.pendingJoinWaiters,
+            "relay_pending_join_waiters_limit": relay.configuration.maxPendingJoinWaiters,
+            "relay_device_tokens": s.deviceTokens, "relay_rate_limit_buckets": s.rateLimitBuckets,
+            "relay_bus_subscriptions": s.busSubscriptions, "relay_ready": health.readiness().ready ? 1 : 0,
+            "relay_draining": health.isDraining ? 1 : 0,
+        ]
+        for (name, value) in values { gauges[name]?.record(value) }
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(16_384)
+        registry.emit(into: &buffer)
+        return buffer
+    }
+
+    /// `GET /metricsz` JSON, keys in the reference order.
+    func metricsJSON() -> [UInt8] {
+        let s = relay.snapshot()
+        var w = JSONObjectWriter()
+        w.bool("ok", true)
+        w.int("sessions", s.sessions)
+        w.int("sessionsWithDesktop", s.sessionsWithDesktop)
+        w.int("sessionsWithMobile", s.sessionsWithMobile)
+        w.int("activeWebSockets", s.activeWebSockets)
+        w.int("pendingJoinWaiters", s.pendingJoinWaiters)
+        w.int("deviceTokens", s.deviceTokens)
+        w.int("rateLimitBuckets", s.rateLimitBuckets)
+        w.int("commandRateLimitBuckets", s.commandRateLimitBuckets)
+        w.int("snapshotRateLimitBuckets", s.snapshotRateLimitBuckets)
+        w.int("busSubscriptions", s.busSubscriptions)
+        w.int("outboundSendFailures", s.outboundSendFailures)
+        w.int("slowConsumerDisconnects", s.slowConsumerDisconnects)
+        w.int("pairStartRequests", s.pairStartRequests)
+        w.int("pairStartSuccesses", s.pairStartSuccesses)
+        w.int("pairStartFailures", s.pairStartRequests - s.pairStartSuccesses)
+        w.int("pairJoinRequests", s.pairJoinRequests)
+        w.int("pairJoinSuccesses", s.pairJoinSuccesses)
+        w.int("pairJoinFailures", s.pairJoinRequests - s.pairJoinSuccesses)
+        w.int("pairRefreshRequests", s.pairRefreshRequests)
+        w.int("pairRefreshSuccesses", s.pairRefreshSuccesses)
+        w.int("pairRefreshFailures", s.pairRefreshRequests - s.pairRefreshSuccesses)
+        w.int("wsAuthAttempts", s.wsAuthAttempts)
+        w.int("wsAuthSuccesses", s.wsAuthSuccesses)
+        w.int("wsAuthFailures", s.wsAuthAttempts - s.wsAuthSuccesses)
+        w.raw("wsAuthFailureReasons", JSONValue.object(Dictionary(uniqueKeysWithValues: s.wsAuthFailureReasons.map {
+            ($0.0.rawValue, JSONValue.number(JSONNumber($0.1)))
+        })).serialized)
+        w.bool("crossInstanceBusEnabled", s.crossInstanceBusEnabled)
+        w.bool("redisPersistenceEnabled", s.redisPersistenceEnabled)
+        w.string("now", Timestamp.format(millis: wallClockMillis()))
+        return w.finish()
+    }
+
+    /// `GET /healthz` JSON, keys in the reference order.
+    func healthJSON() -> [UInt8] {
+        let s = relay.snapshot()
+        var w = JSONObjectWriter()
+        w.bool("ok", true)
+        w.int("sessions", s.sessions)
+        w.int("activeWebSockets", s.activeWebSockets)
+        w.int("pendingJoinWaiters", s.pendingJoinWaiters)
+        w.int("deviceTokens", s.deviceTokens)
+        w.int("busSubscriptions", s.busSubscriptions)
+        w.bool("crossInstanceBusEnabled", s.crossInstanceBusEnabled)
+        w.bool("redisPersistenceEnabled", s.redisPersistenceEnabled)
+        w.string("now", Timestamp.format(millis: wallClockMillis()))
+        return w.finish()
+    }
+}
+
+/// Writes a flat JSON object with keys in insertion order.
+struct JSONObjectWriter {
+    private var bytes: [UInt8] = [UInt8(ascii: "{")]
+
+    private mutating func key(_ name: String) {
+        if bytes.count > 1 { bytes.append(UInt8(ascii: ",")) }
+        appendJSONString(name, to: &bytes)
+        bytes.append(UInt8(ascii: ":"))
+    }
+
+    mutating func int(_ name: String, _ value: Int) {
+        key(name)
+        bytes.append(contentsOf: String(value).utf8)
+    }
+
+    mutating func bool(_ name: String, _ value: Bool) {
+        key(name)
+        bytes.append(contentsOf: (value ? "true" : "false").utf8)
+    }
+
+    mutating func string(_ name: String, _ value: String) {
+        key(name)
+        appendJSONString(value, to: &bytes)
+    }
+
+    mutating func raw(_ name: String, _ json: String) {
+        key(name)
+        bytes.append(contentsOf: json.utf8)
+    }
+
+    mutating func finish() -> [UInt8] {
+        bytes.append(UInt8(ascii: "}"))
+        return bytes
+    }
+}
+
+/// Readiness: not ready while draining, or while a configured dependency does not answer.
+public final class HealthState: Sendable {
+    private let draining = Atomic<Bool>(false)
+    private let checks = Mutex<[(name: String, isUp: @Sendable () -> Bool)]>([])
+
+    public init() {}
+
+    /// Whether the node is shutting down.
+    public var isDraining: Bool { draining.load(ordering: .relaxed) }
+
+    /// Fails readiness from now on.
+    public func startDraining() { draining.store(true, ordering: .relaxed) }
+
+    /// Adds a dependency whose health readiness reflects (`/livez` never checks them).
+    public func addDependency(_ name: String, isUp: @escaping @Sendable () -> Bool) {
+        checks.withLock { $0.append((name, isUp)) }
+    }
+
+    /// Ready, and the JSON body of `/readyz`.
+    public func readiness() -> (ready: Bool, body: [UInt8]) {
+        let dependencies = checks.withLock { $0 }.map { ($0.name, $0.isUp()) }
+        let ready = !isDraining && dependencies.allSatisfy(\.1)
+        var w = JSONObjectWriter()
+        w.bool("ok", ready)
+        w.bool("draining", isDraining)
+        w.raw("dependencies", JSONValue.object(Dictionary(uniqueKeysWithValues: dependencies.map {
+            ($0.0, JSONValue.string($0.1 ? "up" : "down"))
+        })).serialized)
+        return (ready, w.finish())
+    }
+}

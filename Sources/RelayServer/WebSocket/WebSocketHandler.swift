@@ -1,0 +1,288 @@
+import Logging
+import NIOCore
+import NIOWebSocket
+import RelayCore
+import RelayProtocol
+
+/// Settings every socket of this node shares.
+struct WebSocketSettings: Sendable {
+    let relay: Relay
+    let maxMessageBytes: Int
+    let maxMessagesPerMinute: Int
+    let authTimeoutMillis: Int64
+    let heartbeatIntervalMillis: Int64
+    let heartbeatTimeoutMillis: Int64
+    let outboundCapacity: Int
+    let writeStallTimeoutMillis: Int64
+    let logger: Logger
+}
+
+/// Drives one upgraded socket on its event loop (PROTOCOL §4): the auth handshake and its
+/// timeout, message reassembly and size limit, the per-socket rate window, heartbeats, and the
+/// hand-off of each text message to the core's endpoint. Everything here is synchronous; the only
+/// suspension is the auth lookup, during which later frames wait in order.
+final class WebSocketHandler: ChannelInboundHandler {
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+
+    private enum Phase {
+        case awaitingAuth
+        case authenticating(buffered: [[UInt8]])
+        case open(any SocketEndpoint)
+        case closed
+    }
+
+    private let settings: WebSocketSettings
+    private let peer: SocketPeer
+    private let legacyToken: String?
+    private let connection: WebSocketConnection
+    private var phase = Phase.awaitingAuth
+    private var fragments: [UInt8] = []
+    private var fragmentOpcode: WebSocketOpcode?
+    private var rate: RateWindow?
+    private var lastInboundNanos: UInt64 = 0
+    private var authTimer: Scheduled<Void>?
+    private var heartbeat: Scheduled<Void>?
+
+    init(settings: WebSocketSettings, peer: SocketPeer, legacyToken: String?, channel: any Channel) {
+        self.settings = settings
+        self.peer = peer
+        self.legacyToken = legacyToken
+        self.connection = WebSocketConnection(
+            channel: channel, capacity: settings.outboundCapacity, stallTimeoutMillis: settings.writeStallTimeoutMillis)
+    }
+
+    private var relay: Relay { settings.relay }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        relay.stats.authAttempt()
+        if let legacyToken {
+            startAuth(token: legacyToken, context: context)
+            return
+        }
+        authTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(settings.authTimeoutMillis)) {
+            if case .awaitingAuth = self.phase { self.rejectAuth(.authTimeoutOrMissingPayload) }
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        switch frame.opcode {
+        case .text, .binary, .continuation:
+            receiveDataFrame(frame, context: context)
+        case .ping:
+            guard case .open(let endpoint) = phase else { return failFirstFrame() }
+            lastInboundNanos = WebSocketConnection.monotonicNanos()
+            endpoint.receivedControlFrame()
+            // A Pong that does not fit is dropped silently (PROTOCOL §4.10).
+            _ = connection.sendControl(.pong, data: frame.unmaskedData)
+        case .pong:
+            guard case .open(let endpoint) = phase else { return failFirstFrame() }
+            lastInboundNanos = WebSocketConnection.monotonicNanos()
+            endpoint.receivedControlFrame()
+        case .connectionClose:
+            if case .awaitingAuth = phase {
+                relay.recordAuthFailure(.authTimeoutOrMissingPayload, peer: peer)
+                phase = .closed
+            }
+            var data = frame.unmaskedData
+            let code = data.readInteger(as: UInt16.self) ?? 1000
+            connection.close(text: nil, code: code, closeReason: "")
+        default:
+            connection.close(text: nil, code: 1002, closeReason: "protocol error")
+        }
+    }
+
+    private func failFirstFrame() {
+        if case .awaitingAuth = phase { rejectAuth(.authTimeoutOrMissingPayload) }
+    }
+
+    private func receiveDataFrame(_ frame: WebSocketFrame, context: ChannelHandlerContext) {
+        if frame.opcode != .continuation {
+            guard fragmentOpcode == nil else { return connection.close(text: nil, code: 1002, closeReason: "protocol error") }
+            fragmentOpcode = frame.opcode
+            fragments.removeAll(keepingCapacity: true)
+        } else if fragmentOpcode == nil {
+            return connection.close(text: nil, code: 1002, closeReason: "protocol error")
+        }
+        guard fragments.count + frame.length <= settings.maxMessageBytes else {
+            return terminate(.messageTooLarge)
+        }
+        var data = frame.data
+        let start = fragments.count
+        fragments.append(contentsOf: data.readableBytesView)
+        if let mask = frame.maskKey {
+            var i = 0
+            for index in start..<fragments.count {
+                fragments[index] ^= mask[i & 3]
+                i += 1
+            }
+        }
+        data.moveReaderIndex(to: data.writerIndex)
+        guard frame.fin, let opcode = fragmentOpcode else { return }
+        fragmentOpcode = nil
+        let message = fragments
+        fragments = []
+        if opcode == .text {
+            guard Self.isValidUTF8(message) else { return connection.close(text: nil, code: 1007, closeReason: "invalid utf-8") }
+            receiveText(message, context: context)
+        } else if case .awaitingAuth = phase {
+            rejectAuth(.authTimeoutOrMissingPayload)
+        }
+        // Binary frames after auth are ignored: no rate window, no heartbeat credit.
+    }
+
+    private func receiveText(_ text: [UInt8], context: ChannelHandlerContext) {
+        switch phase {
+        case .awaitingAuth:
+            authTimer?.cancel()
+            guard case .object(let fields)? = try? JSONValue.parse(text),
+                case .string(let type)? = fields["type"], case .string(let token)? = fields["token"]
+            else { return rejectAuth(.authTimeoutOrMissingPayload) }
+            guard type == "relay.auth" else { return rejectAuth(.invalidAuthPayload) }
+            startAuth(token: token, context: context)
+        case .authenticating(var buffered):
+            buffered.append(text)
+            phase = .authenticating(buffered: buffered)
+        case .open(let endpoint):
+            guard !connection.isClosed else { return }
+            let now = wallClockMillis()
+            guard rate!.consume(limit: settings.maxMessagesPerMinute, now: now) else {
+                return terminate(.socketRateLimited)
+            }
+            lastInboundNanos = WebSocketConnection.monotonicNanos()
+            endpoint.receive(text: text)
+        case .closed:
+            return
+        }
+    }
+
+    private func startAuth(token: String, context: ChannelHandlerContext) {
+        phase = .authenticating(buffered: [])
+        let loop = context.eventLoop
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        let relay = self.relay, peer = self.peer, connection = self.connection
+        Task {
+            let outcome = await relay.authenticate(token: token, peer: peer, connection: connection)
+            loop.execute { bound.value.authCompleted(outcome) }
+        }
+    }
+
+    private func authCompleted(_ outcome: AuthOutcome) {
+        switch outcome {
+        case .rejected(let reason):
+            phase = .closed
+            close(for: reason)
+        case .authenticated(let endpoint):
+            guard case .authenticating(let buffered) = phase else {
+                // The socket went away while auth was in flight.
+                endpoint.closed()
+                return
+            }
+            phase = .open(endpoint)
+            rate = RateWindow(startingAt: wallClockMillis())
+            lastInboundNanos = WebSocketConnection.monotonicNanos()
+            scheduleHeartbeat()
+            for text in buffered {
+                guard case .open = phase else { break }
+                receiveBufferedText(text)
+            }
+        }
+    }
+
+    private func receiveBufferedText(_ text: [UInt8]) {
+        guard case .open(let endpoint) = phase, !connection.isClosed else { return }
+        guard rate!.consume(limit: settings.maxMessagesPerMinute, now: wallClockMillis()) else {
+            return terminate(.socketRateLimited)
+        }
+        endpoint.receive(text: text)
+    }
+
+    private func rejectAuth(_ reason: AuthFailureReason) {
+        relay.recordAuthFailure(reason, peer: peer)
+        phase = .closed
+        close(for: reason)
+    }
+
+    /// What a client sees for each auth failure (PROTOCOL §4.2, with DECISIONS 8's close frames).
+    private func close(for reason: AuthFailureReason) {
+        switch reason {
+        case .authTimeoutOrMissingPayload:
+            connection.close(text: Array("{}".utf8), code: 1008, closeReason: reason.rawValue)
+        case .invalidAuthPayload, .mobileOriginNotAllowed, .deviceCapReached:
+            connection.close(text: nil, code: 1008, closeReason: reason.rawValue)
+        case .tokenRotationPersistFailed:
+            connection.close(text: nil, code: 1011, closeReason: reason.rawValue)
+        case .relayOverCapacity:
+            connection.terminate(.relayOverCapacity)
+        case .tokenNotFound, .desktopSessionMissing, .mobileSessionMissing, .deviceNotRegistered, .deviceRecordMissing:
+            connection.terminate(.sessionExpired)
+        }
+    }
+
+    private func terminate(_ reason: DisconnectReason) {
+        relay.stats.disconnect(reason)
+        connection.terminate(reason)
+    }
+
+    private func scheduleHeartbeat() {
+        let loop = connection.channel.eventLoop.assumeIsolated()
+        heartbeat = loop.scheduleTask(in: .milliseconds(settings.heartbeatIntervalMillis)) {
+            self.heartbeatTick()
+        }
+    }
+
+    private func heartbeatTick() {
+        guard case .open = phase, !connection.isClosed else { return }
+        let silentNanos = WebSocketConnection.monotonicNanos() &- lastInboundNanos
+        if silentNanos > UInt64(settings.heartbeatTimeoutMillis) * 1_000_000 {
+            return terminate(.heartbeatTimeout)
+        }
+        if connection.isStalled() {
+            relay.stats.sendFailure(slowConsumer: true)
+            settings.logger.warning("slow_consumer_disconnect", metadata: ["connection": "\(connection.connectionID)", "cause": "write_stall"])
+            return terminate(.slowConsumer)
+        }
+        if case .full = connection.sendControl(.ping) {
+            // A heartbeat that does not fit closes the socket with no message (PROTOCOL §4.10).
+            connection.close(text: nil, code: 1008, closeReason: "")
+            return
+        }
+        scheduleHeartbeat()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // Server quiescing: authenticated sockets are drained by the shutdown sequence; a socket
+        // still waiting to authenticate has nothing to lose.
+        if case .awaitingAuth = phase, event is ChannelShouldQuiesceEvent {
+            connection.close(text: nil, code: 1012, closeReason: "server_shutdown")
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let wsError = error as? NIOWebSocketError, wsError == .invalidFrameLength {
+            if case .open = phase { return terminate(.messageTooLarge) }
+            connection.close(text: Array(DisconnectReason.messageTooLarge.frameText.utf8), code: 1009, closeReason: "message_too_large")
+            return
+        }
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        authTimer?.cancel()
+        heartbeat?.cancel()
+        connection.markClosed()
+        let previous = phase
+        phase = .closed
+        if case .open(let endpoint) = previous { endpoint.closed() }
+        if case .awaitingAuth = previous { relay.recordAuthFailure(.authTimeoutOrMissingPayload, peer: peer) }
+        context.fireChannelInactive()
+    }
+
+    /// Fast path for ASCII; full validation otherwise.
+    static func isValidUTF8(_ bytes: [UInt8]) -> Bool {
+        if bytes.allSatisfy({ $0 < 0x80 }) { return true }
+        return String(validating: bytes, as: UTF8.self) != nil
+    }
+}
