@@ -1,0 +1,70 @@
+// Errors thrown by the relay client: transport failures, timeouts and protocol surprises.
+
+/// An error raised by `RelayClient`.
+///
+/// Every case renders a sentence through `description`, so a failing test prints what was
+/// expected and what actually arrived.
+public enum RelayClientError: Error, Sendable, CustomStringConvertible {
+    /// The URL string could not be parsed, or lacks a host.
+    case invalidURL(String)
+    /// The URL uses a scheme this client does not speak (only `http` and `ws`).
+    case unsupportedScheme(String)
+    /// An operation did not complete in time; the text names the operation.
+    case timedOut(String)
+    /// The connection ended before the operation completed; the text names the operation.
+    case connectionClosed(String)
+    /// The server answered the WebSocket upgrade request with something other than `101`.
+    case upgradeRejected(status: Int, body: String)
+    /// A WebSocket read returned an event that the caller did not expect.
+    case unexpectedEvent(expected: String, received: RelayWebSocketEvent)
+    /// A JSON frame or body did not have the expected shape.
+    case unexpectedJSON(expected: String, received: String)
+    /// Text that should be JSON did not parse.
+    case invalidJSON(reason: String, text: String)
+    /// A value could not be converted to JSON.
+    case unsupportedJSONValue(String)
+    /// An HTTP call returned a status other than the one the helper needs.
+    case unexpectedStatus(operation: String, status: Int, body: String)
+    /// WebSocket authentication did not yield `auth_ok`; `received` describes the first event.
+    case authRejected(role: String, received: String)
+    /// A role method needs state that an earlier step provides (for example `wsURL`).
+    case notReady(String)
+    /// Two tasks tried to read the same WebSocket at once; a socket has exactly one consumer.
+    case concurrentReceive
+    /// The server violated RFC 6455 (e.g. a continuation frame without a start frame).
+    case protocolViolation(String)
+
+    /// A human-readable explanation of the failure.
+    public var description: String {
+        switch self {
+        case .invalidURL(let url):
+            "invalid URL: \(url)"
+        case .unsupportedScheme(let url):
+            "unsupported URL scheme (only http:// and ws:// are supported): \(url)"
+        case .timedOut(let what):
+            "timed out: \(what)"
+        case .connectionClosed(let what):
+            "connection closed: \(what)"
+        case .upgradeRejected(let status, let body):
+            "WebSocket upgrade rejected with HTTP \(status): \(body)"
+        case .unexpectedEvent(let expected, let received):
+            "expected \(expected), received \(received)"
+        case .unexpectedJSON(let expected, let received):
+            "expected \(expected), received \(received)"
+        case .invalidJSON(let reason, let text):
+            "invalid JSON (\(reason)): \(text.prefix(512))"
+        case .unsupportedJSONValue(let what):
+            "value cannot be represented as JSON: \(what)"
+        case .unexpectedStatus(let operation, let status, let body):
+            "\(operation) returned HTTP \(status): \(body)"
+        case .authRejected(let role, let received):
+            "\(role) WebSocket authentication failed; first event: \(received)"
+        case .notReady(let what):
+            "not ready: \(what)"
+        case .concurrentReceive:
+            "a WebSocket was read by two tasks at once; it supports a single consumer"
+        case .protocolViolation(let what):
+            "WebSocket protocol violation: \(what)"
+        }
+    }
+}

@@ -1,0 +1,313 @@
+// The desktop role (PROTOCOL §2.5–§2.10, §3, §4.2): owns a session, approves phones, sends envelopes.
+
+import Foundation
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// A `relay.pair_request` received by the desktop.
+public struct RelayPairRequest: Sendable {
+    /// The `requestID` to answer with ``RelayDesktop/decide(requestID:approved:)``.
+    public let requestID: String
+    /// The whole frame.
+    public let frame: RelayJSON
+    /// Text frames skipped while waiting for it, in order.
+    public let skippedFrames: [String]
+
+    /// The `deviceName` the phone asked with, if any.
+    public var deviceName: String? { frame["deviceName"]?.stringValue }
+}
+
+/// The desktop side of a relay session.
+///
+/// Thin and explicit: each method is one HTTP call or one WebSocket exchange of the protocol.
+/// HTTP calls return the response whatever its status (tests assert on it); only the state they
+/// record (`wsURL`, the join token) depends on a 200. Mutable state sits behind a `Mutex`, so a
+/// desktop can be shared between tasks; its socket still has a single reader.
+public final class RelayDesktop: Sendable {
+    /// The relay's HTTP base URL.
+    public let baseURL: String
+    /// The session id.
+    public let sessionID: String
+    /// The desktop session token (never rotates).
+    public let desktopSessionToken: String
+    /// `Origin` sent on HTTP and WebSocket requests; `nil` (the default) sends none, like the app.
+    public let origin: String?
+    /// The HTTP client used for every call; use it for raw requests.
+    public let http: RelayHTTPClient
+    /// The event loop group the sockets run on.
+    public let eventLoopGroup: any EventLoopGroup
+
+    private struct State {
+        var joinToken: String
+        var joinTokenExpiresAt: Date
+        var wsURL: String?
+        var socket: RelayWebSocket?
+    }
+
+    private let state: Mutex<State>
+
+    /// Creates a desktop; identifiers left `nil` are generated like the reference clients do
+    /// (session id from 16 random bytes, tokens from 32, base64url without padding).
+    ///
+    /// - Parameters:
+    ///   - joinTokenExpiresAt: Expiry sent to `/pair/start`; defaults to now + 120 s.
+    ///   - wsURL: A WebSocket URL to use before (or instead of) `/pair/start` returns one.
+    public init(
+        baseURL: String,
+        sessionID: String? = nil,
+        joinToken: String? = nil,
+        desktopSessionToken: String? = nil,
+        joinTokenExpiresAt: Date? = nil,
+        origin: String? = nil,
+        wsURL: String? = nil,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) {
+        self.baseURL = baseURL
+        self.sessionID = sessionID ?? RelayTokens.sessionID()
+        self.desktopSessionToken = desktopSessionToken ?? RelayTokens.token()
+        self.origin = origin
+        self.eventLoopGroup = eventLoopGroup
+        self.http = RelayHTTPClient(baseURL: baseURL, eventLoopGroup: eventLoopGroup)
+        self.state = Mutex(
+            State(
+                joinToken: joinToken ?? RelayTokens.token(),
+                joinTokenExpiresAt: joinTokenExpiresAt ?? Date().addingTimeInterval(120),
+                wsURL: wsURL,
+                socket: nil
+            )
+        )
+    }
+
+    /// The current join token (replaced by a successful ``refreshJoinToken(newJoinToken:expiresAt:schemaVersion:)``).
+    public var joinToken: String { state.withLock { $0.joinToken } }
+
+    /// The current join token expiry.
+    public var joinTokenExpiresAt: Date { state.withLock { $0.joinTokenExpiresAt } }
+
+    /// The session WebSocket URL recorded from `/pair/start` (or given at init).
+    public var wsURL: String? { state.withLock { $0.wsURL } }
+
+    /// The socket opened by the last successful ``connect()``, if any.
+    public var currentSocket: RelayWebSocket? { state.withLock { $0.socket } }
+
+    /// The socket opened by the last successful ``connect()``.
+    ///
+    /// - Throws: ``RelayClientError/notReady(_:)`` before the first `connect()`.
+    public var socket: RelayWebSocket {
+        get throws {
+            guard let socket = currentSocket else { throw RelayClientError.notReady("desktop is not connected") }
+            return socket
+        }
+    }
+
+    private var originHeaders: [(String, String)] { origin.map { [("Origin", $0)] } ?? [] }
+
+    // MARK: HTTP
+
+    /// `POST /pair/start` with this desktop's identifiers; records `wsURL` from a 200.
+    @discardableResult
+    public func startPairing(
+        schemaVersion: Int? = nil,
+        relayWebSocketURL: String? = nil,
+        idleTimeoutSeconds: Int? = nil
+    ) async throws -> RelayHTTPResponse {
+        let (joinToken, expiresAt) = state.withLock { ($0.joinToken, $0.joinTokenExpiresAt) }
+        var body: RelayJSON = [
+            "sessionID": .string(sessionID),
+            "joinToken": .string(joinToken),
+            "desktopSessionToken": .string(desktopSessionToken),
+            "joinTokenExpiresAt": .string(RelayTimestamp.rfc3339(expiresAt)),
+        ]
+        if let schemaVersion { body["schemaVersion"] = .int(Int64(schemaVersion)) }
+        if let relayWebSocketURL { body["relayWebSocketURL"] = .string(relayWebSocketURL) }
+        if let idleTimeoutSeconds { body["idleTimeoutSeconds"] = .int(Int64(idleTimeoutSeconds)) }
+        let response = try await http.postJSON(path: "/pair/start", body: body, headers: originHeaders)
+        if response.status == 200, let wsURL = (try? response.json())?["wsURL"]?.stringValue {
+            state.withLock { $0.wsURL = wsURL }
+        }
+        return response
+    }
+
+    /// `POST /pair/refresh` with a new join token (generated when `nil`) and expiry (now + 120 s
+    /// when `nil`); a 200 makes them this desktop's current join token.
+    @discardableResult
+    public func refreshJoinToken(
+        newJoinToken: String? = nil,
+        expiresAt: Date? = nil,
+        schemaVersion: Int? = nil
+    ) async throws -> RelayHTTPResponse {
+        let token = newJoinToken ?? RelayTokens.token()
+        let expiry = expiresAt ?? Date().addingTimeInterval(120)
+        var body: RelayJSON = [
+            "sessionID": .string(sessionID),
+            "joinToken": .string(token),
+            "desktopSessionToken": .string(desktopSessionToken),
+            "joinTokenExpiresAt": .string(RelayTimestamp.rfc3339(expiry)),
+        ]
+        if let schemaVersion { body["schemaVersion"] = .int(Int64(schemaVersion)) }
+        let response = try await http.postJSON(path: "/pair/refresh", body: body, headers: originHeaders)
+        if response.status == 200 {
+            state.withLock { state in
+                state.joinToken = token
+                state.joinTokenExpiresAt = expiry
+            }
+        }
+        return response
+    }
+
+    /// `POST /pair/stop` (the kill switch).
+    @discardableResult
+    public func stop(schemaVersion: Int? = nil) async throws -> RelayHTTPResponse {
+        try await http.postJSON(path: "/pair/stop", body: credentials(schemaVersion: schemaVersion), headers: originHeaders)
+    }
+
+    /// `POST /devices/list`.
+    public func listDevices(schemaVersion: Int? = nil) async throws -> RelayHTTPResponse {
+        try await http.postJSON(path: "/devices/list", body: credentials(schemaVersion: schemaVersion), headers: originHeaders)
+    }
+
+    /// `POST /devices/revoke` for `deviceID`.
+    @discardableResult
+    public func revokeDevice(_ deviceID: String, schemaVersion: Int? = nil) async throws -> RelayHTTPResponse {
+        var body = credentials(schemaVersion: schemaVersion)
+        body["deviceID"] = .string(deviceID)
+        return try await http.postJSON(path: "/devices/revoke", body: body, headers: originHeaders)
+    }
+
+    private func credentials(schemaVersion: Int?) -> RelayJSON {
+        var body: RelayJSON = ["sessionID": .string(sessionID), "desktopSessionToken": .string(desktopSessionToken)]
+        if let schemaVersion { body["schemaVersion"] = .int(Int64(schemaVersion)) }
+        return body
+    }
+
+    // MARK: WebSocket
+
+    /// Opens a WebSocket to `url` (default: the recorded `wsURL`) without authenticating, for tests
+    /// that send their own first frame.
+    public func openSocket(url: String? = nil, autoReplyPings: Bool = true) async throws -> RelayWebSocket {
+        guard let target = url ?? wsURL else { throw RelayClientError.notReady("desktop has no wsURL; call startPairing() first") }
+        return try await RelayWebSocket.connect(
+            to: target,
+            headers: originHeaders,
+            eventLoopGroup: eventLoopGroup,
+            autoReplyPings: autoReplyPings
+        )
+    }
+
+    /// Opens the session WebSocket, sends `relay.auth` with the desktop token and returns the first
+    /// frame, which must be `auth_ok`; the socket then becomes ``socket``.
+    ///
+    /// A previous socket is left open (so a test can watch it receive `desktop_reconnected`).
+    ///
+    /// - Throws: ``RelayClientError/authRejected(role:received:)`` when the first event is anything
+    ///   but `auth_ok` (the socket is closed).
+    @discardableResult
+    public func connect(url: String? = nil, authTimeout: Duration = .seconds(10)) async throws -> RelayJSON {
+        let socket = try await openSocket(url: url)
+        do {
+            let auth: RelayJSON = ["type": "relay.auth", "token": .string(desktopSessionToken)]
+            try await socket.sendText(auth.serialized)
+            let first = try await RelayRoles.firstFrame(socket, role: "desktop", timeout: authTimeout)
+            state.withLock { $0.socket = socket }
+            return first
+        } catch {
+            await socket.close()
+            throw error
+        }
+    }
+
+    /// Reads until a `relay.pair_request` arrives (skipping other text frames, pings and pongs).
+    ///
+    /// - Throws: ``RelayClientError/timedOut(_:)``, or ``RelayClientError/unexpectedEvent(expected:received:)``
+    ///   when the socket closes first.
+    public func nextPairRequest(timeout: Duration = .seconds(30)) async throws -> RelayPairRequest {
+        let socket = try self.socket
+        let deadline = ContinuousClock.now + timeout
+        var skipped: [String] = []
+        while true {
+            let remaining = max(deadline - ContinuousClock.now, .zero)
+            let text: String
+            do {
+                text = try await socket.nextText(timeout: remaining)
+            } catch RelayClientError.timedOut {
+                throw RelayClientError.timedOut("no relay.pair_request within \(timeout); skipped \(skipped)")
+            }
+            if let frame = try? RelayJSON(parsing: text), frame.type == "relay.pair_request",
+                let requestID = frame["requestID"]?.stringValue
+            {
+                return RelayPairRequest(requestID: requestID, frame: frame, skippedFrames: skipped)
+            }
+            skipped.append(text)
+        }
+    }
+
+    /// Sends `relay.pair_decision` for `requestID` with this session id.
+    public func decide(requestID: String, approved: Bool) async throws {
+        let decision: RelayJSON = [
+            "type": "relay.pair_decision",
+            "sessionID": .string(sessionID),
+            "requestID": .string(requestID),
+            "approved": .bool(approved),
+        ]
+        try await socket.sendText(decision.serialized)
+    }
+
+    /// Sends a desktop envelope `{"schemaVersion":2,"sessionID":…,"seq":…,"timestamp":…,
+    /// "payload":{"type":<payloadType>,…payload}}` and returns the exact text sent (phones receive
+    /// it byte for byte).
+    @discardableResult
+    public func sendEnvelope(seq: UInt64, payloadType: String, payload: [String: RelayJSON] = [:]) async throws -> String {
+        var body = payload
+        body["type"] = .string(payloadType)
+        let envelope: RelayJSON = [
+            "schemaVersion": 2,
+            "sessionID": .string(sessionID),
+            "seq": RelayRoles.json(seq),
+            "timestamp": .string(RelayTimestamp.now()),
+            "payload": .object(body),
+        ]
+        let text = envelope.serialized
+        try await socket.sendText(text)
+        return text
+    }
+
+    /// Sends a desktop `event` envelope (see ``sendEnvelope(seq:payloadType:payload:)``) and returns its text.
+    @discardableResult
+    public func sendEvent(seq: UInt64, payload: [String: RelayJSON] = [:]) async throws -> String {
+        try await sendEnvelope(seq: seq, payloadType: "event", payload: payload)
+    }
+
+    /// Closes the current socket (close frame 1000, then TCP) and forgets it.
+    public func disconnect() async {
+        let socket = state.withLock { state -> RelayWebSocket? in
+            defer { state.socket = nil }
+            return state.socket
+        }
+        await socket?.close()
+    }
+}
+
+/// Helpers shared by the two roles.
+enum RelayRoles {
+    /// Reads the first event after `relay.auth`; returns it when it is `auth_ok`, else throws
+    /// ``RelayClientError/authRejected(role:received:)`` describing it.
+    static func firstFrame(_ socket: RelayWebSocket, role: String, timeout: Duration) async throws -> RelayJSON {
+        let text: String
+        do {
+            text = try await socket.nextText(timeout: timeout)
+        } catch let error as RelayClientError {
+            throw RelayClientError.authRejected(role: role, received: error.description)
+        }
+        guard let frame = try? RelayJSON(parsing: text), frame.type == "auth_ok" else {
+            throw RelayClientError.authRejected(role: role, received: text)
+        }
+        return frame
+    }
+
+    /// A sequence number as JSON (an integer when it fits in `Int64`).
+    static func json(_ value: UInt64) -> RelayJSON {
+        if let signed = Int64(exactly: value) { return .int(signed) }
+        return .double(Double(value))
+    }
+}

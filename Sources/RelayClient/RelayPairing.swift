@@ -1,0 +1,132 @@
+// The whole pairing flow (PROTOCOL §3) in one call, for tests and the load harness.
+
+import NIOCore
+import NIOPosix
+
+/// A desktop and a phone, paired and both authenticated, with what happened on the way.
+public struct RelayPairedSession: Sendable {
+    /// The desktop, connected (its socket is ``RelayDesktop/socket``).
+    public let desktop: RelayDesktop
+    /// The phone, joined and connected (its socket is ``RelayPhone/socket``).
+    public let phone: RelayPhone
+    /// The desktop's `auth_ok`.
+    public let desktopAuthOK: RelayJSON
+    /// The `relay.pair_request` the desktop approved.
+    public let pairRequest: RelayPairRequest
+    /// The 200 response of `/pair/join`.
+    public let joinResponse: RelayHTTPResponse
+    /// The phone's `auth_ok`.
+    public let phoneAuthOK: RelayJSON
+    /// Every event read from the desktop socket after approving, in order: normally
+    /// `relay.pair_result` then `relay.device_count` (pings and pongs included if any arrived).
+    public let drainedDesktopEvents: [RelayWebSocketEvent]
+
+    /// The drained desktop text frames parsed as JSON (non-JSON text is skipped).
+    public var drainedDesktopFrames: [RelayJSON] {
+        drainedDesktopEvents.compactMap { $0.text.flatMap { try? RelayJSON(parsing: $0) } }
+    }
+
+    /// The drained `relay.pair_result`, if it arrived.
+    public var pairResult: RelayJSON? { drainedDesktopFrames.first { $0.type == "relay.pair_result" } }
+
+    /// The drained `relay.device_count`, if it arrived.
+    public var deviceCount: RelayJSON? { drainedDesktopFrames.first { $0.type == "relay.device_count" } }
+}
+
+/// The pairing flow as one call.
+public enum RelayPairing {
+    /// Pairs a new desktop and phone and connects both.
+    ///
+    /// `/pair/start` → desktop connect (`auth_ok`) → `/pair/join` in parallel with waiting for the
+    /// desktop's `relay.pair_request` → approve → join must return 200 → phone connect (`auth_ok`).
+    /// Then the desktop socket is drained: until both `relay.pair_result` and `relay.device_count`
+    /// have been read (waiting at most `settleTimeout`), then until it is idle for `drainIdle`. So the
+    /// next read on either socket sees only new frames.
+    ///
+    /// - Parameters:
+    ///   - origin: The phone's `Origin` (the desktop sends none).
+    ///   - deviceName: The `deviceName` of the join, or `nil` for none.
+    ///   - timeout: Bound on each step (HTTP call, auth, waiting for the pair request).
+    /// - Throws: ``RelayClientError/unexpectedStatus(operation:status:body:)`` when `/pair/start` or
+    ///   `/pair/join` is not 200, and whatever the steps throw. Sockets opened so far are closed.
+    public static func pairConnected(
+        baseURL: String,
+        origin: String? = "http://localhost:4173",
+        deviceName: String? = "Relay Test iPhone",
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        timeout: Duration = .seconds(30),
+        settleTimeout: Duration = .seconds(5),
+        drainIdle: Duration = .milliseconds(50)
+    ) async throws -> RelayPairedSession {
+        let desktop = RelayDesktop(baseURL: baseURL, eventLoopGroup: eventLoopGroup)
+        let phone = RelayPhone(baseURL: baseURL, origin: origin, eventLoopGroup: eventLoopGroup)
+        do {
+            let start = try await desktop.startPairing()
+            guard start.status == 200 else {
+                throw RelayClientError.unexpectedStatus(operation: "POST /pair/start", status: start.status, body: start.bodyText)
+            }
+            let desktopAuthOK = try await desktop.connect(authTimeout: timeout)
+
+            let sessionID = desktop.sessionID
+            let joinToken = desktop.joinToken
+            async let joining = phone.join(sessionID: sessionID, joinToken: joinToken, deviceName: deviceName, timeout: timeout + .seconds(5))
+            // A throw from here until `joining` is awaited cancels the join (which closes its connection).
+            let pairRequest = try await desktop.nextPairRequest(timeout: timeout)
+            try await desktop.decide(requestID: pairRequest.requestID, approved: true)
+            let joinResponse = try await joining
+            guard joinResponse.status == 200 else {
+                throw RelayClientError.unexpectedStatus(operation: "POST /pair/join", status: joinResponse.status, body: joinResponse.bodyText)
+            }
+            let phoneAuthOK = try await phone.connect(authTimeout: timeout)
+            let drained = try await drainAfterPairing(try desktop.socket, settleTimeout: settleTimeout, idle: drainIdle)
+            return RelayPairedSession(
+                desktop: desktop,
+                phone: phone,
+                desktopAuthOK: desktopAuthOK,
+                pairRequest: pairRequest,
+                joinResponse: joinResponse,
+                phoneAuthOK: phoneAuthOK,
+                drainedDesktopEvents: drained
+            )
+        } catch {
+            await phone.disconnect()
+            await desktop.disconnect()
+            throw error
+        }
+    }
+
+    /// ``pairConnected(baseURL:origin:deviceName:eventLoopGroup:timeout:settleTimeout:drainIdle:)``
+    /// returning just the two roles.
+    public static func pair(
+        baseURL: String,
+        origin: String? = "http://localhost:4173",
+        deviceName: String? = "Relay Test iPhone",
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> (RelayDesktop, RelayPhone) {
+        let session = try await pairConnected(baseURL: baseURL, origin: origin, deviceName: deviceName, eventLoopGroup: eventLoopGroup)
+        return (session.desktop, session.phone)
+    }
+
+    private static func drainAfterPairing(
+        _ socket: RelayWebSocket,
+        settleTimeout: Duration,
+        idle: Duration
+    ) async throws -> [RelayWebSocketEvent] {
+        var events: [RelayWebSocketEvent] = []
+        var sawResult = false
+        var sawCount = false
+        let deadline = ContinuousClock.now + settleTimeout
+        while !(sawResult && sawCount) {
+            let remaining = deadline - ContinuousClock.now
+            guard remaining > .zero, let event = try await socket.next(timeout: remaining) else { break }
+            events.append(event)
+            if case .text(let text) = event, let type = (try? RelayJSON(parsing: text))?.type {
+                if type == "relay.pair_result" { sawResult = true }
+                if type == "relay.device_count" { sawCount = true }
+            }
+            if event.isTermination { return events }
+        }
+        events += try await socket.drain(idle: idle)
+        return events
+    }
+}

@@ -1,0 +1,215 @@
+// The phone role (PROTOCOL §2.6, §3, §4.2–§4.4, §4.7): joins, authenticates with rotating tokens, sends commands.
+
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// The phone (mobile PWA) side of a relay session.
+///
+/// Every successful ``connect(url:token:authTimeout:)`` stores the `nextDeviceSessionToken` of the
+/// `auth_ok` as the token for the next connection and keeps the one just used in ``previousToken``
+/// (a grace token, PROTOCOL §4.4). Mutable state sits behind a `Mutex`; the socket has a single reader.
+public final class RelayPhone: Sendable {
+    /// The relay's HTTP base URL.
+    public let baseURL: String
+    /// `Origin` sent on HTTP and WebSocket requests (`nil` sends none).
+    public let origin: String?
+    /// The HTTP client used for every call; use it for raw requests.
+    public let http: RelayHTTPClient
+    /// The event loop group the sockets run on.
+    public let eventLoopGroup: any EventLoopGroup
+
+    private struct State {
+        var sessionID: String?
+        var deviceID: String?
+        var token: String?
+        var previousToken: String?
+        var wsURL: String?
+        var socket: RelayWebSocket?
+        var lastSeq: UInt64 = 0
+    }
+
+    private let state: Mutex<State>
+
+    /// Creates a phone. Credentials are normally filled in by ``join(sessionID:joinToken:deviceName:)``;
+    /// pass them here to resume a phone that paired earlier.
+    public init(
+        baseURL: String,
+        origin: String? = "http://localhost:4173",
+        sessionID: String? = nil,
+        deviceID: String? = nil,
+        deviceSessionToken: String? = nil,
+        wsURL: String? = nil,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) {
+        self.baseURL = baseURL
+        self.origin = origin
+        self.eventLoopGroup = eventLoopGroup
+        self.http = RelayHTTPClient(baseURL: baseURL, eventLoopGroup: eventLoopGroup)
+        self.state = Mutex(State(sessionID: sessionID, deviceID: deviceID, token: deviceSessionToken, wsURL: wsURL))
+    }
+
+    /// The session id of the last successful join.
+    public var sessionID: String? { state.withLock { $0.sessionID } }
+    /// The device id issued by the last successful join.
+    public var deviceID: String? { state.withLock { $0.deviceID } }
+    /// The token the next ``connect(url:token:authTimeout:)`` will present.
+    public var deviceSessionToken: String? { state.withLock { $0.token } }
+    /// The token presented by the last successful connect (still valid during the grace period).
+    public var previousToken: String? { state.withLock { $0.previousToken } }
+    /// The session WebSocket URL from the join response.
+    public var wsURL: String? { state.withLock { $0.wsURL } }
+    /// The last `seq` sent on the current connection (0 right after connecting).
+    public var lastSeq: UInt64 { state.withLock { $0.lastSeq } }
+    /// The socket opened by the last successful connect, if any.
+    public var currentSocket: RelayWebSocket? { state.withLock { $0.socket } }
+
+    /// The socket opened by the last successful connect.
+    ///
+    /// - Throws: ``RelayClientError/notReady(_:)`` before the first successful connect.
+    public var socket: RelayWebSocket {
+        get throws {
+            guard let socket = currentSocket else { throw RelayClientError.notReady("phone is not connected") }
+            return socket
+        }
+    }
+
+    private var originHeaders: [(String, String)] { origin.map { [("Origin", $0)] } ?? [] }
+
+    // MARK: HTTP
+
+    /// `POST /pair/join` (long-polls until the desktop decides). A 200 stores the session id,
+    /// `deviceID`, `deviceSessionToken` and `wsURL`.
+    @discardableResult
+    public func join(
+        sessionID: String,
+        joinToken: String,
+        deviceName: String? = nil,
+        timeout: Duration = .seconds(60)
+    ) async throws -> RelayHTTPResponse {
+        var body: RelayJSON = ["sessionID": .string(sessionID), "joinToken": .string(joinToken)]
+        if let deviceName { body["deviceName"] = .string(deviceName) }
+        let response = try await http.postJSON(path: "/pair/join", body: body, headers: originHeaders, timeout: timeout)
+        if response.status == 200, let json = try? response.json() {
+            state.withLock { state in
+                state.sessionID = json["sessionID"]?.stringValue ?? sessionID
+                state.deviceID = json["deviceID"]?.stringValue
+                state.token = json["deviceSessionToken"]?.stringValue
+                state.previousToken = nil
+                state.wsURL = json["wsURL"]?.stringValue
+            }
+        }
+        return response
+    }
+
+    // MARK: WebSocket
+
+    /// Opens a WebSocket to `url` (default: the stored `wsURL`) with this phone's `Origin`, without
+    /// authenticating.
+    public func openSocket(url: String? = nil, autoReplyPings: Bool = true) async throws -> RelayWebSocket {
+        guard let target = url ?? wsURL else { throw RelayClientError.notReady("phone has no wsURL; join first") }
+        return try await RelayWebSocket.connect(
+            to: target,
+            headers: originHeaders,
+            eventLoopGroup: eventLoopGroup,
+            autoReplyPings: autoReplyPings
+        )
+    }
+
+    /// Opens the session WebSocket, authenticates with `token` (default: the stored token) and
+    /// returns `auth_ok`. On success the socket becomes ``socket``, the seq counter restarts at 0,
+    /// `nextDeviceSessionToken` becomes ``deviceSessionToken`` and the token used becomes
+    /// ``previousToken``. A previous socket is left open.
+    ///
+    /// - Throws: ``RelayClientError/authRejected(role:received:)`` when the first event is not
+    ///   `auth_ok` (the socket is closed and the stored tokens are unchanged).
+    @discardableResult
+    public func connect(url: String? = nil, token: String? = nil, authTimeout: Duration = .seconds(10)) async throws -> RelayJSON {
+        guard let presented = token ?? deviceSessionToken else {
+            throw RelayClientError.notReady("phone has no device session token; join first")
+        }
+        let socket = try await openSocket(url: url)
+        do {
+            let auth: RelayJSON = ["type": "relay.auth", "token": .string(presented)]
+            try await socket.sendText(auth.serialized)
+            let first = try await RelayRoles.firstFrame(socket, role: "mobile", timeout: authTimeout)
+            state.withLock { state in
+                state.socket = socket
+                state.lastSeq = 0
+                state.previousToken = presented
+                if let next = first["nextDeviceSessionToken"]?.stringValue { state.token = next }
+                if let deviceID = first["deviceID"]?.stringValue { state.deviceID = deviceID }
+                if let sessionID = first["sessionID"]?.stringValue { state.sessionID = sessionID }
+            }
+            return first
+        } catch {
+            await socket.close()
+            throw error
+        }
+    }
+
+    /// Closes the current socket, then connects again with the rotated token.
+    @discardableResult
+    public func reconnect(authTimeout: Duration = .seconds(10)) async throws -> RelayJSON {
+        await disconnect()
+        return try await connect(authTimeout: authTimeout)
+    }
+
+    /// Closes the current socket (close frame 1000, then TCP) and forgets it.
+    public func disconnect() async {
+        let socket = state.withLock { state -> RelayWebSocket? in
+            defer { state.socket = nil }
+            return state.socket
+        }
+        await socket?.close()
+    }
+
+    /// Sends the canonical command envelope
+    /// `{"schemaVersion":2,"sessionID":…,"seq":n,"timestamp":…,"payload":{"type":"command","payload":{"name":…,"commandID":…,…fields}}}`.
+    ///
+    /// - Parameters:
+    ///   - commandID: Defaults to `cmd-<seq>`.
+    ///   - fields: Extra command members (`threadID`, `text`, …), merged into the command object.
+    ///   - seq: Defaults to one more than the highest seq sent on this connection; an explicit value
+    ///     is sent as given (to test replays) and raises the counter if higher.
+    ///   - includeTimestamp: Whether to include `timestamp` (the load harness omits it).
+    /// - Returns: The seq sent.
+    @discardableResult
+    public func sendCommand(
+        name: String,
+        commandID: String? = nil,
+        fields: [String: RelayJSON] = [:],
+        seq: UInt64? = nil,
+        includeTimestamp: Bool = true
+    ) async throws -> UInt64 {
+        let socket = try self.socket
+        let (sessionID, used) = state.withLock { state -> (String?, UInt64) in
+            let used = seq ?? state.lastSeq + 1
+            state.lastSeq = max(state.lastSeq, used)
+            return (state.sessionID, used)
+        }
+        guard let sessionID else { throw RelayClientError.notReady("phone has no session id") }
+        var command = fields
+        command["name"] = .string(name)
+        command["commandID"] = .string(commandID ?? "cmd-\(used)")
+        var envelope: RelayJSON = [
+            "schemaVersion": 2,
+            "sessionID": .string(sessionID),
+            "seq": RelayRoles.json(used),
+            "payload": ["type": "command", "payload": .object(command)],
+        ]
+        if includeTimestamp { envelope["timestamp"] = .string(RelayTimestamp.now()) }
+        try await socket.sendText(envelope.serialized)
+        return used
+    }
+
+    /// Sends `{"type":"relay.snapshot_request","sessionID":…}` with the optional `reason` and `lastSeq`.
+    public func requestSnapshot(reason: String? = nil, lastSeq: UInt64? = nil) async throws {
+        let socket = try self.socket
+        guard let sessionID else { throw RelayClientError.notReady("phone has no session id") }
+        var request: RelayJSON = ["type": "relay.snapshot_request", "sessionID": .string(sessionID)]
+        if let reason { request["reason"] = .string(reason) }
+        if let lastSeq { request["lastSeq"] = RelayRoles.json(lastSeq) }
+        try await socket.sendText(request.serialized)
+    }
+}
