@@ -185,13 +185,20 @@ public final class RelayDesktop: Sendable {
 
     /// Opens a WebSocket to `url` (default: the recorded `wsURL`) without authenticating, for tests
     /// that send their own first frame.
-    public func openSocket(url: String? = nil, autoReplyPings: Bool = true) async throws -> RelayWebSocket {
+    ///
+    /// - Parameters:
+    ///   - autoReplyPings: See ``RelayWebSocket/connect(to:headers:eventLoopGroup:maxFrameSize:autoReplyPings:receiveBufferSize:connectTimeout:)``;
+    ///     `false` lets a test provoke `heartbeat_timeout`.
+    ///   - receiveBufferSize: `SO_RCVBUF` for the socket; small values make ``RelayWebSocket/pauseReading()``
+    ///     back the relay up quickly (slow-consumer tests).
+    public func openSocket(url: String? = nil, autoReplyPings: Bool = true, receiveBufferSize: Int? = nil) async throws -> RelayWebSocket {
         guard let target = url ?? wsURL else { throw RelayClientError.notReady("desktop has no wsURL; call startPairing() first") }
         return try await RelayWebSocket.connect(
             to: target,
             headers: originHeaders,
             eventLoopGroup: eventLoopGroup,
-            autoReplyPings: autoReplyPings
+            autoReplyPings: autoReplyPings,
+            receiveBufferSize: receiveBufferSize
         )
     }
 
@@ -202,9 +209,16 @@ public final class RelayDesktop: Sendable {
     ///
     /// - Throws: ``RelayClientError/authRejected(role:received:)`` when the first event is anything
     ///   but `auth_ok` (the socket is closed).
+    ///
+    /// `autoReplyPings` and `receiveBufferSize` are passed to ``openSocket(url:autoReplyPings:receiveBufferSize:)``.
     @discardableResult
-    public func connect(url: String? = nil, authTimeout: Duration = .seconds(10)) async throws -> RelayJSON {
-        let socket = try await openSocket(url: url)
+    public func connect(
+        url: String? = nil,
+        authTimeout: Duration = .seconds(10),
+        autoReplyPings: Bool = true,
+        receiveBufferSize: Int? = nil
+    ) async throws -> RelayJSON {
+        let socket = try await openSocket(url: url, autoReplyPings: autoReplyPings, receiveBufferSize: receiveBufferSize)
         do {
             let auth: RelayJSON = ["type": "relay.auth", "token": .string(desktopSessionToken)]
             try await socket.sendText(auth.serialized)

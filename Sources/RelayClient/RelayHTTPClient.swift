@@ -144,7 +144,9 @@ public struct RelayHTTPClient: Sendable {
         if let body, !body.isEmpty {
             channel.write(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(bytes: body))), promise: nil)
         }
-        channel.writeAndFlush(HTTPClientRequestPart.end(nil)).whenFailure { error in promise.fail(error) }
+        // A failed write is not the outcome: the server may already have answered (an early 413, say).
+        // The connection then ends and the collector reports a complete response or the hang-up.
+        channel.writeAndFlush(HTTPClientRequestPart.end(nil)).whenFailure { _ in channel.close(promise: nil) }
 
         return try await withTaskCancellationHandler {
             try await promise.futureResult.get()

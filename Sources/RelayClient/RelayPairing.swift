@@ -67,16 +67,12 @@ public enum RelayPairing {
             }
             let desktopAuthOK = try await desktop.connect(authTimeout: timeout)
 
-            let sessionID = desktop.sessionID
-            let joinToken = desktop.joinToken
-            async let joining = phone.join(sessionID: sessionID, joinToken: joinToken, deviceName: deviceName, timeout: timeout + .seconds(5))
-            // A throw from here until `joining` is awaited cancels the join (which closes its connection).
-            let pairRequest = try await desktop.nextPairRequest(timeout: timeout)
-            try await desktop.decide(requestID: pairRequest.requestID, approved: true)
-            let joinResponse = try await joining
-            guard joinResponse.status == 200 else {
-                throw RelayClientError.unexpectedStatus(operation: "POST /pair/join", status: joinResponse.status, body: joinResponse.bodyText)
-            }
+            let (pairRequest, joinResponse) = try await approveJoin(
+                desktop: desktop,
+                phone: phone,
+                deviceName: deviceName,
+                timeout: timeout
+            )
             let phoneAuthOK = try await phone.connect(authTimeout: timeout)
             let drained = try await drainAfterPairing(try desktop.socket, settleTimeout: settleTimeout, idle: drainIdle)
             return RelayPairedSession(
@@ -105,6 +101,51 @@ public enum RelayPairing {
     ) async throws -> (RelayDesktop, RelayPhone) {
         let session = try await pairConnected(baseURL: baseURL, origin: origin, deviceName: deviceName, eventLoopGroup: eventLoopGroup)
         return (session.desktop, session.phone)
+    }
+
+    private enum JoinStep: Sendable {
+        case joined(RelayHTTPResponse)
+        case approved(RelayPairRequest)
+    }
+
+    /// Runs `/pair/join` and the desktop's wait-and-approve side by side. A join that fails before
+    /// any pair request arrives (403, 409, …) ends the wait at once instead of after `timeout`.
+    private static func approveJoin(
+        desktop: RelayDesktop,
+        phone: RelayPhone,
+        deviceName: String?,
+        timeout: Duration
+    ) async throws -> (RelayPairRequest, RelayHTTPResponse) {
+        let sessionID = desktop.sessionID
+        let joinToken = desktop.joinToken
+        return try await withThrowingTaskGroup(of: JoinStep.self) { group in
+            group.addTask {
+                .joined(try await phone.join(sessionID: sessionID, joinToken: joinToken, deviceName: deviceName, timeout: timeout + .seconds(5)))
+            }
+            group.addTask {
+                let request = try await desktop.nextPairRequest(timeout: timeout)
+                try await desktop.decide(requestID: request.requestID, approved: true)
+                return .approved(request)
+            }
+            var pairRequest: RelayPairRequest?
+            var joinResponse: RelayHTTPResponse?
+            while let step = try await group.next() {
+                switch step {
+                case .joined(let response):
+                    guard response.status == 200 else {
+                        // Leaving the group by throwing cancels the desktop's wait.
+                        throw RelayClientError.unexpectedStatus(operation: "POST /pair/join", status: response.status, body: response.bodyText)
+                    }
+                    joinResponse = response
+                case .approved(let request):
+                    pairRequest = request
+                }
+            }
+            guard let pairRequest, let joinResponse else {
+                throw RelayClientError.notReady("pairing finished without both a pair request and a join response")
+            }
+            return (pairRequest, joinResponse)
+        }
     }
 
     private static func drainAfterPairing(

@@ -6,7 +6,7 @@ import Synchronization
 
 /// The phone (mobile PWA) side of a relay session.
 ///
-/// Every successful ``connect(url:token:authTimeout:)`` stores the `nextDeviceSessionToken` of the
+/// Every successful ``connect(url:token:authTimeout:autoReplyPings:receiveBufferSize:)`` stores the `nextDeviceSessionToken` of the
 /// `auth_ok` as the token for the next connection and keeps the one just used in ``previousToken``
 /// (a grace token, PROTOCOL §4.4). Mutable state sits behind a `Mutex`; the socket has a single reader.
 public final class RelayPhone: Sendable {
@@ -53,7 +53,7 @@ public final class RelayPhone: Sendable {
     public var sessionID: String? { state.withLock { $0.sessionID } }
     /// The device id issued by the last successful join.
     public var deviceID: String? { state.withLock { $0.deviceID } }
-    /// The token the next ``connect(url:token:authTimeout:)`` will present.
+    /// The token the next ``connect(url:token:authTimeout:autoReplyPings:receiveBufferSize:)`` will present.
     public var deviceSessionToken: String? { state.withLock { $0.token } }
     /// The token presented by the last successful connect (still valid during the grace period).
     public var previousToken: String? { state.withLock { $0.previousToken } }
@@ -106,13 +106,20 @@ public final class RelayPhone: Sendable {
 
     /// Opens a WebSocket to `url` (default: the stored `wsURL`) with this phone's `Origin`, without
     /// authenticating.
-    public func openSocket(url: String? = nil, autoReplyPings: Bool = true) async throws -> RelayWebSocket {
+    ///
+    /// - Parameters:
+    ///   - autoReplyPings: See ``RelayWebSocket/connect(to:headers:eventLoopGroup:maxFrameSize:autoReplyPings:receiveBufferSize:connectTimeout:)``;
+    ///     `false` lets a test provoke `heartbeat_timeout`.
+    ///   - receiveBufferSize: `SO_RCVBUF` for the socket; small values make ``RelayWebSocket/pauseReading()``
+    ///     back the relay up quickly (slow-consumer tests).
+    public func openSocket(url: String? = nil, autoReplyPings: Bool = true, receiveBufferSize: Int? = nil) async throws -> RelayWebSocket {
         guard let target = url ?? wsURL else { throw RelayClientError.notReady("phone has no wsURL; join first") }
         return try await RelayWebSocket.connect(
             to: target,
             headers: originHeaders,
             eventLoopGroup: eventLoopGroup,
-            autoReplyPings: autoReplyPings
+            autoReplyPings: autoReplyPings,
+            receiveBufferSize: receiveBufferSize
         )
     }
 
@@ -123,12 +130,20 @@ public final class RelayPhone: Sendable {
     ///
     /// - Throws: ``RelayClientError/authRejected(role:received:)`` when the first event is not
     ///   `auth_ok` (the socket is closed and the stored tokens are unchanged).
+    ///
+    /// `autoReplyPings` and `receiveBufferSize` are passed to ``openSocket(url:autoReplyPings:receiveBufferSize:)``.
     @discardableResult
-    public func connect(url: String? = nil, token: String? = nil, authTimeout: Duration = .seconds(10)) async throws -> RelayJSON {
+    public func connect(
+        url: String? = nil,
+        token: String? = nil,
+        authTimeout: Duration = .seconds(10),
+        autoReplyPings: Bool = true,
+        receiveBufferSize: Int? = nil
+    ) async throws -> RelayJSON {
         guard let presented = token ?? deviceSessionToken else {
             throw RelayClientError.notReady("phone has no device session token; join first")
         }
-        let socket = try await openSocket(url: url)
+        let socket = try await openSocket(url: url, autoReplyPings: autoReplyPings, receiveBufferSize: receiveBufferSize)
         do {
             let auth: RelayJSON = ["type": "relay.auth", "token": .string(presented)]
             try await socket.sendText(auth.serialized)

@@ -261,8 +261,14 @@ struct JSONParser {
             return JSONNumber(text: text, isInteger: isInteger, uint64: nil, int64: nil)
         }
         if negative {
-            let int64: Int64? =
-                magnitude <= UInt64(Int64.max) ? -Int64(magnitude) : (magnitude == UInt64(Int64.max) + 1 ? Int64.min : nil)
+            let int64: Int64?
+            if magnitude <= UInt64(Int64.max) {
+                int64 = -Int64(magnitude)
+            } else if magnitude == Int64.min.magnitude {
+                int64 = Int64.min
+            } else {
+                int64 = nil
+            }
             return JSONNumber(text: text, isInteger: true, uint64: nil, int64: int64)
         }
         return JSONNumber(text: text, isInteger: true, uint64: magnitude, int64: Int64(exactly: magnitude))

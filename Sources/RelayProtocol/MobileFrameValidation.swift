@@ -65,7 +65,9 @@ public enum MobileFrameValidator {
                 command.threadID,
                 missing: "thread.send_message requires threadID.",
                 notCompact: "threadID must be a compact identifier."
-            ) { return error }
+            ) {
+                return error
+            }
             guard case .string(let text)? = command.text else {
                 return invalidCommand("thread.send_message requires text.")
             }
@@ -245,7 +247,9 @@ extension MobileFrameValidator {
             command.commandID,
             missing: "commandID is required.",
             notCompact: "commandID must be a compact identifier."
-        ) { return .failure(error) }
+        ) {
+            return .failure(error)
+        }
         // 12. seq.
         guard case .number(let seqNumber)? = envelope.seq, seqNumber.isInteger, let seq = seqNumber.uint64 else {
             return .failure(invalidCommand("Command envelopes must include numeric seq."))

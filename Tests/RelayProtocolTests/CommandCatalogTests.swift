@@ -76,7 +76,9 @@ import Testing
     @Test func messageTextLimitFollowsTheConfiguration() {
         let limits = MobileValidationLimits(maxCommandTextBytes: 10)
         #expect(rejection(envelope(sendMessage(text: "0123456789")), limits: limits) == nil)
-        #expect(rejection(envelope(sendMessage(text: "0123456789X")), limits: limits) == invalidCommand("Message text exceeds 10 bytes."))
+        #expect(
+            rejection(envelope(sendMessage(text: "0123456789X")), limits: limits)
+                == invalidCommand("Message text exceeds 10 bytes."))
     }
 
     @Test func threadIDIsCheckedBeforeText() {
@@ -127,12 +129,16 @@ import Testing
         var command = respond(["approved": true])
         command["runtimeRequestID"] = nil
         #expect(rejection(envelope(command)) == invalidCommand("runtime_request.respond requires runtimeRequestID."))
-        #expect(rejection(envelope(respond(["approved": true], id: 42))) == invalidCommand("runtime_request.respond requires runtimeRequestID."))
+        #expect(
+            rejection(envelope(respond(["approved": true], id: 42)))
+                == invalidCommand("runtime_request.respond requires runtimeRequestID."))
     }
 
     @Test(arguments: ["4a", "-1", " 1", "１", String(repeating: "9", count: 33)])
     func nonNumericRuntimeRequestIDIsRejected(_ id: String) {
-        #expect(rejection(envelope(respond(["approved": true], id: .string(id)))) == invalidCommand("runtimeRequestID must be numeric."))
+        #expect(
+            rejection(envelope(respond(["approved": true], id: .string(id))))
+                == invalidCommand("runtimeRequestID must be numeric."))
     }
 
     @Test func emptyOrThirtyTwoDigitRuntimeRequestIDPasses() {
@@ -141,7 +147,9 @@ import Testing
     }
 
     @Test func unknownRuntimeRequestKindIsRejectedButNonStringKindIsIgnored() {
-        #expect(rejection(envelope(respond(["approved": true], kind: "exec"))) == invalidCommand("runtimeRequestKind is not recognized."))
+        #expect(
+            rejection(envelope(respond(["approved": true], kind: "exec")))
+                == invalidCommand("runtimeRequestKind is not recognized."))
         #expect(rejection(envelope(respond(["approved": true], kind: 7))) == nil)
         #expect(rejection(envelope(respond(["approved": true], kind: .null))) == nil)
         #expect(rejection(envelope(respond(["approved": true], kind: nil))) == nil)
@@ -150,7 +158,8 @@ import Testing
     @Test func runtimeRequestResponseIsRequired() {
         var command = respond(["approved": true])
         command["runtimeRequestResponse"] = nil
-        #expect(rejection(envelope(command)) == invalidCommand("runtime_request.respond requires runtimeRequestResponse."))
+        #expect(
+            rejection(envelope(command)) == invalidCommand("runtime_request.respond requires runtimeRequestResponse."))
     }
 
     @Test(arguments: [JSONValue.null, "accept", [], true])
@@ -165,11 +174,15 @@ import Testing
     }
 
     @Test func runtimeRequestResponsesWithoutFieldsAreRejected() {
-        #expect(rejection(envelope(respond([:]))) == invalidCommand("runtimeRequestResponse must include at least one response field."))
+        #expect(
+            rejection(envelope(respond([:])))
+                == invalidCommand("runtimeRequestResponse must include at least one response field."))
     }
 
     @Test func unknownDecisionIsRejectedButNonStringDecisionIsIgnored() {
-        #expect(rejection(envelope(respond(["decision": "approve"]))) == invalidCommand("runtimeRequestResponse.decision is not recognized."))
+        #expect(
+            rejection(envelope(respond(["decision": "approve"])))
+                == invalidCommand("runtimeRequestResponse.decision is not recognized."))
         #expect(rejection(envelope(respond(["decision": 1]))) == nil)
         #expect(rejection(envelope(respond(["decision": .null]))) == nil)
         for decision in ["accept", "acceptForSession", "decline", "cancel"] {
@@ -178,10 +191,18 @@ import Testing
     }
 
     @Test func permissionsMustBeAnArrayOfValidStrings() {
-        #expect(rejection(envelope(respond(["permissions": "fs"]))) == invalidCommand("runtimeRequestResponse.permissions must be an array."))
-        #expect(rejection(envelope(respond(["permissions": .null]))) == invalidCommand("runtimeRequestResponse.permissions must be an array."))
-        #expect(rejection(envelope(respond(["permissions": ["fs", 1]]))) == invalidCommand("runtimeRequestResponse.permissions must contain strings."))
-        #expect(rejection(envelope(respond(["permissions": ["fs", " "]]))) == invalidCommand("runtimeRequestResponse.permissions contains an invalid value."))
+        #expect(
+            rejection(envelope(respond(["permissions": "fs"])))
+                == invalidCommand("runtimeRequestResponse.permissions must be an array."))
+        #expect(
+            rejection(envelope(respond(["permissions": .null])))
+                == invalidCommand("runtimeRequestResponse.permissions must be an array."))
+        #expect(
+            rejection(envelope(respond(["permissions": ["fs", 1]])))
+                == invalidCommand("runtimeRequestResponse.permissions must contain strings."))
+        #expect(
+            rejection(envelope(respond(["permissions": ["fs", " "]])))
+                == invalidCommand("runtimeRequestResponse.permissions contains an invalid value."))
         #expect(
             rejection(envelope(respond(["permissions": [.string(String(repeating: "p", count: 257))]])))
                 == invalidCommand("runtimeRequestResponse.permissions contains an invalid value."))
@@ -190,8 +211,12 @@ import Testing
     }
 
     @Test func scopeMustBeANonBlankShortString() {
-        #expect(rejection(envelope(respond(["scope": 1]))) == invalidCommand("runtimeRequestResponse.scope must be a string."))
-        #expect(rejection(envelope(respond(["scope": "\t"]))) == invalidCommand("runtimeRequestResponse.scope is not valid."))
+        #expect(
+            rejection(envelope(respond(["scope": 1])))
+                == invalidCommand("runtimeRequestResponse.scope must be a string."))
+        #expect(
+            rejection(envelope(respond(["scope": "\t"])))
+                == invalidCommand("runtimeRequestResponse.scope is not valid."))
         #expect(
             rejection(envelope(respond(["scope": .string(String(repeating: "s", count: 129))])))
                 == invalidCommand("runtimeRequestResponse.scope is not valid."))
@@ -200,22 +225,34 @@ import Testing
 
     @Test func responseTextMayBeEmptyButIsLimited() {
         #expect(rejection(envelope(respond(["text": ""]))) == nil)
-        #expect(rejection(envelope(respond(["text": .null]))) == invalidCommand("runtimeRequestResponse.text must be a string."))
+        #expect(
+            rejection(envelope(respond(["text": .null])))
+                == invalidCommand("runtimeRequestResponse.text must be a string."))
         #expect(
             rejection(envelope(respond(["text": .string(String(repeating: "t", count: 16385))])))
                 == invalidCommand("runtimeRequestResponse.text exceeds 16384 bytes."))
         let limits = MobileValidationLimits(maxCommandTextBytes: 3)
-        #expect(rejection(envelope(respond(["text": "abcd"])), limits: limits) == invalidCommand("runtimeRequestResponse.text exceeds 3 bytes."))
+        #expect(
+            rejection(envelope(respond(["text": "abcd"])), limits: limits)
+                == invalidCommand("runtimeRequestResponse.text exceeds 3 bytes."))
     }
 
     @Test func optionIDMustBeACompactString() {
-        #expect(rejection(envelope(respond(["optionID": 1]))) == invalidCommand("runtimeRequestResponse.optionID must be a string."))
-        #expect(rejection(envelope(respond(["optionID": ""]))) == invalidCommand("runtimeRequestResponse.optionID must be a compact identifier."))
+        #expect(
+            rejection(envelope(respond(["optionID": 1])))
+                == invalidCommand("runtimeRequestResponse.optionID must be a string."))
+        #expect(
+            rejection(envelope(respond(["optionID": ""])))
+                == invalidCommand("runtimeRequestResponse.optionID must be a compact identifier."))
     }
 
     @Test func approvedMustBeABoolean() {
-        #expect(rejection(envelope(respond(["approved": "yes"]))) == invalidCommand("runtimeRequestResponse.approved must be a boolean."))
-        #expect(rejection(envelope(respond(["approved": .null]))) == invalidCommand("runtimeRequestResponse.approved must be a boolean."))
+        #expect(
+            rejection(envelope(respond(["approved": "yes"])))
+                == invalidCommand("runtimeRequestResponse.approved must be a boolean."))
+        #expect(
+            rejection(envelope(respond(["approved": .null])))
+                == invalidCommand("runtimeRequestResponse.approved must be a boolean."))
     }
 
     @Test func responseRulesApplyInTheContractOrder() {

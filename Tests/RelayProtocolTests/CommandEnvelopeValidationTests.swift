@@ -5,7 +5,8 @@ import Testing
 
 @Suite struct CommandEnvelopeValidationTests {
     @Test func canonicalEnvelopeClassifiesAsCommandWithItsSeqAndName() {
-        let result = MobileFrameValidator.classify(.success(envelope(threadSelect, seq: 9)), sessionID: testSessionID, limits: defaultLimits)
+        let result = MobileFrameValidator.classify(
+            .success(envelope(threadSelect, seq: 9)), sessionID: testSessionID, limits: defaultLimits)
         #expect(result == .success(.command(seq: 9, name: "thread.select")))
         #expect(rejection(envelope(threadSelect)) == nil)
     }
@@ -44,12 +45,18 @@ import Testing
 
     @Test func kelvinSignKeyIsNotMistakenForAnAllowedKey() {
         let command: [String: JSONValue] = threadSelect.merging(["runtimeRequest\u{212A}ind": "approval"]) { $1 }
-        #expect(rejection(envelope(command)) == invalidCommand("Unexpected field 'runtimeRequest\u{212A}ind' in command payload."))
+        #expect(
+            rejection(envelope(command))
+                == invalidCommand("Unexpected field 'runtimeRequest\u{212A}ind' in command payload."))
     }
 
     @Test func missingSessionIDIsRejected() {
-        #expect(rejection(envelope(threadSelect, extra: ["sessionID": nil])) == invalidCommand("Command envelope requires sessionID."))
-        #expect(rejection(envelope(threadSelect, extra: ["sessionID": 1])) == invalidCommand("Command envelope requires sessionID."))
+        #expect(
+            rejection(envelope(threadSelect, extra: ["sessionID": nil]))
+                == invalidCommand("Command envelope requires sessionID."))
+        #expect(
+            rejection(envelope(threadSelect, extra: ["sessionID": 1]))
+                == invalidCommand("Command envelope requires sessionID."))
     }
 
     @Test func mismatchedSessionIDIsAnInvalidSession() {
@@ -75,7 +82,9 @@ import Testing
         #expect(rejection(envelope(threadSelect, extra: ["payload": nil])) == required)
         #expect(rejection(envelope(threadSelect, extra: ["payload": "command"])) == required)
         #expect(rejection(envelope(threadSelect, extra: ["payload": ["payload": .object(threadSelect)]])) == required)
-        #expect(rejection(envelope(threadSelect, extra: ["payload": ["type": 1, "payload": .object(threadSelect)]])) == required)
+        #expect(
+            rejection(envelope(threadSelect, extra: ["payload": ["type": 1, "payload": .object(threadSelect)]]))
+                == required)
     }
 
     @Test func nonCommandPayloadTypeIsRejected() {
@@ -84,14 +93,18 @@ import Testing
     }
 
     @Test func unexpectedWrapperFieldIsRejected() {
-        let frame = envelope(threadSelect, extra: ["payload": ["type": "command", "payload": .object(threadSelect), "name": "x"]])
+        let frame = envelope(
+            threadSelect, extra: ["payload": ["type": "command", "payload": .object(threadSelect), "name": "x"]])
         #expect(rejection(frame) == invalidCommand("Unexpected field 'name' in command wrapper."))
     }
 
     @Test func missingCommandObjectIsRejected() {
-        #expect(rejection(envelope(threadSelect, extra: ["payload": ["type": "command"]])) == invalidCommand("Command payload object is required."))
         #expect(
-            rejection(envelope(threadSelect, extra: ["payload": ["type": "command", "payload": [.object(threadSelect)]]]))
+            rejection(envelope(threadSelect, extra: ["payload": ["type": "command"]]))
+                == invalidCommand("Command payload object is required."))
+        #expect(
+            rejection(
+                envelope(threadSelect, extra: ["payload": ["type": "command", "payload": [.object(threadSelect)]]]))
                 == invalidCommand("Command payload object is required."))
     }
 
@@ -123,7 +136,9 @@ import Testing
     }
 
     @Test func compactIdentifierAllowsLettersDigitsUnderscoreColonAndDash() {
-        let command = threadSelect.merging(["commandID": .string("aZ09_:-" + String(repeating: "x", count: 121))]) { $1 }
+        let command = threadSelect.merging(["commandID": .string("aZ09_:-" + String(repeating: "x", count: 121))]) {
+            $1
+        }
         #expect(rejection(envelope(command)) == nil)
     }
 
@@ -164,18 +179,24 @@ import Testing
             rejection(envelope(threadSelect, extra: ["schemaVersion": 3, "payload": nil]))
                 == MobileError(.unsupportedSchema, "Only schemaVersion 2 is supported."))
         #expect(
-            rejection(envelope(["bogus": 1], extra: ["payload": ["type": "command", "payload": ["bogus": 1], "extra": 1]]))
+            rejection(
+                envelope(["bogus": 1], extra: ["payload": ["type": "command", "payload": ["bogus": 1], "extra": 1]]))
                 == invalidCommand("Unexpected field 'extra' in command wrapper."))
-        #expect(rejection(envelope(["bogus": 1], seq: -1)) == invalidCommand("Unexpected field 'bogus' in command payload."))
+        #expect(
+            rejection(envelope(["bogus": 1], seq: -1)) == invalidCommand("Unexpected field 'bogus' in command payload.")
+        )
         #expect(rejection(envelope(["commandID": "c"], seq: -1)) == invalidCommand("Command name is required."))
         #expect(rejection(envelope(["name": "x"], seq: -1)) == invalidCommand("commandID is required."))
-        #expect(rejection(envelope(["name": "x", "commandID": "c"], seq: -1)) == invalidCommand("Command envelopes must include numeric seq."))
+        #expect(
+            rejection(envelope(["name": "x", "commandID": "c"], seq: -1))
+                == invalidCommand("Command envelopes must include numeric seq."))
     }
 
     @Test func unknownNameStillClassifiesAsCommandSoSeqAndBudgetsAreConsumed() {
         let command: [String: JSONValue] = ["name": "approval.respond", "commandID": "c1"]
         #expect(
-            MobileFrameValidator.classify(.success(envelope(command, seq: 4)), sessionID: testSessionID, limits: defaultLimits)
+            MobileFrameValidator.classify(
+                .success(envelope(command, seq: 4)), sessionID: testSessionID, limits: defaultLimits)
                 == .success(.command(seq: 4, name: "approval.respond")))
     }
 }
@@ -196,7 +217,8 @@ import Testing
 
     @Test func onlyAStringSessionIDThatDiffersIsForeign() throws {
         #expect(MobileFrameValidator.hasForeignSessionID(["sessionID": "other"], sessionID: testSessionID))
-        #expect(!MobileFrameValidator.hasForeignSessionID(["sessionID": .string(testSessionID)], sessionID: testSessionID))
+        #expect(
+            !MobileFrameValidator.hasForeignSessionID(["sessionID": .string(testSessionID)], sessionID: testSessionID))
         #expect(!MobileFrameValidator.hasForeignSessionID(["sessionID": 5], sessionID: testSessionID))
         #expect(!MobileFrameValidator.hasForeignSessionID(["other": "x"], sessionID: testSessionID))
         #expect(!MobileFrameValidator.hasForeignSessionID(["other"], sessionID: testSessionID))
@@ -208,14 +230,19 @@ import Testing
     }
 
     @Test func statefulStepRejectionsCarryTheContractMessages() {
-        #expect(MobileFrameValidator.desktopOfflineError == MobileError(.desktopOffline, "Mac is offline. Reconnect desktop and try again."))
-        #expect(MobileFrameValidator.replayedCommandError == MobileError(.replayedCommand, "Command sequence was replayed or out of order."))
+        #expect(
+            MobileFrameValidator.desktopOfflineError
+                == MobileError(.desktopOffline, "Mac is offline. Reconnect desktop and try again."))
+        #expect(
+            MobileFrameValidator.replayedCommandError
+                == MobileError(.replayedCommand, "Command sequence was replayed or out of order."))
         #expect(
             MobileFrameValidator.deviceCommandRateLimitedError
                 == MobileError(.commandRateLimited, "Too many remote commands from this device. Retry shortly."))
         #expect(
             MobileFrameValidator.sessionCommandRateLimitedError
-                == MobileError(.commandRateLimited, "Remote command throughput for this session is temporarily saturated."))
+                == MobileError(
+                    .commandRateLimited, "Remote command throughput for this session is temporarily saturated."))
         #expect(
             MobileFrameValidator.snapshotRateLimitedError
                 == MobileError(.snapshotRateLimited, "Too many snapshot requests from this device. Retry shortly."))

@@ -110,7 +110,8 @@ import Testing
         _ = try JSONValue.parse(accepted)
         let tooDeep = String(repeating: "[", count: deepest + 1) + String(repeating: "]", count: deepest + 1)
         #expect(parseError(tooDeep)?.hasPrefix("recursion limit exceeded") == true)
-        let tooDeepObjects = String(repeating: #"{"a":"#, count: deepest + 1) + "1" + String(repeating: "}", count: deepest + 1)
+        let tooDeepObjects =
+            String(repeating: #"{"a":"#, count: deepest + 1) + "1" + String(repeating: "}", count: deepest + 1)
         #expect(throws: JSONParseError.self) { try JSONValue.parse(tooDeepObjects) }
         // Hostile depth far past the limit fails cleanly instead of overflowing the stack.
         #expect(throws: JSONParseError.self) { try JSONValue.parse(String(repeating: "[", count: 100_000)) }

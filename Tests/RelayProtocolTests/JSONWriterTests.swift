@@ -20,7 +20,9 @@ import Testing
     @Test func stringsAreEscapedLikeSerdeJSON() {
         var buffer: [UInt8] = []
         appendJSONString("q\" b\\ /\u{8}\u{C}\n\r\t\u{0}\u{1}\u{1F}\u{7F}é😀\u{2028}", to: &buffer)
-        #expect(String(decoding: buffer, as: UTF8.self) == "\"q\\\" b\\\\ /\\b\\f\\n\\r\\t\\u0000\\u0001\\u001f\u{7F}é😀\u{2028}\"")
+        #expect(
+            String(decoding: buffer, as: UTF8.self)
+                == "\"q\\\" b\\\\ /\\b\\f\\n\\r\\t\\u0000\\u0001\\u001f\u{7F}é😀\u{2028}\"")
     }
 
     @Test func everyControlCharacterUsesItsShortOrLowerCaseHexEscape() {

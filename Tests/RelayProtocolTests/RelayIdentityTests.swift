@@ -5,11 +5,13 @@ import Testing
 
 @Suite struct RelayIdentityTests {
     @Test func stampAddsRelayIdsAndSortsKeysCompactly() throws {
-        let received = try JSONValue.parse(#"{ "seq": 1, "schemaVersion": 2, "payload": {"type":"command", "payload": {"name":"x"}} }"#)
+        let received = try JSONValue.parse(
+            #"{ "seq": 1, "schemaVersion": 2, "payload": {"type":"command", "payload": {"name":"x"}} }"#)
         let stamped = stampRelayIdentity(received, connectionID: "conn_000000001", deviceID: "dev-1")
         #expect(
             String(decoding: stamped, as: UTF8.self)
-                == #"{"payload":{"payload":{"name":"x"},"type":"command"},"relayConnectionID":"conn_000000001","relayDeviceID":"dev-1","schemaVersion":2,"seq":1}"#)
+                == #"{"payload":{"payload":{"name":"x"},"type":"command"},"relayConnectionID":"conn_000000001","relayDeviceID":"dev-1","schemaVersion":2,"seq":1}"#
+        )
     }
 
     @Test func spoofedMobileMetadataIsOverwritten() throws {
@@ -41,12 +43,15 @@ import Testing
             if Bool.random(using: &generator) { members["relayDeviceID"] = generator.value(depth: 2) }
             let connectionID = generator.string()
             let deviceID = generator.string()
-            let stamped = try JSONValue.parse(stampRelayIdentity(.object(members), connectionID: connectionID, deviceID: deviceID))
+            let stamped = try JSONValue.parse(
+                stampRelayIdentity(.object(members), connectionID: connectionID, deviceID: deviceID))
             var expected = members
             expected["relayConnectionID"] = .string(connectionID)
             expected["relayDeviceID"] = .string(deviceID)
             #expect(stamped == .object(expected), "round \(round)")
-            #expect(stamped.serialized.utf8.elementsEqual(stampRelayIdentity(.object(members), connectionID: connectionID, deviceID: deviceID)))
+            #expect(
+                stamped.serialized.utf8.elementsEqual(
+                    stampRelayIdentity(.object(members), connectionID: connectionID, deviceID: deviceID)))
         }
     }
 }

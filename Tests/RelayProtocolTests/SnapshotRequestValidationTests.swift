@@ -5,7 +5,8 @@ import Testing
 
 @Suite struct SnapshotRequestValidationTests {
     @Test func minimalSnapshotRequestIsAccepted() {
-        let result = MobileFrameValidator.classify(.success(snapshotRequest()), sessionID: testSessionID, limits: defaultLimits)
+        let result = MobileFrameValidator.classify(
+            .success(snapshotRequest()), sessionID: testSessionID, limits: defaultLimits)
         #expect(result == .success(.snapshotRequest))
     }
 
@@ -58,7 +59,10 @@ import Testing
         #expect(rejection(text: lastSeqFrame("-1")) == invalidSnapshot("lastSeq must be numeric when provided."))
     }
 
-    @Test(arguments: ["null", "1.5", "2.0", "1e2", "-0", "18446744073709551616", "true", "\"\"", "\"-1\"", "\" 1\"", "\"1.0\"", "[1]", "\"123456789012345678901\""])
+    @Test(arguments: [
+        "null", "1.5", "2.0", "1e2", "-0", "18446744073709551616", "true", "\"\"", "\"-1\"", "\" 1\"", "\"1.0\"", "[1]",
+        "\"123456789012345678901\"",
+    ])
     func nonNumericLastSeqIsRejected(_ lastSeq: String) {
         #expect(rejection(text: lastSeqFrame(lastSeq)) == invalidSnapshot("lastSeq must be numeric when provided."))
     }
@@ -81,7 +85,10 @@ import Testing
         var generator = SeededGenerator(seed: 0x1A57_5E02)
         let starts = Array("abcxyzABCXYZ_")
         for _ in 0..<500 {
-            let tail = String((0..<Int.random(in: 0...19, using: &generator)).map { _ in "0123456789a_".randomElement(using: &generator)! })
+            let tail = String(
+                (0..<Int.random(in: 0...19, using: &generator)).map { _ in
+                    "0123456789a_".randomElement(using: &generator)!
+                })
             let text = String(starts.randomElement(using: &generator)!) + tail
             #expect(
                 rejection(snapshotRequest(["lastSeq": .string(text)]))

@@ -266,6 +266,10 @@ final class WebSocketHandler: ChannelInboundHandler {
             connection.close(text: Array(DisconnectReason.messageTooLarge.frameText.utf8), code: 1009, closeReason: "message_too_large")
             return
         }
+        // Once a termination is under way its own deadline closes the socket; bytes the peer
+        // keeps sending meanwhile must not cut off the disconnect and close frame.
+        guard !connection.isClosed else { return }
+        settings.logger.debug("websocket error", metadata: ["error": "\(error)"])
         context.close(promise: nil)
     }
 

@@ -1,0 +1,22 @@
+// Typed access to the wire codes of RelayProtocol (WireCodes.swift) from parsed frames and responses.
+
+import RelayProtocol
+
+extension RelayJSON {
+    /// The reason of a `{"reason":…,"type":"disconnect"}` frame, when this is one with a known reason.
+    public var disconnectReason: DisconnectReason? {
+        guard type == "disconnect", let reason = self["reason"]?.stringValue else { return nil }
+        return DisconnectReason(rawValue: reason)
+    }
+
+    /// The code of a `relay.error` frame, when this is one with a known code.
+    public var mobileErrorCode: MobileErrorCode? {
+        guard type == "relay.error", let code = self["error"]?.stringValue else { return nil }
+        return MobileErrorCode(rawValue: code)
+    }
+}
+
+extension RelayHTTPResponse {
+    /// The `error` member of a JSON error body as a known ``HTTPErrorCode``, if it is one.
+    public var httpErrorCode: HTTPErrorCode? { errorCode.flatMap(HTTPErrorCode.init(rawValue:)) }
+}

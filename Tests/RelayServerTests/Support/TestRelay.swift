@@ -1,0 +1,182 @@
+import Foundation
+import Logging
+import NIOPosix
+import RelayClient
+import RelayServer
+import ServiceLifecycle
+import Synchronization
+import Testing
+
+/// A relay node started in this process on a real loopback port, with its logs captured.
+final class TestRelay: Sendable {
+    let application: RelayApplication
+    let port: Int
+    let logs: LogCapture
+    private let group: ServiceGroup
+    private let task: Task<Void, any Error>
+
+    var baseURL: String { "http://127.0.0.1:\(port)" }
+    var wsURL: String { "ws://127.0.0.1:\(port)/ws" }
+    var http: RelayHTTPClient { RelayHTTPClient(baseURL: baseURL) }
+
+    /// Starts a node with the reference test defaults (PROTOCOL §10): allowed origin
+    /// `http://localhost:4173`, `PUBLIC_BASE_URL` on the bound port, then `configure`'s changes.
+    static func start(_ configure: (inout [String: String]) -> Void = { _ in }) async throws -> TestRelay {
+        let port = try freePort()
+        var env = [
+            "HOST": "127.0.0.1", "PORT": "\(port)", "PUBLIC_BASE_URL": "http://127.0.0.1:\(port)",
+            "ALLOWED_ORIGINS": "http://localhost:4173",
+        ]
+        configure(&env)
+        let configuration = try RelayConfiguration.fromEnvironment(env)
+        let logs = LogCapture()
+        var logger = Logger(label: "relay-test") { _ in LogCapture.Handler(capture: logs) }
+        logger.logLevel = .debug
+        let (listening, continuation) = AsyncStream<Int>.makeStream()
+        let application = RelayApplication(configuration: configuration, logger: logger) { port in
+            continuation.yield(port)
+            continuation.finish()
+        }
+        let group = ServiceGroup(configuration: .init(services: [.init(service: application)], logger: logger))
+        let task = Task { try await group.run() }
+        var bound: Int?
+        for await p in listening { bound = p }
+        guard let bound else {
+            task.cancel()
+            throw TestFailure("relay did not start: \(logs.lines.suffix(5))")
+        }
+        return TestRelay(application: application, port: bound, logs: logs, group: group, task: task)
+    }
+
+    private init(application: RelayApplication, port: Int, logs: LogCapture, group: ServiceGroup, task: Task<Void, any Error>) {
+        self.application = application
+        self.port = port
+        self.logs = logs
+        self.group = group
+        self.task = task
+    }
+
+    /// Graceful shutdown, as SIGTERM would do it; waits for `run` to return.
+    func stop() async {
+        await group.triggerGracefulShutdown()
+        _ = await task.result
+    }
+
+    /// `GET /metricsz` as JSON.
+    func metrics() async throws -> RelayJSON {
+        try await http.get("/metricsz").json()
+    }
+
+    /// `POST path` with a JSON body and optional headers.
+    func post(_ path: String, _ body: RelayJSON, headers: [(String, String)] = []) async throws -> RelayHTTPResponse {
+        try await http.postJSON(path: path, body: body, headers: headers)
+    }
+
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+        }
+        guard bound else { throw TestFailure("no free port") }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+}
+
+/// Runs `body` against a fresh relay and stops it afterwards, whatever happens.
+func withRelay(
+    _ configure: (inout [String: String]) -> Void = { _ in }, _ body: (TestRelay) async throws -> Void
+) async throws {
+    let relay = try await TestRelay.start(configure)
+    do {
+        try await body(relay)
+    } catch {
+        await relay.stop()
+        throw error
+    }
+    await relay.stop()
+}
+
+/// Every log line of a test relay, rendered as `level message key=value…`.
+final class LogCapture: Sendable {
+    private let storage = Mutex<[String]>([])
+
+    var lines: [String] { storage.withLock { $0 } }
+
+    func contains(_ fragment: String) -> Bool { lines.contains { $0.contains(fragment) } }
+
+    struct Handler: LogHandler {
+        let capture: LogCapture
+        var logLevel: Logger.Level = .debug
+        var metadata: Logger.Metadata = [:]
+
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+
+        func log(event: LogEvent) {
+            let meta = metadata.merging(event.metadata ?? [:]) { $1 }.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: " ")
+            capture.storage.withLock { $0.append("\(event.level) \(event.message) \(meta)") }
+        }
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+extension RelayWebSocket {
+    /// The next text frame parsed as JSON, skipping pings and pongs.
+    func nextFrame(_ timeout: Duration = .seconds(5)) async throws -> RelayJSON {
+        try await nextJSON(timeout: timeout)
+    }
+
+    /// Asserts that no text frame arrives within `window` (pings and pongs are ignored).
+    func expectSilence(for window: Duration = .milliseconds(250), sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        let deadline = ContinuousClock.now + window
+        while true {
+            let remaining = deadline - ContinuousClock.now
+            guard remaining > .zero else { return }
+            guard let event = try await next(timeout: remaining) else { return }
+            switch event {
+            case .ping, .pong: continue
+            default:
+                Issue.record("expected silence, got \(event)", sourceLocation: sourceLocation)
+                return
+            }
+        }
+    }
+
+    /// Reads until the connection ends; returns the text frames and the close code seen.
+    func readUntilClosed(_ timeout: Duration = .seconds(5)) async throws -> (texts: [String], closeCode: UInt16?) {
+        var texts: [String] = []
+        var code: UInt16?
+        for event in try await waitForClosed(timeout: timeout) {
+            switch event {
+            case .text(let t): texts.append(t)
+            case .close(let c, _): code = c
+            default: break
+            }
+        }
+        return (texts, code)
+    }
+}
+
+/// A well-formed opaque token / id of the given length.
+func opaque(_ length: Int = 43) -> String {
+    let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+    return String((0..<length).map { _ in alphabet.randomElement()! })
+}
+
+func futureTimestamp(_ seconds: Double = 120) -> String {
+    RelayTimestamp.rfc3339(Date().addingTimeInterval(seconds))
+}
+
+let allowedOrigin = "http://localhost:4173"
