@@ -90,7 +90,7 @@ let package = Package(
         .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "RelayServerTests",
-            dependencies: ["RelayServer", "RelayClient", "RelayProtocol"],
+            dependencies: ["RelayServer", "RelayCore", "RelayClient", "RelayProtocol"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -146,6 +146,8 @@ public final class RelayWebSocket: Sendable {
     // MARK: Sending
 
     /// Sends one text frame.
+    ///
+    /// Like every send, throws ``RelayClientError/connectionClosed(_:)`` once the connection is closed.
     public func sendText(_ text: String) async throws {
         try await write(opcode: .text, fin: true, payload: ByteBuffer(string: text), masked: true)
     }
@@ -191,7 +193,12 @@ public final class RelayWebSocket: Sendable {
 
     private func write(opcode: WebSocketOpcode, fin: Bool, payload: ByteBuffer, masked: Bool) async throws {
         let frame = WebSocketFrame(fin: fin, opcode: opcode, maskKey: masked ? .random() : nil, data: payload)
-        try await channel.writeAndFlush(frame).get()
+        do {
+            try await channel.writeAndFlush(frame).get()
+        } catch ChannelError.ioOnClosedChannel, ChannelError.alreadyClosed {
+            let cause = inbox.failure.map { " (\($0))" } ?? ""
+            throw RelayClientError.connectionClosed("cannot send a \(opcode) frame on \(url): the connection is closed\(cause)")
+        }
     }
 
     // MARK: Receiving
@@ -276,14 +283,25 @@ public final class RelayWebSocket: Sendable {
     // MARK: Flow control and lifecycle
 
     /// Stops reading from the socket (`autoRead` off), so the server's writes back up, as with a
-    /// phone that stopped reading. Frames already read stay in the buffer.
+    /// phone that stopped reading. Frames already read stay in the buffer. If the server ends the
+    /// connection meanwhile, the bytes it had sent are still read and delivered before `.closed`.
+    /// A no-op once the connection is closed.
     public func pauseReading() async throws {
-        try await channel.setOption(ChannelOptions.autoRead, value: false).get()
+        try await setAutoRead(false)
     }
 
-    /// Resumes reading from the socket (`autoRead` on).
+    /// Resumes reading from the socket (`autoRead` on). A no-op once the connection is closed, so a
+    /// test can resume after the server cut a paused reader off and then read what arrived.
     public func resumeReading() async throws {
-        try await channel.setOption(ChannelOptions.autoRead, value: true).get()
+        try await setAutoRead(true)
+    }
+
+    private func setAutoRead(_ enabled: Bool) async throws {
+        do {
+            try await channel.setOption(ChannelOptions.autoRead, value: enabled).get()
+        } catch ChannelError.ioOnClosedChannel {
+            return
+        }
     }
 
     /// Whether the TCP connection is still open.

@@ -108,7 +108,7 @@ public struct ParsedURL: Sendable, Equatable {
                 if after.hasPrefix(":") {
                     let p = after.dropFirst()
                     if !p.isEmpty {
-                        guard let v = Int(p), (0...65535).contains(v) else { return nil }
+                        guard p.allSatisfy(\.isASCIIDigit), let v = Int(p), (0...65535).contains(v) else { return nil }
                         port = v
                     }
                 } else if !after.isEmpty {
@@ -118,7 +118,7 @@ public struct ParsedURL: Sendable, Equatable {
                 if let c = authority.lastIndex(of: ":") {
                     let p = authority[authority.index(after: c)...]
                     if !p.isEmpty {
-                        guard p.allSatisfy(\.isASCII), let v = Int(p), (0...65535).contains(v) else { return nil }
+                        guard p.allSatisfy(\.isASCIIDigit), let v = Int(p), (0...65535).contains(v) else { return nil }
                         port = v
                     }
                     authority = authority[..<c]
@@ -171,4 +171,8 @@ extension StringProtocol {
         let end = lastIndex(where: { !$0.isWhitespace })!
         return String(self[start...end])
     }
+}
+
+extension Character {
+    var isASCIIDigit: Bool { isASCII && isNumber }
 }

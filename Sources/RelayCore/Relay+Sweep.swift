@@ -4,7 +4,8 @@ import RelayProtocol
 extension Relay {
     /// One sweep (PROTOCOL §5, DECISIONS 5): expires sessions that hold no local socket — idle or
     /// past retention when nobody is trusted, past the trusted-session TTL otherwise — and prunes
-    /// expired grace tokens and rate buckets.
+    /// expired grace tokens and rate buckets. A node alone ends such sessions everywhere; a
+    /// cluster node only forgets its own copy.
     public func sweep(now: Int64 = wallClockMillis()) async {
         for session in registry.allSessions {
             let verdict: (reason: DisconnectReason?, pruned: Bool) = session.state.withLock { s in
@@ -22,6 +23,12 @@ extension Relay {
                 return (nil, pruned)
             }
             if let reason = verdict.reason {
+                guard bus == nil else {
+                    // DECISIONS 5: in a cluster, "no socket here" says nothing about the other
+                    // nodes. Drop only this node's copy; the shared store's TTL ends the session.
+                    closeSession(session, reason: reason)
+                    continue
+                }
                 if let version = closeSession(session, reason: reason) {
                     let expired = ServerMessage.disconnect(.sessionExpired)
                     publish(.desktop, sessionID: session.id, payload: expired)

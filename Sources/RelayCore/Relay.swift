@@ -30,9 +30,11 @@ public final class Relay: Sendable {
         let now = wallClockMillis()
         let records = try await store.loadAll()
         registry.indexes.withLock { ix in
-            for var record in records where ix.sessions[record.sessionID] == nil {
+            for (stored, version) in records where ix.sessions[stored.sessionID] == nil {
+                var record = stored
                 for id in record.devices.keys { record.devices[id]?.pruneRetired(now: now) }
-                ix.sessions[record.sessionID] = Session(record: record, version: 0)
+                // Continue from the stored version, or every later write would look stale.
+                ix.sessions[record.sessionID] = Session(record: record, version: version)
                 SessionRegistry.index(record, into: &ix, now: now)
             }
         }

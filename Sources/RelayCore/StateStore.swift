@@ -8,8 +8,8 @@ import Synchronization
 public protocol StateStore: Sendable {
     /// True when records outlive this process (reported as `redisPersistenceEnabled`).
     var isShared: Bool { get }
-    /// Every stored record (startup restore).
-    func loadAll() async throws -> [SessionRecord]
+    /// Every stored record with its version (startup restore).
+    func loadAll() async throws -> [(record: SessionRecord, version: UInt64)]
     /// One stored record and its version, or nil.
     func load(sessionID: String) async throws -> (record: SessionRecord, version: UInt64)?
     /// Stores `record` unless a newer version is already stored.
@@ -26,8 +26,8 @@ public final class InMemoryStateStore: StateStore {
 
     public var isShared: Bool { false }
 
-    public func loadAll() async throws -> [SessionRecord] {
-        records.withLock { $0.values.compactMap(\.record) }
+    public func loadAll() async throws -> [(record: SessionRecord, version: UInt64)] {
+        records.withLock { $0.values.compactMap { entry in entry.record.map { ($0, entry.version) } } }
     }
 
     public func load(sessionID: String) async throws -> (record: SessionRecord, version: UInt64)? {

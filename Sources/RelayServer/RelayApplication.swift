@@ -84,7 +84,10 @@ public struct RelayApplication: Service {
     static func drain(relay: Relay, periodMillis: Int64, logger: Logger) async {
         let sockets = relay.localConnections()
         guard !sockets.isEmpty else { return }
-        let batches = max(1, min(sockets.count, Int(periodMillis / 250)))
+        // Batches of at least `minimumBatch` sockets, at most one every 250 ms: a few sockets go at
+        // once, thousands are spread over the period so their reconnects do not arrive together.
+        let minimumBatch = 100
+        let batches = max(1, min((sockets.count + minimumBatch - 1) / minimumBatch, Int(periodMillis / 250)))
         let perBatch = (sockets.count + batches - 1) / batches
         let pause = periodMillis / Int64(batches)
         for (index, start) in stride(from: 0, to: sockets.count, by: perBatch).enumerated() {

@@ -64,11 +64,10 @@ final class WebSocketConnection: RelayConnection {
         case .result(let result):
             return result
         case .schedule:
-            if channel.eventLoop.inEventLoop {
-                drain()
-            } else {
-                channel.eventLoop.execute { self.drain() }
-            }
+            // Always a separate event-loop turn, even on the socket's own loop: a write can fail
+            // and close the channel synchronously, and its cleanup calls back into the core,
+            // which may be holding the session's lock right now.
+            channel.eventLoop.execute { self.drain() }
             return .enqueued
         }
     }

@@ -1,0 +1,202 @@
+import Foundation
+import Synchronization
+import RelayClient
+import RelayCore
+import RelayServer
+import Testing
+
+/// PROTOCOL §5 and DECISIONS 1: sweeping, graceful drain, and the process's start and stop.
+@Suite("Lifecycle")
+struct LifecycleTests {
+    @Test func unpairedSessionExpiresAfterRetention() async throws {
+        try await withRelay({
+            $0["SESSION_RETENTION_MS"] = "120"
+            $0["SESSION_SWEEP_INTERVAL_MS"] = "50"
+        }) { relay in
+            let desktop = RelayDesktop(baseURL: relay.baseURL)
+            try await desktop.startPairing()
+            try await Task.sleep(for: .milliseconds(320))
+            #expect(try await relay.metrics()["sessions"]?.intValue == 0)
+            let socket = try await desktop.openSocket()
+            try await socket.sendText(#"{"type":"relay.auth","token":"\#(desktop.desktopSessionToken)"}"#)
+            #expect(try await socket.readUntilClosed().texts == [#"{"reason":"session_expired","type":"disconnect"}"#])
+        }
+    }
+
+    @Test func trustedSessionsSurviveRetentionSweepsWhileDesktopOffline() async throws {
+        try await withRelay({
+            $0["SESSION_RETENTION_MS"] = "120"
+            $0["SESSION_SWEEP_INTERVAL_MS"] = "50"
+            $0["WS_HEARTBEAT_INTERVAL_MS"] = "50"
+            $0["TOKEN_ROTATION_GRACE_MS"] = "120"
+        }) { relay in
+            let paired = try await RelayPairing.pairConnected(baseURL: relay.baseURL)
+            await paired.desktop.disconnect()
+            await paired.phone.disconnect()
+            try await Task.sleep(for: .milliseconds(320))
+            #expect(try await paired.desktop.connect()["type"]?.stringValue == "auth_ok")
+            #expect(try await paired.phone.connect()["desktopConnected"]?.boolValue == true)
+        }
+    }
+
+    @Test func sessionWithAConnectedSocketIsNeverSwept() async throws {
+        try await withRelay({
+            $0["SESSION_RETENTION_MS"] = "500"
+            $0["SESSION_SWEEP_INTERVAL_MS"] = "50"
+        }) { relay in
+            let desktop = RelayDesktop(baseURL: relay.baseURL)
+            try await desktop.startPairing()
+            _ = try await desktop.connect()
+            try await Task.sleep(for: .milliseconds(900))
+            try await desktop.socket.expectSilence(for: .milliseconds(50))
+            #expect(try await relay.metrics()["sessionsWithDesktop"]?.intValue == 1)
+        }
+    }
+
+    @Test func gracefulShutdownDrainsEverySocketWithServerShutdown() async throws {
+        let relay = try await TestRelay.start { $0["DRAIN_PERIOD_MS"] = "300" }
+        let first = try await RelayPairing.pairConnected(baseURL: relay.baseURL)
+        let second = try await RelayPairing.pairConnected(baseURL: relay.baseURL)
+        let started = ContinuousClock.now
+        async let stopped: Void = relay.stop()
+        for socket in [try first.desktop.socket, try first.phone.socket, try second.desktop.socket, try second.phone.socket] {
+            let (texts, code) = try await socket.readUntilClosed(.seconds(5))
+            #expect(texts.last == #"{"reason":"server_shutdown","type":"disconnect"}"#)
+            #expect(code == 1012)
+        }
+        await stopped
+        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(relay.application.health.isDraining)
+        #expect(relay.logs.contains("drained sockets"))
+        // A drain never deletes what a restarted node would need: the session is still known here.
+        #expect(relay.application.relay.snapshot().sessions == 2)
+    }
+
+    @Test func sigtermDrainsAndExitsZero() async throws {
+        let port = try TestRelay.freePort()
+        let process = try RelayProcess.launch(environment: [
+            "HOST": "127.0.0.1", "PORT": "\(port)", "PUBLIC_BASE_URL": "http://127.0.0.1:\(port)",
+            "ALLOWED_ORIGINS": allowedOrigin, "DRAIN_PERIOD_MS": "200",
+        ])
+        defer { process.terminateIfRunning() }
+        let baseURL = "http://127.0.0.1:\(port)"
+        try await process.waitUntilHealthy(baseURL: baseURL)
+        let paired = try await RelayPairing.pairConnected(baseURL: baseURL)
+        kill(process.pid, SIGTERM)
+        let (texts, code) = try await paired.phone.socket.readUntilClosed(.seconds(5))
+        #expect(texts.last == #"{"reason":"server_shutdown","type":"disconnect"}"#)
+        #expect(code == 1012)
+        #expect(try await process.waitForExit(timeout: .seconds(10)) == 0)
+    }
+
+    @Test func badConfigurationStopsTheStartNamingTheVariable() async throws {
+        for (env, fragment) in [
+            (["MAX_JSON_BYTES": "0"], "MAX_JSON_BYTES must be greater than 0."),
+            (["MAX_PAIR_REQUESTS_PER_MINUTE": "lots"], "MAX_PAIR_REQUESTS_PER_MINUTE"),
+            (["PUBLIC_BASE_URL": "ftp://x"], "PUBLIC_BASE_URL must use http or https."),
+            (["HOST": "192.0.2.77"], "HOST"),
+        ] {
+            let process = try RelayProcess.launch(environment: env.merging(["PORT": "18999"]) { a, _ in a })
+            #expect(try await process.waitForExit(timeout: .seconds(10)) != 0, "\(env)")
+            #expect(process.standardError.contains(fragment), "\(env): \(process.standardError)")
+        }
+    }
+
+    @Test func helpListsEveryVariable() async throws {
+        let process = try RelayProcess.launch(arguments: ["--help"], environment: [:])
+        #expect(try await process.waitForExit(timeout: .seconds(10)) == 0)
+        for name in ["HOST", "PORT", "MAX_SOCKET_OUTBOUND_QUEUE", "DRAIN_PERIOD_MS", "NATS_HMAC_PREVIOUS_SECRET", "TRUST_PROXY"] {
+            #expect(process.standardOutput.contains(name))
+        }
+    }
+}
+
+/// The built `relay` executable run as a child process, as an operator would run it.
+///
+/// Spawned with `posix_spawn` and reaped with `waitpid(WNOHANG)`, never with Foundation's
+/// `Process`, whose blocking `select`/`ppoll` calls would hold one of the two cooperative
+/// threads. Output goes to files, so nothing ever blocks on a pipe.
+final class RelayProcess: Sendable {
+    let pid: pid_t
+    private let outputPath: String
+    private let errorPath: String
+    private let status = Mutex<Int32?>(nil)
+
+    var standardOutput: String { (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "" }
+    var standardError: String { (try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? "" }
+
+    static var executable: String {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("relay").path
+    }
+
+    static func launch(arguments: [String] = [], environment: [String: String]) throws -> RelayProcess {
+        guard FileManager.default.isExecutableFile(atPath: executable) else {
+            throw TestFailure("relay executable not built at \(executable)")
+        }
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("relay-\(UUID().uuidString)").path
+        let (out, err) = (base + ".out", base + ".err")
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        let env = environment.merging(["LOG_LEVEL": "warning"]) { a, _ in a }.map { "\($0.key)=\($0.value)" }
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = env.map { strdup($0) } + [nil]
+        defer { (argv + envp).forEach { free($0) } }
+        var pid = pid_t()
+        let rc = posix_spawn(&pid, executable, &actions, nil, argv, envp)
+        guard rc == 0 else { throw TestFailure("posix_spawn failed: \(rc)") }
+        return RelayProcess(pid: pid, outputPath: out, errorPath: err)
+    }
+
+    private init(pid: pid_t, outputPath: String, errorPath: String) {
+        self.pid = pid
+        self.outputPath = outputPath
+        self.errorPath = errorPath
+    }
+
+    deinit {
+        unlink(outputPath)
+        unlink(errorPath)
+    }
+
+    func waitUntilHealthy(baseURL: String) async throws {
+        let http = RelayHTTPClient(baseURL: baseURL)
+        for _ in 0..<200 {
+            if (try? await http.get("/healthz", timeout: .seconds(1)))?.status == 200 { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw TestFailure("relay at \(baseURL) never became healthy")
+    }
+
+    /// The exit status once the process has ended, without blocking.
+    private func reap() -> Int32? {
+        status.withLock { status in
+            if status != nil { return status }
+            var raw: Int32 = 0
+            guard waitpid(pid, &raw, WNOHANG) == pid else { return nil }
+            // WIFEXITED / WEXITSTATUS, or 128 + signal.
+            status = (raw & 0x7f) == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
+            return status
+        }
+    }
+
+    /// Waits for exit and returns the exit status.
+    func waitForExit(timeout: Duration) async throws -> Int32 {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            if let status = reap() { return status }
+            guard ContinuousClock.now < deadline else { throw TestFailure("relay did not exit within \(timeout)") }
+            try await Task.sleep(for: .milliseconds(25))
+        }
+    }
+
+    func terminateIfRunning() {
+        if reap() == nil {
+            kill(pid, SIGKILL)
+            var raw: Int32 = 0
+            waitpid(pid, &raw, 0)
+        }
+    }
+}
