@@ -28,7 +28,7 @@ run: release
 
 ## test: the whole suite, with Redis and NATS started on loopback ports for the cluster tests
 test: deps
-	bash scripts/with-test-services.sh $(SWIFT) test
+	bash scripts/with-test-services.sh bash scripts/run-tests.sh
 
 ## deploy-validate: render every overlay and validate it offline
 deploy-validate:

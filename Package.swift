@@ -86,6 +86,16 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Load, soak and gate harness (issue 4); today: one pairing plus timed round trips.
+        .executableTarget(
+            name: "relay-load",
+            dependencies: [
+                "RelayClient",
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "LoadTests/relay-load",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "RelayProtocolTests", dependencies: ["RelayProtocol"], swiftSettings: swiftSettings),
         .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore"], swiftSettings: swiftSettings),
         .testTarget(
