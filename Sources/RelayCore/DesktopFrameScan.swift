@@ -15,10 +15,10 @@ struct DesktopFrameScan {
     var pairDecision: PairDecision?
 
     init(_ text: [UInt8]) {
-        // Only an object can carry either; skip the parse for anything else.
+        // Only an object can carry either; anything else is forwarded without a look.
         guard let first = text.first(where: { $0 != 0x20 && $0 != 0x09 && $0 != 0x0A && $0 != 0x0D }),
             first == UInt8(ascii: "{"),
-            case .object(let fields)? = try? JSONValue.parse(text)
+            let fields = try? JSONValue.parseTopLevelMembers(text, keeping: Self.keys)
         else { return }
         if case .string(let sid)? = fields["sessionID"] { sessionID = sid }
         guard case .string("relay.pair_decision")? = fields["type"] else { return }
@@ -40,6 +40,9 @@ struct DesktopFrameScan {
         }
         pairDecision = decision
     }
+
+    /// The only members read; the rest of the frame (often a large snapshot) is validated, not built.
+    private static let keys: Set<String> = ["type", "sessionID", "requestID", "approved"]
 }
 
 extension Relay {

@@ -21,6 +21,25 @@ extension JSONValue {
         try parse(string.utf8)
     }
 
+    /// Validates one JSON document as strictly as ``parse(_:)-(Bytes)`` but builds only the
+    /// top-level members named in `keys`; every other value is checked and skipped without
+    /// allocating. Returns nil for a valid document that is not an object.
+    ///
+    /// For frames the relay forwards untouched but must look into (a desktop frame's `sessionID`
+    /// and pair decision), where building the whole tree would be wasted work.
+    public static func parseTopLevelMembers(
+        _ bytes: [UInt8], keeping keys: Set<String>
+    ) throws(JSONParseError) -> [String: JSONValue]? {
+        try bytes.withUnsafeBufferPointer { buffer -> Result<[String: JSONValue]?, JSONParseError> in
+            var parser = JSONParser(buffer)
+            do throws(JSONParseError) {
+                return .success(try parser.scanTopLevel(keeping: keys))
+            } catch {
+                return .failure(error)
+            }
+        }.get()
+    }
+
     @usableFromInline
     static func _parse(_ buffer: UnsafeBufferPointer<UInt8>) -> Result<JSONValue, JSONParseError> {
         var parser = JSONParser(buffer)
@@ -76,6 +95,140 @@ struct JSONParser {
         return value
     }
 
+    /// The top-level object's members named in `keys`, or nil for a valid non-object document.
+    mutating func scanTopLevel(keeping keys: Set<String>) throws(JSONParseError) -> [String: JSONValue]? {
+        skipWhitespace()
+        guard index < bytes.count, bytes[index] == ASCII.openBrace else {
+            try skipValue()
+            skipWhitespace()
+            if index < bytes.count { throw error("trailing characters", at: index) }
+            return nil
+        }
+        var kept: [String: JSONValue] = [:]
+        try walkObject { key, parser throws(JSONParseError) in
+            if keys.contains(key) { kept[key] = try parser.parseValue() } else { try parser.skipValue() }
+        }
+        skipWhitespace()
+        if index < bytes.count { throw error("trailing characters", at: index) }
+        return kept
+    }
+
+    // MARK: Skipping (validation without building values)
+
+    private mutating func skipValue() throws(JSONParseError) {
+        skipWhitespace()
+        guard index < bytes.count else { throw error("EOF while parsing a value", at: index) }
+        switch bytes[index] {
+        case ASCII.openBrace: try walkObject { _, parser throws(JSONParseError) in try parser.skipValue() }
+        case ASCII.openBracket: try walkArray { parser throws(JSONParseError) in try parser.skipValue() }
+        case ASCII.quote: try skipString()
+        case UInt8(ascii: "t"): try expectLiteral("true")
+        case UInt8(ascii: "f"): try expectLiteral("false")
+        case UInt8(ascii: "n"): try expectLiteral("null")
+        // Number lexemes are short, so building one stays on the stack.
+        case ASCII.minus, ASCII.zero...ASCII.nine: _ = try parseNumber()
+        default: throw error("expected value", at: index)
+        }
+    }
+
+    /// Walks an object whose `{` is at `index`, handing each member's key to `member`, which must
+    /// consume the value. Parsing and skipping share it.
+    private mutating func walkObject(
+        _ member: (String, inout JSONParser) throws(JSONParseError) -> Void
+    ) throws(JSONParseError) {
+        try enterContainer()
+        index += 1  // {
+        skipWhitespace()
+        if index < bytes.count, bytes[index] == ASCII.closeBrace {
+            index += 1
+            depth -= 1
+            return
+        }
+        while true {
+            skipWhitespace()
+            guard index < bytes.count else { throw error("EOF while parsing an object", at: index) }
+            guard bytes[index] == ASCII.quote else {
+                if bytes[index] == ASCII.closeBrace { throw error("trailing comma", at: index) }
+                throw error("key must be a string", at: index)
+            }
+            let key = try parseString()
+            skipWhitespace()
+            guard index < bytes.count else { throw error("EOF while parsing an object", at: index) }
+            guard bytes[index] == ASCII.colon else { throw error("expected `:`", at: index) }
+            index += 1
+            try member(key, &self)
+            skipWhitespace()
+            guard index < bytes.count else { throw error("EOF while parsing an object", at: index) }
+            switch bytes[index] {
+            case ASCII.comma:
+                index += 1
+            case ASCII.closeBrace:
+                index += 1
+                depth -= 1
+                return
+            default:
+                throw error("expected `,` or `}`", at: index)
+            }
+        }
+    }
+
+    private mutating func walkArray(_ element: (inout JSONParser) throws(JSONParseError) -> Void) throws(JSONParseError) {
+        try enterContainer()
+        index += 1  // [
+        skipWhitespace()
+        if index < bytes.count, bytes[index] == ASCII.closeBracket {
+            index += 1
+            depth -= 1
+            return
+        }
+        while true {
+            try element(&self)
+            skipWhitespace()
+            guard index < bytes.count else { throw error("EOF while parsing a list", at: index) }
+            switch bytes[index] {
+            case ASCII.comma:
+                index += 1
+                skipWhitespace()
+                if index < bytes.count, bytes[index] == ASCII.closeBracket {
+                    throw error("trailing comma", at: index)
+                }
+            case ASCII.closeBracket:
+                index += 1
+                depth -= 1
+                return
+            default:
+                throw error("expected `,` or `]`", at: index)
+            }
+        }
+    }
+
+    /// Checks a string (escapes, control characters, UTF-8) without building it.
+    private mutating func skipString() throws(JSONParseError) {
+        let openQuote = index
+        index += 1
+        var runStart = index
+        while index < bytes.count {
+            let byte = bytes[index]
+            if byte == ASCII.quote || byte == ASCII.backslash {
+                // Escapes yield whole UTF-8 sequences, so each raw run must be valid on its own.
+                guard UTF8Validation.isValid(UnsafeBufferPointer(rebasing: bytes[runStart..<index])) else {
+                    throw error("invalid UTF-8 in string", at: openQuote)
+                }
+                index += 1
+                if byte == ASCII.quote { return }
+                scratch.removeAll(keepingCapacity: true)
+                try parseEscape()
+                runStart = index
+                continue
+            }
+            if byte < 0x20 {
+                throw error("control character (\\u0000-\\u001F) found while parsing a string", at: index)
+            }
+            index += 1
+        }
+        throw error("EOF while parsing a string", at: index)
+    }
+
     // MARK: Values
 
     private mutating func parseValue() throws(JSONParseError) -> JSONValue {
@@ -117,75 +270,20 @@ struct JSONParser {
     }
 
     private mutating func parseArray() throws(JSONParseError) -> JSONValue {
-        try enterContainer()
-        index += 1  // [
         var elements: [JSONValue] = []
-        skipWhitespace()
-        if index < bytes.count, bytes[index] == ASCII.closeBracket {
-            index += 1
-            depth -= 1
-            return .array(elements)
-        }
-        while true {
-            elements.append(try parseValue())
-            skipWhitespace()
-            guard index < bytes.count else { throw error("EOF while parsing a list", at: index) }
-            switch bytes[index] {
-            case ASCII.comma:
-                index += 1
-                skipWhitespace()
-                if index < bytes.count, bytes[index] == ASCII.closeBracket {
-                    throw error("trailing comma", at: index)
-                }
-            case ASCII.closeBracket:
-                index += 1
-                depth -= 1
-                return .array(elements)
-            default:
-                throw error("expected `,` or `]`", at: index)
-            }
-        }
+        try walkArray { parser throws(JSONParseError) in elements.append(try parser.parseValue()) }
+        return .array(elements)
     }
 
     private mutating func parseObject() throws(JSONParseError) -> JSONValue {
-        try enterContainer()
         let objectStart = index
-        index += 1  // {
-        skipWhitespace()
-        if index < bytes.count, bytes[index] == ASCII.closeBrace {
-            index += 1
-            depth -= 1
-            return .object([:])
-        }
         // Members are collected first so the dictionary is allocated once, at its final size.
         if pendingMembers.capacity == 0 { pendingMembers.reserveCapacity(16) }
         let base = pendingMembers.count
-        while true {
-            skipWhitespace()
-            guard index < bytes.count else { throw error("EOF while parsing an object", at: index) }
-            guard bytes[index] == ASCII.quote else {
-                if bytes[index] == ASCII.closeBrace { throw error("trailing comma", at: index) }
-                throw error("key must be a string", at: index)
-            }
-            let key = try parseString()
-            skipWhitespace()
-            guard index < bytes.count else { throw error("EOF while parsing an object", at: index) }
-            guard bytes[index] == ASCII.colon else { throw error("expected `:`", at: index) }
-            index += 1
-            pendingMembers.append(ObjectMember(key: key, value: try parseValue()))
-            skipWhitespace()
-            guard index < bytes.count else { throw error("EOF while parsing an object", at: index) }
-            switch bytes[index] {
-            case ASCII.comma:
-                index += 1
-            case ASCII.closeBrace:
-                index += 1
-                depth -= 1
-                return .object(try takeMembers(from: base, objectStart: objectStart))
-            default:
-                throw error("expected `,` or `}`", at: index)
-            }
+        try walkObject { key, parser throws(JSONParseError) in
+            parser.pendingMembers.append(ObjectMember(key: key, value: try parser.parseValue()))
         }
+        return .object(try takeMembers(from: base, objectStart: objectStart))
     }
 
     /// Moves the members collected since `base` into a dictionary; a repeated key keeps the last value.
@@ -465,5 +563,34 @@ enum StringWord {
         let quoteZero = (quote &- ones) & ~quote & highBits
         let backslashZero = (backslash &- ones) & ~backslash & highBits
         return (control | quoteZero | backslashZero) != 0
+    }
+}
+
+/// UTF-8 validation that allocates nothing.
+public enum UTF8Validation {
+    /// Whether `bytes` is well-formed UTF-8 (no overlongs, surrogates or truncated sequences).
+    public static func isValid(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        var i = 0
+        let n = bytes.count
+        // ASCII fast path, eight bytes at a time.
+        while i + 8 <= n {
+            let word = UnsafeRawPointer(bytes.baseAddress! + i).loadUnaligned(as: UInt64.self)
+            if word & 0x8080_8080_8080_8080 != 0 { break }
+            i += 8
+        }
+        var iterator = UnsafeBufferPointer(rebasing: bytes[i...]).makeIterator()
+        var parser = Unicode.UTF8.ForwardParser()
+        while true {
+            switch parser.parseScalar(from: &iterator) {
+            case .valid: continue
+            case .emptyInput: return true
+            case .error: return false
+            }
+        }
+    }
+
+    /// Whether `bytes` is well-formed UTF-8.
+    public static func isValid(_ bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBufferPointer { isValid($0) }
     }
 }
