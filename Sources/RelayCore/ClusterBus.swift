@@ -1,3 +1,4 @@
+import RelayProtocol
 import Synchronization
 
 /// What a cross-node envelope is for (PROTOCOL §6.4).

@@ -20,7 +20,7 @@ extension Relay {
             // Cluster mode reloads the session from the shared store here; a single node has nothing to reload.
             break
         case .desktopStatusProbe:
-            guard let bus, let session = registry.session(envelope.sessionID),
+            guard let session = registry.session(envelope.sessionID),
                 case .object(let fields)? = try? JSONValue.parse(envelope.payload),
                 case .string(let requester)? = fields["requestingInstanceID"]
             else { return }
@@ -29,7 +29,6 @@ extension Relay {
                 "desktopConnected": .bool(true), "requestingInstanceID": .string(requester),
                 "sessionID": .string(session.id), "type": .string("relay.desktop_status_response"),
             ])
-            _ = bus
             publish(.desktopStatusResponse, sessionID: session.id, payload: Array(response.serialized.utf8))
         case .desktopStatusResponse:
             guard let bus, let session = registry.session(envelope.sessionID),

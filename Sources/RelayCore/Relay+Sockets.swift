@@ -348,7 +348,7 @@ final class MobileEndpoint: SocketEndpoint {
             s.touch(now)
             if foreign { return .drop }
             if needsDesktop && !s.desktopConnected {
-                return .reject(MobileError(.desktopOffline, "Mac is offline. Reconnect desktop and try again."))
+                return .reject(MobileFrameValidator.desktopOfflineError)
             }
             switch kind {
             case .failure(let error):
@@ -358,24 +358,24 @@ final class MobileEndpoint: SocketEndpoint {
                 let allowed = bucket.consume(limit: config.maxSnapshotRequestsPerMinute, now: now)
                 s.snapshotBuckets[deviceID] = bucket
                 guard allowed else {
-                    return .reject(MobileError(.snapshotRateLimited, "Too many snapshot requests from this device. Retry shortly."))
+                    return .reject(MobileFrameValidator.snapshotRateLimitedError)
                 }
             case .success(.command(let seq, _)):
                 guard seq > socket.lastSeq else {
-                    return .reject(MobileError(.replayedCommand, "Command sequence was replayed or out of order."))
+                    return .reject(MobileFrameValidator.replayedCommandError)
                 }
                 s.mobiles[connectionID]?.lastSeq = seq
                 var deviceBucket = s.deviceCommandBuckets[deviceID] ?? RateWindow(startingAt: now)
                 let deviceAllowed = deviceBucket.consume(limit: config.maxRemoteCommandsPerMinute, now: now)
                 s.deviceCommandBuckets[deviceID] = deviceBucket
                 guard deviceAllowed else {
-                    return .reject(MobileError(.commandRateLimited, "Too many remote commands from this device. Retry shortly."))
+                    return .reject(MobileFrameValidator.deviceCommandRateLimitedError)
                 }
                 var sessionBucket = s.sessionCommandBucket ?? RateWindow(startingAt: now)
                 let sessionAllowed = sessionBucket.consume(limit: config.maxRemoteSessionCommandsPerMinute, now: now)
                 s.sessionCommandBucket = sessionBucket
                 guard sessionAllowed else {
-                    return .reject(MobileError(.commandRateLimited, "Remote command throughput for this session is temporarily saturated."))
+                    return .reject(MobileFrameValidator.sessionCommandRateLimitedError)
                 }
                 if let nameError { return .reject(nameError) }
             }

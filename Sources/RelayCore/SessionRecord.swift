@@ -1,3 +1,5 @@
+import RelayProtocol
+
 /// A retired device token that still authenticates until `expiresAtMillis` (PROTOCOL §4.4).
 public struct RetiredToken: Sendable, Equatable {
     public var token: String

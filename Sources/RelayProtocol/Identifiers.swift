@@ -1,4 +1,4 @@
-/// Random identifiers and the token rules of PROTOCOL §1.
+/// Random identifiers and the token rules of PROTOCOL §1, shared by the relay and its clients.
 public enum Identifiers {
     private static let alphabet: [UInt8] = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
 

@@ -1,4 +1,5 @@
 import RelayCore
+import RelayProtocol
 import Testing
 
 /// PROTOCOL §1: relay-generated identifiers and the opaque-token rules.
