@@ -1,4 +1,5 @@
 import Logging
+import RelayCore
 import RelayProtocol
 
 #if canImport(Glibc)
@@ -31,7 +32,7 @@ struct JSONLogHandler: LogHandler {
 
     func log(event: LogEvent) {
         var fields: [String: JSONValue] = [
-            "ts": .string(Timestamp.format(millis: Self.nowMillis())), "level": .string(event.level.rawValue),
+            "ts": .string(Timestamp.format(millis: wallClockMillis())), "level": .string(event.level.rawValue),
             "logger": .string(label), "msg": .string(event.message.description),
         ]
         for (key, value) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }) {
@@ -40,11 +41,5 @@ struct JSONLogHandler: LogHandler {
         var line = Array(JSONValue.object(fields).serialized.utf8)
         line.append(10)
         _ = line.withUnsafeBytes { Glibc.write(2, $0.baseAddress, $0.count) }
-    }
-
-    private static func nowMillis() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
     }
 }

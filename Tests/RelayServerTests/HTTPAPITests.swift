@@ -400,11 +400,7 @@ struct HTTPAPITests {
             #expect(old.status == 403)
             #expect(old.errorCode == "invalid_join_token")
 
-            let second = RelayPhone(baseURL: relay.baseURL)
-            async let join = second.join(sessionID: paired.desktop.sessionID, joinToken: paired.desktop.joinToken)
-            let request = try await paired.desktop.nextPairRequest()
-            try await paired.desktop.decide(requestID: request.requestID, approved: true)
-            #expect(try await join.status == 200)
+            _ = try await approveAnotherPhone(paired.desktop, relay: relay)
             // The first phone's socket was untouched.
             try await paired.phone.socket.expectSilence(for: .milliseconds(100))
         }

@@ -231,11 +231,7 @@ struct WebSocketProtocolTests {
         try await withRelay({ $0["MAX_DEVICES_PER_SESSION"] = "2" }) { relay in
             let paired = try await RelayPairing.pairConnected(baseURL: relay.baseURL)
             try await paired.desktop.refreshJoinToken()
-            let second = RelayPhone(baseURL: relay.baseURL)
-            async let join = second.join(sessionID: paired.desktop.sessionID, joinToken: paired.desktop.joinToken)
-            let request = try await paired.desktop.nextPairRequest()
-            try await paired.desktop.decide(requestID: request.requestID, approved: true)
-            #expect(try await join.status == 200)
+            let second = try await approveAnotherPhone(paired.desktop, relay: relay)
             #expect(try await second.connect()["connectedDeviceCount"]?.intValue == 2)
         }
     }
@@ -437,11 +433,7 @@ struct WebSocketProtocolTests {
         try await withRelay { relay in
             let paired = try await RelayPairing.pairConnected(baseURL: relay.baseURL)
             try await paired.desktop.refreshJoinToken()
-            let second = RelayPhone(baseURL: relay.baseURL)
-            async let join = second.join(sessionID: paired.desktop.sessionID, joinToken: paired.desktop.joinToken)
-            let request = try await paired.desktop.nextPairRequest()
-            try await paired.desktop.decide(requestID: request.requestID, approved: true)
-            #expect(try await join.status == 200)
+            let second = try await approveAnotherPhone(paired.desktop, relay: relay)
             _ = try await second.connect()
             _ = try await paired.desktop.socket.drain()
             let odd = "{ \"payload\" :{\"type\":\"event\",\"b\":1,\"a\":\"\\u00e9/\"},\"sessionID\":\"\(paired.desktop.sessionID)\"  }"

@@ -124,7 +124,7 @@ final class WebSocketHandler: ChannelInboundHandler {
         let message = fragments
         fragments = []
         if opcode == .text {
-            guard Self.isValidUTF8(message) else { return connection.close(text: nil, code: 1007, closeReason: "invalid utf-8") }
+            guard UTF8Validation.isValid(message) else { return connection.close(text: nil, code: 1007, closeReason: "invalid utf-8") }
             receiveText(message, context: context)
         } else if case .awaitingAuth = phase {
             rejectAuth(.authTimeoutOrMissingPayload)
@@ -145,13 +145,7 @@ final class WebSocketHandler: ChannelInboundHandler {
             buffered.append(text)
             phase = .authenticating(buffered: buffered)
         case .open(let endpoint):
-            guard !connection.isClosed else { return }
-            let now = wallClockMillis()
-            guard rate!.consume(limit: settings.maxMessagesPerMinute, now: now) else {
-                return terminate(.socketRateLimited)
-            }
-            lastInboundNanos = WebSocketConnection.monotonicNanos()
-            endpoint.receive(text: text)
+            deliver(text, to: endpoint)
         case .closed:
             return
         }
@@ -183,18 +177,17 @@ final class WebSocketHandler: ChannelInboundHandler {
             rate = RateWindow(startingAt: wallClockMillis())
             lastInboundNanos = WebSocketConnection.monotonicNanos()
             scheduleHeartbeat()
-            for text in buffered {
-                guard case .open = phase else { break }
-                receiveBufferedText(text)
-            }
+            for text in buffered { deliver(text, to: endpoint) }
         }
     }
 
-    private func receiveBufferedText(_ text: [UInt8]) {
-        guard case .open(let endpoint) = phase, !connection.isClosed else { return }
+    /// An authenticated text message: the per-socket rate window, then the core.
+    private func deliver(_ text: [UInt8], to endpoint: any SocketEndpoint) {
+        guard !connection.isClosed else { return }
         guard rate!.consume(limit: settings.maxMessagesPerMinute, now: wallClockMillis()) else {
             return terminate(.socketRateLimited)
         }
+        lastInboundNanos = WebSocketConnection.monotonicNanos()
         endpoint.receive(text: text)
     }
 
@@ -284,9 +277,4 @@ final class WebSocketHandler: ChannelInboundHandler {
         context.fireChannelInactive()
     }
 
-    /// Fast path for ASCII; full validation otherwise.
-    static func isValidUTF8(_ bytes: [UInt8]) -> Bool {
-        if bytes.allSatisfy({ $0 < 0x80 }) { return true }
-        return String(validating: bytes, as: UTF8.self) != nil
-    }
 }

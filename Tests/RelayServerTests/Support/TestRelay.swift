@@ -180,3 +180,16 @@ func futureTimestamp(_ seconds: Double = 120) -> String {
 }
 
 let allowedOrigin = "http://localhost:4173"
+
+/// Joins one more phone to `desktop`'s session with its current join token, approved by the
+/// desktop; expects the join to succeed and returns the phone, not yet connected.
+func approveAnotherPhone(
+    _ desktop: RelayDesktop, relay: TestRelay, sourceLocation: SourceLocation = #_sourceLocation
+) async throws -> RelayPhone {
+    let phone = RelayPhone(baseURL: relay.baseURL)
+    async let join = phone.join(sessionID: desktop.sessionID, joinToken: desktop.joinToken)
+    let request = try await desktop.nextPairRequest()
+    try await desktop.decide(requestID: request.requestID, approved: true)
+    #expect(try await join.status == 200, sourceLocation: sourceLocation)
+    return phone
+}
