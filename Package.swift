@@ -15,6 +15,8 @@ let package = Package(
         .library(name: "RelayCore", targets: ["RelayCore"]),
         .library(name: "RelayServer", targets: ["RelayServer"]),
         .library(name: "RelayClient", targets: ["RelayClient"]),
+        .library(name: "RelayRedis", targets: ["RelayRedis"]),
+        .library(name: "RelayNATS", targets: ["RelayNATS"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.0"),
@@ -40,12 +42,40 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // C bridges: Debian's hiredis 0.14, the NATS C client 3.4, OpenSSL's libcrypto (HMAC).
+        // No pkgConfig for hiredis: its .pc adds -D_FILE_OFFSET_BITS=64, which SwiftPM drops with a
+        // warning; the headers are in /usr/include and the module map links the library.
+        .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
+        .systemLibrary(name: "CNats", pkgConfig: "libnats", providers: [.apt(["libnats-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        // The StateStore over Redis: its own connection thread, pipelined, reconnecting.
+        .target(
+            name: "RelayRedis",
+            dependencies: [
+                "CHiredis", "RelayCore", "RelayProtocol",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The ClusterBus over NATS: signed envelopes, replay checks, callbacks bridged off C threads.
+        .target(
+            name: "RelayNATS",
+            dependencies: [
+                "CNats", "COpenSSL", "RelayCore", "RelayProtocol",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // HTTP (Hummingbird) and WebSocket (SwiftNIO) transport, config, metrics export, lifecycle.
         .target(
             name: "RelayServer",
             dependencies: [
                 "RelayCore",
                 "RelayProtocol",
+                "RelayRedis",
+                "RelayNATS",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -98,6 +128,8 @@ let package = Package(
         ),
         .testTarget(name: "RelayProtocolTests", dependencies: ["RelayProtocol"], swiftSettings: swiftSettings),
         .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "RelayRedisTests", dependencies: ["RelayRedis", "RelayCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "RelayNATSTests", dependencies: ["RelayNATS", "RelayCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "RelayServerTests",
             dependencies: ["RelayServer", "RelayCore", "RelayClient", "RelayProtocol"],

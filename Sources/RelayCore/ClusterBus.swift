@@ -50,8 +50,12 @@ public protocol ClusterBus: Sendable {
     func setSubscribed(_ subscribed: Bool, sessionID: String)
     /// Session subjects currently subscribed.
     var subscriptionCount: Int { get }
-    /// Starts delivering envelopes for this node to `handler`, on the bus's own context.
-    func start(handler: @escaping @Sendable (BusEnvelope) -> Void) async throws
+    /// Starts delivering envelopes for this node to `handler`, in order, on the bus's own context.
+    /// `connectivity` hears when the node loses (false) and regains (true) the bus: envelopes
+    /// published in between may be lost, so the core tells its clients to resync.
+    func start(
+        handler: @escaping @Sendable (BusEnvelope) -> Void, connectivity: @escaping @Sendable (Bool) -> Void
+    ) async throws
     /// Stops delivering and releases the connection.
     func shutdown() async
 }
@@ -105,7 +109,9 @@ public final class InProcessClusterBus: ClusterBus {
         }
     }
 
-    public func start(handler: @escaping @Sendable (BusEnvelope) -> Void) async throws {
+    public func start(
+        handler: @escaping @Sendable (BusEnvelope) -> Void, connectivity: @escaping @Sendable (Bool) -> Void
+    ) async throws {
         let (stream, continuation) = AsyncStream<BusEnvelope>.makeStream()
         state.withLock { $0.continuation = continuation }
         Task {

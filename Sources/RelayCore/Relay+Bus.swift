@@ -64,3 +64,8 @@ extension Relay {
         if let disconnectReason { closeSession(session, reason: disconnectReason) }
     }
 }
+
+extension Relay {
+    /// The bus went away or came back (see ``ClusterBus/start(handler:connectivity:)``).
+    func busConnectivityChanged(up: Bool) {}
+}

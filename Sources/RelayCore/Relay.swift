@@ -40,7 +40,9 @@ public final class Relay: Sendable {
         }
         if !records.isEmpty { logger.info("restored sessions from store", metadata: ["count": "\(records.count)"]) }
         if let bus {
-            try await bus.start { [weak self] envelope in self?.handleBusEnvelope(envelope) }
+            try await bus.start(
+                handler: { [weak self] envelope in self?.handleBusEnvelope(envelope) },
+                connectivity: { [weak self] up in self?.busConnectivityChanged(up: up) })
         }
     }
 

@@ -27,8 +27,8 @@ struct PersistenceTests {
         try await restarted.relay.start()
         let phone = try await restarted.connectMobile(token: device.token)
 
-        let stored = try #require(try await store.load(sessionID: session.sessionID))
-        #expect(stored.record.devices[device.deviceID]?.currentToken == phone.nextToken)
+        let stored = try #require(try await store.load(sessionID: session.sessionID).record)
+        #expect(stored.devices[device.deviceID]?.currentToken == phone.nextToken)
 
         let restartedAgain = RelayNode(store: store)
         try await restartedAgain.relay.start()
@@ -45,9 +45,9 @@ struct PersistenceTests {
 
             let device = try await joinNode.pairDevice(session, approvedBy: desktop)
 
-            let stored = try #require(try await cluster.store.load(sessionID: session.sessionID))
-            #expect(stored.record.devices[device.deviceID] != nil)
-            #expect(stored.record.joinTokenUsedAtMillis != nil)
+            let stored = try #require(try await cluster.store.load(sessionID: session.sessionID).record)
+            #expect(stored.devices[device.deviceID] != nil)
+            #expect(stored.joinTokenUsedAtMillis != nil)
         }
     }
 }

@@ -67,9 +67,9 @@ struct InMemoryStateStoreTests {
     @Test func savedRecordLoadsWithItsVersion() async throws {
         let store = InMemoryStateStore()
         #expect(!store.isShared)
-        #expect(try await store.load(sessionID: "session-0123456789") == nil)
+        #expect(try await store.load(sessionID: "session-0123456789").record == nil)
         try await store.save(Self.record(joinToken: "join-a"), version: 3)
-        let loaded = try #require(try await store.load(sessionID: "session-0123456789"))
+        let loaded = try await store.load(sessionID: "session-0123456789")
         #expect(loaded.record == Self.record(joinToken: "join-a"))
         #expect(loaded.version == 3)
         #expect(try await store.loadAll().map(\.record) == [Self.record(joinToken: "join-a")])
@@ -80,8 +80,8 @@ struct InMemoryStateStoreTests {
         try await store.save(Self.record(joinToken: "join-v1"), version: 1)
         try await store.save(Self.record(joinToken: "join-v2"), version: 2)
         try await store.save(Self.record(joinToken: "join-v1-late"), version: 1)
-        let loaded = try #require(try await store.load(sessionID: "session-0123456789"))
-        #expect(loaded.record.joinToken == "join-v2")
+        let loaded = try await store.load(sessionID: "session-0123456789")
+        #expect(loaded.record?.joinToken == "join-v2")
         #expect(loaded.version == 2)
     }
 
@@ -89,28 +89,28 @@ struct InMemoryStateStoreTests {
         let store = InMemoryStateStore()
         try await store.save(Self.record(joinToken: "join-first"), version: 4)
         try await store.save(Self.record(joinToken: "join-second"), version: 4)
-        #expect(try await store.load(sessionID: "session-0123456789")?.record.joinToken == "join-second")
+        #expect(try await store.load(sessionID: "session-0123456789").record?.joinToken == "join-second")
     }
 
     @Test func deleteKeepsItsVersionSoALateOlderSaveCannotResurrect() async throws {
         let store = InMemoryStateStore()
         try await store.save(Self.record(joinToken: "join-v2"), version: 2)
         try await store.delete(sessionID: "session-0123456789", version: 3)
-        #expect(try await store.load(sessionID: "session-0123456789") == nil)
+        #expect(try await store.load(sessionID: "session-0123456789").record == nil)
         try await store.save(Self.record(joinToken: "join-v2-late"), version: 2)
         try await store.save(Self.record(joinToken: "join-v1-late"), version: 1)
-        #expect(try await store.load(sessionID: "session-0123456789") == nil)
+        #expect(try await store.load(sessionID: "session-0123456789").record == nil)
         #expect(try await store.loadAll().isEmpty)
         // A genuinely newer record (a new pair start) is stored again.
         try await store.save(Self.record(joinToken: "join-v4"), version: 4)
-        #expect(try await store.load(sessionID: "session-0123456789")?.record.joinToken == "join-v4")
+        #expect(try await store.load(sessionID: "session-0123456789").record?.joinToken == "join-v4")
     }
 
     @Test func staleDeleteDoesNotRemoveANewerRecord() async throws {
         let store = InMemoryStateStore()
         try await store.save(Self.record(joinToken: "join-v5"), version: 5)
         try await store.delete(sessionID: "session-0123456789", version: 4)
-        #expect(try await store.load(sessionID: "session-0123456789")?.version == 5)
+        #expect(try await store.load(sessionID: "session-0123456789").version == 5)
     }
 
     @Test func sessionsAreVersionedIndependently() async throws {
@@ -118,7 +118,22 @@ struct InMemoryStateStoreTests {
         try await store.save(Self.record("session-aaaaaaaaaaaa", joinToken: "join-a"), version: 9)
         try await store.save(Self.record("session-bbbbbbbbbbbb", joinToken: "join-b"), version: 1)
         try await store.delete(sessionID: "session-aaaaaaaaaaaa", version: 9)
-        #expect(try await store.load(sessionID: "session-bbbbbbbbbbbb")?.record.joinToken == "join-b")
+        #expect(try await store.load(sessionID: "session-bbbbbbbbbbbb").record?.joinToken == "join-b")
         #expect(try await store.loadAll().map(\.record.sessionID) == ["session-bbbbbbbbbbbb"])
+    }
+}
+
+@Suite struct InMemoryCompareAndSaveTests {
+    @Test func compareAndSaveAppliesOnlyOnTheVersionItRead() async throws {
+        let store = InMemoryStateStore()
+        let first = InMemoryStateStoreTests.record(joinToken: "join-a")
+        #expect(try await store.compareAndSave(first, version: 1, expected: 0))
+        #expect(try await !store.compareAndSave(InMemoryStateStoreTests.record(joinToken: "join-b"), version: 1, expected: 0))
+        #expect(try await store.compareAndSave(InMemoryStateStoreTests.record(joinToken: "join-c"), version: 2, expected: 1))
+        let stored = try await store.load(sessionID: first.sessionID)
+        #expect(stored == StoredSession(record: InMemoryStateStoreTests.record(joinToken: "join-c"), version: 2))
+        try await store.delete(sessionID: first.sessionID, version: 3)
+        #expect(try await !store.compareAndSave(first, version: 3, expected: 2))
+        #expect(try await store.compareAndSave(first, version: 4, expected: 3))
     }
 }

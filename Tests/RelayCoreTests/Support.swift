@@ -246,7 +246,7 @@ final class Cluster: Sendable {
     /// A bare bus endpoint that records what it receives.
     func observer() async throws -> BusObserver {
         let observer = BusObserver(bus: makeBus())
-        try await observer.bus.start { [observer] envelope in observer.record(envelope) }
+        try await observer.bus.start(handler: { [observer] envelope in observer.record(envelope) }, connectivity: { _ in })
         return observer
     }
 

@@ -18,7 +18,7 @@ struct SweepTests {
 
         await node.relay.sweep(now: after + 1_000)
         #expect(node.relay.snapshot().sessions == 0)
-        #expect(try await store.load(sessionID: session.sessionID) == nil)
+        #expect(try await store.load(sessionID: session.sessionID).record == nil)
         let (_, outcome) = await node.authenticate(token: session.desktopToken, origin: nil)
         #expect(rejection(outcome) == .tokenNotFound)
     }
@@ -101,8 +101,8 @@ struct SweepTests {
         await node.relay.sweep(now: afterRotation + grace)
         #expect(node.relay.snapshot().deviceTokens == 1)
         #expect(node.relay.snapshot().sessions == 1)
-        let stored = try #require(try await store.load(sessionID: session.sessionID))
-        #expect(stored.record.devices[device.deviceID]?.retiredTokens == [])
+        let stored = try #require(try await store.load(sessionID: session.sessionID).record)
+        #expect(stored.devices[device.deviceID]?.retiredTokens == [])
         // Still inside the real-clock grace period, but the sweep already removed the token.
         #expect(rejection(await node.authenticate(token: device.token).1) == .tokenNotFound)
     }
@@ -120,7 +120,7 @@ struct SweepTests {
             // DECISIONS 5: nothing is announced and the shared record stays for its TTL.
             let announced = await observer.waitForEnvelopes(count: 1, timeout: .milliseconds(200)) { $0.target.isSessionTraffic }
             #expect(announced == nil)
-            #expect(try await cluster.store.load(sessionID: session.sessionID) != nil)
+            #expect(try await cluster.store.load(sessionID: session.sessionID).record != nil)
         }
     }
 
@@ -145,7 +145,7 @@ struct SweepTests {
             #expect(desktop.connection.terminations.isEmpty)
             #expect(!desktop.connection.frames.contains { $0["type"] == "disconnect" })
             #expect(desktopNode.relay.snapshot().sessions == 1)
-            #expect(try await cluster.store.load(sessionID: session.sessionID) != nil)
+            #expect(try await cluster.store.load(sessionID: session.sessionID).record != nil)
         }
     }
 }

@@ -1,0 +1,2 @@
+import CNats
+import COpenSSL
