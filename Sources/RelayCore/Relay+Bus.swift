@@ -1,3 +1,4 @@
+import Logging
 import Synchronization
 import RelayProtocol
 
@@ -17,8 +18,22 @@ extension Relay {
             if case .bool(let b)? = fields["approved"] { approved = b }
             applyPairDecision(sessionID: envelope.sessionID, requestID: requestID, approved: approved)
         case .sessionRefresh:
-            // Cluster mode reloads the session from the shared store here; a single node has nothing to reload.
-            break
+            // DECISIONS 3: every node, with or without a copy, takes the stored record now.
+            guard store.isShared else { return }
+            var reason = DisconnectReason.removedFromPersistence
+            if case .object(let fields)? = try? JSONValue.parse(envelope.payload), case .string(let r)? = fields["reason"],
+                let named = DisconnectReason(rawValue: r)
+            {
+                reason = named
+            }
+            let sessionID = envelope.sessionID
+            Task { [self] in
+                do {
+                    try await reloadSession(sessionID, goneReason: reason)
+                } catch {
+                    logger.warning("state store read failed on session refresh", metadata: ["error": "\(error)"])
+                }
+            }
         case .desktopStatusProbe:
             guard let session = registry.session(envelope.sessionID),
                 case .object(let fields)? = try? JSONValue.parse(envelope.payload),
@@ -67,5 +82,58 @@ extension Relay {
 
 extension Relay {
     /// The bus went away or came back (see ``ClusterBus/start(handler:connectivity:)``).
-    func busConnectivityChanged(up: Bool) {}
+    ///
+    /// Down: phones whose desktop is on another node are told it is offline, so their commands
+    /// get `desktop_offline` instead of vanishing. Up: every session this node holds is reloaded
+    /// from the store (refreshes published meanwhile were lost), presence is probed again, and
+    /// phones are told the desktop is back: the same signal a desktop reconnect gives, on which
+    /// clients resync.
+    func busConnectivityChanged(up: Bool) {
+        if up {
+            logger.notice("cluster bus connected; resyncing held sessions")
+            Task { [self] in await resyncAfterBusOutage() }
+        } else {
+            logger.warning("cluster bus disconnected; remote desktops marked offline")
+            for session in registry.allSessions {
+                let mobiles: [any RelayConnection] = session.state.withLock { s in
+                    guard !s.closed, s.desktop == nil, s.remoteDesktopPresent else { return [] }
+                    s.remoteDesktopPresent = false
+                    return s.mobileConnections
+                }
+                let status = ServerMessage.desktopStatus(sessionID: session.id, desktopConnected: false)
+                for mobile in mobiles { deliver(status, to: mobile) }
+            }
+        }
+    }
+
+    private func resyncAfterBusOutage() async {
+        let held = registry.allSessions.filter { session in session.state.withLock { !$0.closed && $0.hasLocalSockets } }
+        for session in held {
+            do {
+                try await reloadSession(session.id)
+            } catch {
+                logger.warning("state store read failed during resync", metadata: ["error": "\(error)"])
+            }
+            let hasDesktop = session.state.withLock { !$0.closed && $0.desktop != nil }
+            if hasDesktop {
+                // Phones on other nodes may have missed frames: a desktop_status tells them to resync.
+                publish(.mobile, sessionID: session.id, payload: ServerMessage.desktopStatus(sessionID: session.id, desktopConnected: true))
+            } else if let bus {
+                let probe = JSONValue.object([
+                    "requestingInstanceID": .string(bus.instanceID), "sessionID": .string(session.id),
+                    "type": .string("relay.desktop_status_probe"),
+                ])
+                publish(.desktopStatusProbe, sessionID: session.id, payload: Array(probe.serialized.utf8))
+            }
+        }
+        // Probe answers set the presence flag; phones whose desktop answered hear that it is back.
+        try? await Task.sleep(for: .milliseconds(300))
+        for session in held {
+            let mobiles: [any RelayConnection] = session.state.withLock { s in
+                !s.closed && s.desktop == nil && s.remoteDesktopPresent ? s.mobileConnections : []
+            }
+            let status = ServerMessage.desktopStatus(sessionID: session.id, desktopConnected: true)
+            for mobile in mobiles { deliver(status, to: mobile) }
+        }
+    }
 }

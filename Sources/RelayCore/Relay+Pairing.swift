@@ -28,8 +28,19 @@ extension Relay {
         }
     }
 
-    private func desktopSession(_ sessionID: String, token: String) throws(APIError) -> Session {
-        guard let session = registry.session(sessionID) else { throw .sessionNotFound }
+    /// The session as the store holds it now (PROTOCOL §6.2's refresh, on every request); 503 when
+    /// the store cannot answer (DECISIONS 6).
+    private func currentSession(_ sessionID: String) async throws(APIError) -> Session? {
+        do {
+            return try await reloadSession(sessionID)
+        } catch {
+            logger.error("state store read failed", metadata: ["session": "\(Identifiers.redacted(sessionID))", "error": "\(error)"])
+            throw .stateStoreUnavailable
+        }
+    }
+
+    private func desktopSession(_ sessionID: String, token: String) async throws(APIError) -> Session {
+        guard let session = try await currentSession(sessionID) else { throw .sessionNotFound }
         let matches = session.state.withLock { Identifiers.constantTimeEqual($0.record.desktopSessionToken, token) }
         guard matches else { throw .invalidDesktopSessionToken }
         return session
@@ -70,55 +81,42 @@ extension Relay {
             desktopSessionToken: request.desktopSessionToken, relayWebSocketURL: wsURL, idleTimeoutSeconds: idle,
             createdAtMillis: now, lastActivityAtMillis: now)
 
-        let (session, replaced) = try installSession(record, now: now)
-        if replaced {
-            let disconnect = ServerMessage.disconnect(.replacedByNewPairStart)
-            publish(.desktop, sessionID: session.id, payload: disconnect)
-            publish(.mobile, sessionID: session.id, payload: disconnect)
+        // Steps 10–12: the conflict rule and the replacement, atomically against the stored record
+        // (DECISIONS 4), so two nodes cannot both claim one sessionID.
+        let localSockets = registry.session(record.sessionID)?.state.withLock { !$0.closed && $0.hasLocalSockets } ?? false
+        let outcome = try await write(record.sessionID, goneReason: .replacedByNewPairStart) {
+            (stored: inout SessionRecord?) throws(APIError) -> Bool in
+            if let existing = stored {
+                let active = localSockets || !existing.devices.isEmpty
+                if active && !Identifiers.constantTimeEqual(existing.desktopSessionToken, record.desktopSessionToken) {
+                    throw .sessionAlreadyActive
+                }
+            }
+            let replaced = stored != nil
+            stored = record
+            return replaced
         }
-        await persist(session)
-        publish(.sessionRefresh, sessionID: session.id, payload: sessionRefreshBody(session.id))
+        if outcome.value { broadcastDisconnect(record.sessionID, reason: .replacedByNewPairStart) }
+        publishSessionRefresh(record.sessionID, reason: .replacedByNewPairStart)
         stats.pairSuccess(.start)
-        return Self.body(["accepted": .bool(true), "sessionID": .string(session.id), "wsURL": .string(wsURL)])
+        return Self.body(["accepted": .bool(true), "sessionID": .string(record.sessionID), "wsURL": .string(wsURL)])
     }
 
-    /// Steps 10–12: the conflict rule, replacement of a local session, and the new record.
-    private func installSession(_ record: SessionRecord, now: Int64) throws(APIError) -> (Session, replaced: Bool) {
-        while true {
-            let fresh = Session(record: record, version: 0)
-            guard let existing = registry.session(record.sessionID) else {
-                let inserted = registry.indexes.withLock { ix -> Bool in
-                    guard ix.sessions[record.sessionID] == nil else { return false }
-                    ix.sessions[record.sessionID] = fresh
-                    SessionRegistry.index(record, into: &ix, now: now)
-                    return true
-                }
-                if inserted { return (fresh, false) }
-                continue
-            }
-            enum Step { case conflict, retry, replaced(version: UInt64) }
-            let step: Step = existing.state.withLock { s in
-                if s.closed { return .retry }
-                let active = s.hasLocalSockets || !s.record.devices.isEmpty
-                if active && !Identifiers.constantTimeEqual(s.record.desktopSessionToken, record.desktopSessionToken) {
-                    return .conflict
-                }
-                return .replaced(version: s.version)
-            }
-            switch step {
-            case .conflict:
-                throw .sessionAlreadyActive
-            case .retry:
-                continue
-            case .replaced(let version):
-                guard closeSession(existing, reason: .replacedByNewPairStart) != nil else { continue }
-                let inserted = registry.indexes.withLock { ix -> Bool in
-                    guard ix.sessions[record.sessionID] == nil else { return false }
-                    ix.sessions[record.sessionID] = Session(record: record, version: version + 1)
-                    SessionRegistry.index(record, into: &ix, now: now)
-                    return true
-                }
-                if inserted, let session = registry.session(record.sessionID) { return (session, true) }
+    /// ``updateStored`` for the HTTP endpoints: a store failure is a 503 (DECISIONS 6).
+    @discardableResult
+    private func write<T>(
+        _ sessionID: String, goneReason: DisconnectReason = .removedFromPersistence,
+        _ change: (inout SessionRecord?) throws(APIError) -> T
+    ) async throws(APIError) -> (value: T, session: Session?) {
+        do {
+            return try await updateStored(sessionID, goneReason: goneReason, change)
+        } catch {
+            switch error {
+            case .rejected(let rejection):
+                throw rejection
+            case .unavailable(let cause):
+                logger.error("state store write failed", metadata: ["session": "\(Identifiers.redacted(sessionID))", "error": "\(cause)"])
+                throw .stateStoreUnavailable
             }
         }
     }
@@ -151,7 +149,7 @@ extension Relay {
         var reserved = true
         defer { if reserved { stats.pendingJoinWaiters.subtract(1, ordering: .relaxed) } }
 
-        guard let session = registry.session(request.sessionID) else { throw .sessionNotFound }
+        guard let session = try await currentSession(request.sessionID) else { throw .sessionNotFound }
         let requestID = Identifiers.shortID()
         let pending: PendingJoin = try session.state.withLock { (s) throws(APIError) -> PendingJoin in
             guard !s.closed else { throw .sessionNotFound }
@@ -192,31 +190,34 @@ extension Relay {
         now = wallClockMillis()
         let deviceID = Identifiers.deviceID()
         let token = Identifiers.deviceToken()
-        let wsURL: String = try session.state.withLock { (s) throws(APIError) -> String in
+        try session.state.withLock { (s) throws(APIError) in
             if s.pendingJoin === pending { s.pendingJoin = nil }
             guard !s.closed else { throw .desktopDisconnectedDuringApproval }
-            switch outcome {
-            case .approved: break
-            case .timedOut: throw .pairRequestTimedOut
-            case .desktopGone: throw .desktopDisconnectedDuringApproval
-            case .denied: throw .pairRequestDenied
-            }
-            guard now < s.record.joinTokenExpiresAtMillis else { throw .joinTokenExpired }
-            guard s.record.joinTokenUsedAtMillis == nil,
-                Identifiers.constantTimeEqual(s.record.joinToken, request.joinToken)
-            else { throw .invalidJoinToken }
-            s.record.joinTokenUsedAtMillis = now
-            s.touch(now)
-            s.record.devices[deviceID] = DeviceRecord(
+        }
+        switch outcome {
+        case .approved: break
+        case .timedOut: throw .pairRequestTimedOut
+        case .desktopGone: throw .desktopDisconnectedDuringApproval
+        case .denied: throw .pairRequestDenied
+        }
+        // Redemption is a compare-and-save on the stored record: of two nodes approving the same
+        // join token, exactly one succeeds (DECISIONS 4).
+        let maxDevices = configuration.maxDevicesPerSession
+        let (wsURL, _) = try await write(session.id) { (stored: inout SessionRecord?) throws(APIError) -> String in
+            guard var r = stored else { throw .desktopDisconnectedDuringApproval }
+            guard now < r.joinTokenExpiresAtMillis else { throw .joinTokenExpired }
+            guard r.joinTokenUsedAtMillis == nil else { throw .joinTokenAlreadyUsed }
+            guard Identifiers.constantTimeEqual(r.joinToken, request.joinToken) else { throw .invalidJoinToken }
+            guard r.devices.count < maxDevices else { throw .deviceCapReached(maxDevices) }
+            r.joinTokenUsedAtMillis = now
+            r.lastActivityAtMillis = max(r.lastActivityAtMillis, now)
+            r.devices[deviceID] = DeviceRecord(
                 deviceID: deviceID, currentToken: token, name: deviceName ?? "Mobile Device",
                 joinedAtMillis: now, lastSeenAtMillis: now)
-            registry.indexes.withLock { ix in
-                ix.deviceTokens[token] = .init(sessionID: session.id, deviceID: deviceID, expiresAtMillis: nil)
-            }
-            return s.record.relayWebSocketURL
+            stored = r
+            return r.relayWebSocketURL
         }
-        await persist(session)
-        publish(.sessionRefresh, sessionID: session.id, payload: sessionRefreshBody(session.id))
+        publishSessionRefresh(session.id)
         logger.info("device paired", metadata: ["session": "\(Identifiers.redacted(session.id))", "device": "\(deviceID)"])
         return Self.body([
             "accepted": .bool(true), "sessionID": .string(session.id), "deviceID": .string(deviceID),
@@ -276,16 +277,20 @@ extension Relay {
             throw APIError(400, .invalidPairRefresh, "joinTokenExpiresAt must be a valid RFC3339 timestamp.")
         }
         guard expiresAt > now else { throw .expiredJoinToken }
-        let session = try desktopSession(request.sessionID, token: request.desktopSessionToken)
-        let wsURL: String = session.state.withLock { s in
-            s.record.joinToken = request.joinToken
-            s.record.joinTokenExpiresAtMillis = expiresAt
-            s.record.joinTokenUsedAtMillis = nil
-            s.touch(now)
-            return s.record.relayWebSocketURL
+        let session = try await desktopSession(request.sessionID, token: request.desktopSessionToken)
+        let (wsURL, _) = try await write(session.id) { (stored: inout SessionRecord?) throws(APIError) -> String in
+            guard var r = stored else { throw .sessionNotFound }
+            guard Identifiers.constantTimeEqual(r.desktopSessionToken, request.desktopSessionToken) else {
+                throw .invalidDesktopSessionToken
+            }
+            r.joinToken = request.joinToken
+            r.joinTokenExpiresAtMillis = expiresAt
+            r.joinTokenUsedAtMillis = nil
+            r.lastActivityAtMillis = max(r.lastActivityAtMillis, now)
+            stored = r
+            return r.relayWebSocketURL
         }
-        await persist(session)
-        publish(.sessionRefresh, sessionID: session.id, payload: sessionRefreshBody(session.id))
+        publishSessionRefresh(session.id)
         stats.pairSuccess(.refresh)
         return Self.body(["accepted": .bool(true), "sessionID": .string(session.id), "wsURL": .string(wsURL)])
     }
@@ -300,17 +305,40 @@ extension Relay {
         guard Identifiers.isOpaqueToken(request.sessionID, minLength: 16),
             Identifiers.isOpaqueToken(request.desktopSessionToken, minLength: 22)
         else { throw APIError(400, .invalidPairStop, "sessionID and desktopSessionToken are required.") }
-        if let session = registry.session(request.sessionID) {
-            let matches = session.state.withLock { Identifiers.constantTimeEqual($0.record.desktopSessionToken, request.desktopSessionToken) }
-            guard matches else { throw .invalidDesktopSessionToken }
-            if let version = closeSession(session, reason: .stoppedByDesktop) {
-                let disconnect = ServerMessage.disconnect(.stoppedByDesktop)
-                publish(.desktop, sessionID: session.id, payload: disconnect)
-                publish(.mobile, sessionID: session.id, payload: disconnect)
-                await deleteFromStore(sessionID: session.id, version: version)
+        let sessionID = request.sessionID
+        let stopped: Bool
+        do {
+            (stopped, _) = try await updateStored(sessionID, goneReason: .stoppedByDesktop) {
+                (stored: inout SessionRecord?) throws(APIError) -> Bool in
+                guard let r = stored else { return false }
+                guard Identifiers.constantTimeEqual(r.desktopSessionToken, request.desktopSessionToken) else {
+                    throw .invalidDesktopSessionToken
+                }
+                stored = nil
+                return true
+            }
+        } catch {
+            switch error {
+            case .rejected(let rejection):
+                throw rejection
+            case .unavailable(let cause):
+                // The kill switch still works here and on every node that hears the bus; the
+                // desktop is told to retry so the stored record goes too.
+                logger.error("state store write failed", metadata: ["session": "\(Identifiers.redacted(sessionID))", "error": "\(cause)"])
+                if let session = registry.session(sessionID),
+                    session.state.withLock({ Identifiers.constantTimeEqual($0.record.desktopSessionToken, request.desktopSessionToken) })
+                {
+                    closeSession(session, reason: .stoppedByDesktop)
+                    broadcastDisconnect(sessionID, reason: .stoppedByDesktop)
+                }
+                throw .stateStoreUnavailable
             }
         }
-        return Self.body(["accepted": .bool(true), "sessionID": .string(request.sessionID)])
+        if stopped {
+            broadcastDisconnect(sessionID, reason: .stoppedByDesktop)
+            publishSessionRefresh(sessionID, reason: .stoppedByDesktop)
+        }
+        return Self.body(["accepted": .bool(true), "sessionID": .string(sessionID)])
     }
 
     // MARK: /devices/list
@@ -323,7 +351,7 @@ extension Relay {
         guard Identifiers.isOpaqueToken(request.sessionID, minLength: 16),
             Identifiers.isOpaqueToken(request.desktopSessionToken, minLength: 22)
         else { throw APIError(400, .invalidDevicesList, "sessionID and desktopSessionToken are required.") }
-        let session = try desktopSession(request.sessionID, token: request.desktopSessionToken)
+        let session = try await desktopSession(request.sessionID, token: request.desktopSessionToken)
         let devices: [JSONValue] = session.state.withLock { s in
             s.touch(now)
             let connected = Set(s.mobiles.values.map(\.deviceID))
@@ -355,16 +383,22 @@ extension Relay {
         else {
             throw APIError(400, .invalidDeviceRevoke, "sessionID, desktopSessionToken, and deviceID are required.")
         }
-        let session = try desktopSession(request.sessionID, token: request.desktopSessionToken)
-        let found = session.state.withLock { s in s.record.devices[request.deviceID] != nil }
-        guard found else { throw .deviceNotFound }
-        let count = revokeDeviceLocally(session, deviceID: request.deviceID, now: now)
-        publish(.mobile, sessionID: session.id, payload: ServerMessage.disconnect(.deviceRevoked), targetDeviceID: request.deviceID)
-        if let count {
-            publish(.desktop, sessionID: session.id, payload: ServerMessage.deviceCount(sessionID: session.id, connectedDeviceCount: count))
+        let session = try await desktopSession(request.sessionID, token: request.desktopSessionToken)
+        // Adopting the stored record closes the device's socket here; the targeted envelope closes
+        // it on nodes that hold one, and the session refresh updates every other copy.
+        try await write(session.id) { (stored: inout SessionRecord?) throws(APIError) in
+            guard var r = stored else { throw .sessionNotFound }
+            guard Identifiers.constantTimeEqual(r.desktopSessionToken, request.desktopSessionToken) else {
+                throw .invalidDesktopSessionToken
+            }
+            guard r.devices.removeValue(forKey: request.deviceID) != nil else { throw .deviceNotFound }
+            r.lastActivityAtMillis = max(r.lastActivityAtMillis, now)
+            stored = r
         }
-        await persist(session)
-        updateSubscription(session)
+        publish(.mobile, sessionID: session.id, payload: ServerMessage.disconnect(.deviceRevoked), targetDeviceID: request.deviceID)
+        let count = session.state.withLock { $0.mobiles.count }
+        publish(.desktop, sessionID: session.id, payload: ServerMessage.deviceCount(sessionID: session.id, connectedDeviceCount: count))
+        publishSessionRefresh(session.id)
         return Self.body(["accepted": .bool(true), "sessionID": .string(session.id), "deviceID": .string(request.deviceID)])
     }
 
@@ -394,8 +428,19 @@ extension Relay {
 
     // MARK: Helpers
 
-    func sessionRefreshBody(_ sessionID: String) -> [UInt8] {
-        Array(JSONValue.object(["sessionID": .string(sessionID), "type": .string("relay.session_refresh")]).serialized.utf8)
+    /// Tells every node to reload the session from the store (DECISIONS 3). `reason` is what a
+    /// node closes its copy with if the record is gone; nodes that do not know the field ignore it.
+    func publishSessionRefresh(_ sessionID: String, reason: DisconnectReason? = nil) {
+        var fields: [String: JSONValue] = ["sessionID": .string(sessionID), "type": .string("relay.session_refresh")]
+        if let reason { fields["reason"] = .string(reason.rawValue) }
+        publish(.sessionRefresh, sessionID: sessionID, payload: Array(JSONValue.object(fields).serialized.utf8))
+    }
+
+    /// Sends `disconnect` with `reason` to the session's sockets on every other node.
+    func broadcastDisconnect(_ sessionID: String, reason: DisconnectReason) {
+        let disconnect = ServerMessage.disconnect(reason)
+        publish(.desktop, sessionID: sessionID, payload: disconnect)
+        publish(.mobile, sessionID: sessionID, payload: disconnect)
     }
 
     static func body(_ fields: [String: JSONValue]) -> [UInt8] {

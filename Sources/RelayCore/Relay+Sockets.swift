@@ -54,7 +54,17 @@ extension Relay {
 
     private func authenticateUnlogged(token: String, peer: SocketPeer, connection: any RelayConnection) async -> AuthOutcome {
         guard Identifiers.isOpaqueToken(token, minLength: 22) else { return .rejected(.invalidAuthPayload) }
-        guard let owner = registry.owner(ofToken: token, now: wallClockMillis()) else { return .rejected(.tokenNotFound) }
+        var owner = registry.owner(ofToken: token, now: wallClockMillis())
+        if owner == nil, store.isShared {
+            // A token minted or rotated on another node a moment ago (PROTOCOL §6.2's forced reload).
+            do {
+                try await reloadAll()
+            } catch {
+                logger.warning("state store reload failed", metadata: ["error": "\(error)"])
+            }
+            owner = registry.owner(ofToken: token, now: wallClockMillis())
+        }
+        guard let owner else { return .rejected(.tokenNotFound) }
         switch owner {
         case .desktop(let session):
             return await authenticateDesktop(session, token: token, connection: connection)
@@ -83,7 +93,19 @@ extension Relay {
 
     // MARK: Desktop
 
-    private func authenticateDesktop(_ session: Session, token: String, connection: any RelayConnection) async -> AuthOutcome {
+    private func authenticateDesktop(_ found: Session, token: String, connection: any RelayConnection) async -> AuthOutcome {
+        // Check the token against the stored record: a stopped or replaced session never
+        // authenticates again (DECISIONS 3). During a store outage the local copy decides, so held
+        // sessions keep working (DECISIONS 6).
+        var session = found
+        if store.isShared {
+            do {
+                guard let current = try await reloadSession(found.id) else { return .rejected(.desktopSessionMissing) }
+                session = current
+            } catch {
+                logger.warning("state store read failed; authenticating from the local copy", metadata: ["error": "\(error)"])
+            }
+        }
         let replacing = session.state.withLock { $0.desktop != nil }
         guard admit(replacing: replacing) else { return .rejected(.relayOverCapacity) }
         let now = wallClockMillis()
@@ -107,7 +129,7 @@ extension Relay {
         for mobile in installed.mobiles { deliver(status, to: mobile) }
         publish(.mobile, sessionID: session.id, payload: status)
         updateSubscription(session)
-        await persist(session)
+        await touchStored(session)
         return .authenticated(DesktopEndpoint(relay: self, session: session, connection: connection))
     }
 
@@ -122,100 +144,75 @@ extension Relay {
         defer { if admitted { releaseAdmission() } }
         guard configuration.origins.allowsMobile(origin: peer.origin) else { return .rejected(.mobileOriginNotAllowed) }
 
+        // A reconnecting device frees its own slot; the cap counts the other devices' sockets.
+        let capReached = session.state.withLock { s in
+            s.mobiles.values.filter { $0.deviceID != deviceID }.count >= configuration.maxDevicesPerSession
+        }
+        guard !capReached else { return .rejected(.deviceCapReached) }
+
+        // Rotation is a compare-and-save on the stored record (DECISIONS 4): the token is checked
+        // against what the cluster holds, so a device revoked anywhere cannot come back here, and
+        // two nodes cannot both rotate one token.
         let now = wallClockMillis()
         let newToken = Identifiers.deviceToken()
         let grace = configuration.tokenRotationGraceMillis
-        enum Rotation {
-            case rejected(AuthFailureReason, replaced: [any RelayConnection] = [])
-            case rotated(replaced: [any RelayConnection], previous: DeviceRecord)
-        }
-        let rotation: Rotation = session.state.withLock { s in
-            guard !s.closed else { return .rejected(.mobileSessionMissing) }
-            guard var device = s.record.devices[deviceID] else { return .rejected(.deviceNotRegistered) }
-            guard device.accepts(token, now: now) else { return .rejected(.tokenNotFound) }
-            let replaced = s.mobiles.values.filter { $0.deviceID == deviceID }.map(\.connection)
-            for old in replaced { s.removeMobile(connectionID: old.connectionID) }
-            guard s.mobiles.count < configuration.maxDevicesPerSession else {
-                return .rejected(.deviceCapReached, replaced: replaced)
+        do {
+            try await updateStored(session.id) { (stored: inout SessionRecord?) throws(AuthFailureReason) in
+                guard var r = stored else { throw .mobileSessionMissing }
+                guard var device = r.devices[deviceID] else { throw .deviceNotRegistered }
+                guard device.accepts(token, now: now) else { throw .tokenNotFound }
+                let oldCurrent = device.currentToken
+                device.pruneRetired(now: now)
+                device.retiredTokens.removeAll { $0.token == oldCurrent }
+                if grace > 0 { device.retiredTokens.append(RetiredToken(token: oldCurrent, expiresAtMillis: now + grace)) }
+                device.currentToken = newToken
+                device.lastSeenAtMillis = now
+                r.devices[deviceID] = device
+                r.lastActivityAtMillis = max(r.lastActivityAtMillis, now)
+                stored = r
             }
-            let previous = device
-            let oldCurrent = device.currentToken
-            device.pruneRetired(now: now)
-            device.retiredTokens.removeAll { $0.token == oldCurrent }
-            if grace > 0 { device.retiredTokens.append(RetiredToken(token: oldCurrent, expiresAtMillis: now + grace)) }
-            device.currentToken = newToken
-            device.lastSeenAtMillis = now
-            s.record.devices[deviceID] = device
-            s.touch(now)
-            registry.indexes.withLock { ix in
-                if grace > 0 {
-                    ix.deviceTokens[oldCurrent]?.expiresAtMillis = now + grace
-                } else {
-                    SessionRegistry.removeDeviceTokens([oldCurrent], sessionID: session.id, from: &ix)
-                }
-                ix.deviceTokens[newToken] = .init(sessionID: session.id, deviceID: deviceID, expiresAtMillis: nil)
-            }
-            return .rotated(replaced: replaced, previous: previous)
-        }
-        let previous: DeviceRecord
-        switch rotation {
-        case .rejected(let reason, let replaced):
-            terminateReplaced(replaced)
-            return .rejected(reason)
-        case .rotated(let replaced, let before):
-            previous = before
-            terminateReplaced(replaced)
-        }
-
-        if store.isShared {
-            let snapshot = session.state.withLock { $0.snapshotForStore() }
-            do {
-                try await store.save(snapshot.0, version: snapshot.1)
-            } catch {
-                logger.error("ws_auth_failure reason=token_rotation_persist_failed session=\(Identifiers.redacted(session.id)) remote_ip=\(peer.remoteIP) user_agent=\(peer.userAgent ?? "-") error=\(error)")
-                session.state.withLock { s in
-                    guard s.record.devices[deviceID] != nil else { return }
-                    s.record.devices[deviceID] = previous
-                    registry.indexes.withLock { ix in
-                        SessionRegistry.removeDeviceTokens([newToken], sessionID: session.id, from: &ix)
-                        SessionRegistry.index(s.record, into: &ix, now: now)
-                    }
-                }
+        } catch {
+            switch error {
+            case .rejected(let reason):
+                return .rejected(reason)
+            case .unavailable(let cause):
+                logger.error("ws_auth_failure reason=token_rotation_persist_failed session=\(Identifiers.redacted(session.id)) remote_ip=\(peer.remoteIP) user_agent=\(peer.userAgent ?? "-") error=\(cause)")
                 return .rejected(.tokenRotationPersistFailed)
             }
         }
 
         let desktopConnected = await resolveDesktopPresence(session)
         let mobile = MobileEndpoint(relay: self, session: session, deviceID: deviceID, connection: connection)
-        let registered: (desktop: (any RelayConnection)?, count: Int)? = session.state.withLock { s in
-            guard !s.closed else { return nil }
-            guard s.record.devices[deviceID] != nil else { return nil }
+        enum Registration {
+            case registered(desktop: (any RelayConnection)?, count: Int)
+            case rejected(AuthFailureReason)
+        }
+        let registration: Registration = session.state.withLock { s in
+            guard !s.closed else { return .rejected(.mobileSessionMissing) }
+            guard s.record.devices[deviceID] != nil else { return .rejected(.deviceNotRegistered) }
             for old in s.mobiles.values where old.deviceID == deviceID {
                 s.removeMobile(connectionID: old.connection.connectionID)
                 stats.disconnect(.deviceReconnected)
                 old.connection.terminate(.deviceReconnected)
             }
+            guard s.mobiles.count < configuration.maxDevicesPerSession else { return .rejected(.deviceCapReached) }
             s.addMobile(MobileSocket(connection: connection, deviceID: deviceID))
             _ = connection.send(ServerMessage.mobileAuthOK(
                 sessionID: session.id, deviceID: deviceID, nextDeviceSessionToken: newToken,
                 connectedDeviceCount: s.mobiles.count, desktopConnected: desktopConnected || s.desktopConnected))
-            return (s.desktop, s.mobiles.count)
+            return .registered(desktop: s.desktop, count: s.mobiles.count)
         }
-        guard let registered else { return .rejected(.deviceNotRegistered) }
+        let registered: (desktop: (any RelayConnection)?, count: Int)
+        switch registration {
+        case .rejected(let reason): return .rejected(reason)
+        case .registered(let desktop, let count): registered = (desktop, count)
+        }
         admitted = false
         let count = ServerMessage.deviceCount(sessionID: session.id, connectedDeviceCount: registered.count)
         if let desktop = registered.desktop { deliver(count, to: desktop) }
         publish(.desktop, sessionID: session.id, payload: count)
         updateSubscription(session)
-        if !store.isShared { await persist(session) }
         return .authenticated(mobile)
-    }
-
-    private func terminateReplaced(_ sockets: [any RelayConnection]) {
-        for old in sockets {
-            stats.disconnect(.deviceReconnected)
-            old.terminate(.deviceReconnected)
-        }
     }
 
     /// Whether the session's desktop is connected here or, via a probe, on another node (§4.2).
@@ -301,7 +298,7 @@ final class DesktopEndpoint: SocketEndpoint {
         relay.publish(.mobile, sessionID: session.id, payload: status)
         relay.updateSubscription(session)
         let relay = self.relay, session = self.session
-        Task { await relay.persist(session) }
+        Task { await relay.touchStored(session) }
     }
 }
 

@@ -1,3 +1,4 @@
+import Logging
 import Synchronization
 import RelayProtocol
 
@@ -36,11 +37,36 @@ extension Relay {
                     await deleteFromStore(sessionID: session.id, version: version)
                 }
             } else if verdict.pruned {
-                await persist(session)
+                await pruneStoredTokens(session, now: now)
             }
         }
+        if store.isShared { await keepAliveHeldSessions() }
         _ = registry.pruneExpiredTokens(now: now)
         ipLimiter.prune(now: now)
+    }
+
+    private func pruneStoredTokens(_ session: Session, now: Int64) async {
+        do {
+            try await updateStored(session.id) { (stored: inout SessionRecord?) throws(Never) in
+                for id in stored?.devices.keys.map({ $0 }) ?? [] { stored?.devices[id]?.pruneRetired(now: now) }
+            }
+        } catch {
+            logger.warning("state store write failed", metadata: ["session": "\(Identifiers.redacted(session.id))", "error": "\(error)"])
+        }
+    }
+
+    /// Extends the stored expiry of every session this node holds a socket of (DECISIONS 5): a
+    /// session in use never expires from the shared store.
+    private func keepAliveHeldSessions() async {
+        let held = registry.allSessions.compactMap { session in
+            session.state.withLock { s in !s.closed && s.hasLocalSockets ? s.record : nil }
+        }
+        guard !held.isEmpty else { return }
+        do {
+            try await store.keepAlive(held)
+        } catch {
+            logger.warning("state store keep-alive failed", metadata: ["sessions": "\(held.count)", "error": "\(error)"])
+        }
     }
 
     /// Sweeps every `intervalMillis` until the task is cancelled.

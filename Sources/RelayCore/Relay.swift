@@ -15,6 +15,7 @@ public final class Relay: Sendable {
     let bus: (any ClusterBus)?
     let logger: Logger
     let validationLimits: MobileValidationLimits
+    let reloadGate = ReloadGate()
 
     /// Creates a node. `bus` nil means this node runs alone (`crossInstanceBusEnabled` false).
     public init(configuration: CoreConfiguration, store: any StateStore, bus: (any ClusterBus)?, logger: Logger) {
@@ -25,20 +26,10 @@ public final class Relay: Sendable {
         self.validationLimits = MobileValidationLimits(maxCommandTextBytes: configuration.maxRemoteCommandTextBytes)
     }
 
-    /// Restores sessions from the store and starts receiving from the bus.
+    /// Restores sessions from the store (retrying in the background if it cannot be read yet) and
+    /// starts receiving from the bus.
     public func start() async throws {
-        let now = wallClockMillis()
-        let records = try await store.loadAll()
-        registry.indexes.withLock { ix in
-            for (stored, version) in records where ix.sessions[stored.sessionID] == nil {
-                var record = stored
-                for id in record.devices.keys { record.devices[id]?.pruneRetired(now: now) }
-                // Continue from the stored version, or every later write would look stale.
-                ix.sessions[record.sessionID] = Session(record: record, version: version)
-                SessionRegistry.index(record, into: &ix, now: now)
-            }
-        }
-        if !records.isEmpty { logger.info("restored sessions from store", metadata: ["count": "\(records.count)"]) }
+        await restoreFromStore()
         if let bus {
             try await bus.start(
                 handler: { [weak self] envelope in self?.handleBusEnvelope(envelope) },
@@ -90,19 +81,6 @@ public final class Relay: Sendable {
     }
 
     // MARK: Persistence
-
-    /// Writes the session's current record to the store; failures are logged, never thrown.
-    func persist(_ session: Session) async {
-        let snapshot: (SessionRecord, UInt64)? = session.state.withLock { s in
-            s.closed ? nil : s.snapshotForStore()
-        }
-        guard let (record, version) = snapshot else { return }
-        do {
-            try await store.save(record, version: version)
-        } catch {
-            logger.error("state store write failed", metadata: ["session": "\(Identifiers.redacted(session.id))", "error": "\(error)"])
-        }
-    }
 
     func deleteFromStore(sessionID: String, version: UInt64) async {
         do {

@@ -12,7 +12,7 @@ struct MobileSocket {
 /// Everything a session holds at runtime, guarded by the session's own lock.
 struct SessionState {
     var record: SessionRecord
-    /// Bumped on every change that must be persisted; stores keep the newest.
+    /// The stored version this copy reflects; an older stored record is never adopted over it.
     var version: UInt64
     var closed = false
     var desktop: (any RelayConnection)?
@@ -51,12 +51,6 @@ struct SessionState {
         snapshotBuckets[deviceID] = nil
         guard let device = record.devices.removeValue(forKey: deviceID) else { return [] }
         return [device.currentToken] + device.retiredTokens.map(\.token)
-    }
-
-    /// A persistable snapshot with a fresh version.
-    mutating func snapshotForStore() -> (SessionRecord, UInt64) {
-        version += 1
-        return (record, version)
     }
 }
 

@@ -41,10 +41,12 @@ public protocol StateStore: Sendable {
 /// The single-node store: records in this process's memory, version-guarded like the shared one.
 public final class InMemoryStateStore: StateStore {
     private let records = Mutex<[String: StoredSession]>([:])
+    private let shared: Bool
 
-    public init() {}
+    /// `shared` true makes this store stand for a cluster's store, for several nodes in one process.
+    public init(shared: Bool = false) { self.shared = shared }
 
-    public var isShared: Bool { false }
+    public var isShared: Bool { shared }
 
     public func loadAll() async throws -> [(record: SessionRecord, version: UInt64)] {
         records.withLock { $0.values.compactMap { entry in entry.record.map { ($0, entry.version) } } }

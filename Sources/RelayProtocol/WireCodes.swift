@@ -65,7 +65,7 @@ public enum DisconnectReason: String, Sendable, CaseIterable {
 }
 
 /// Reasons counted in `wsAuthFailureReasons` and logged as `ws_auth_failure reason=…` (PROTOCOL §4.2).
-public enum AuthFailureReason: String, Sendable, CaseIterable {
+public enum AuthFailureReason: String, Sendable, CaseIterable, Error {
     case authTimeoutOrMissingPayload = "auth_timeout_or_missing_payload"
     case invalidAuthPayload = "invalid_auth_payload"
     case tokenNotFound = "token_not_found"

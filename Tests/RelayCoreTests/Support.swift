@@ -221,7 +221,7 @@ enum FixtureError: Error {
 /// or second node restores from).
 final class Cluster: Sendable {
     let hub = InProcessBusHub()
-    let store = InMemoryStateStore()
+    let store = InMemoryStateStore(shared: true)
     private let buses = Mutex<[InProcessClusterBus]>([])
 
     /// A new endpoint on the hub, shut down with the cluster.
