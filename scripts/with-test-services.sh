@@ -31,7 +31,6 @@ if [ -z "${RELAY_TEST_REDIS_URL:-}" ]; then
   pids+=($!)
   wait_for_port "$port" redis-server
   export RELAY_TEST_REDIS_URL="redis://127.0.0.1:$port"
-  export RELAY_TEST_REDIS_SERVER="$(command -v redis-server)"
 fi
 if [ -z "${RELAY_TEST_NATS_URL:-}" ]; then
   port=$(free_port)
@@ -39,7 +38,9 @@ if [ -z "${RELAY_TEST_NATS_URL:-}" ]; then
   pids+=($!)
   wait_for_port "$port" nats-server
   export RELAY_TEST_NATS_URL="nats://127.0.0.1:$port"
-  export RELAY_TEST_NATS_SERVER="$(command -v nats-server)"
 fi
+# Tests that stop and restart a server start their own from these binaries.
+export RELAY_TEST_REDIS_SERVER="${RELAY_TEST_REDIS_SERVER:-$(command -v redis-server)}"
+export RELAY_TEST_NATS_SERVER="${RELAY_TEST_NATS_SERVER:-$(command -v nats-server)}"
 echo "with-test-services: redis=$RELAY_TEST_REDIS_URL nats=$RELAY_TEST_NATS_URL"
 "$@"

@@ -58,14 +58,31 @@ public enum RelayPairing {
         settleTimeout: Duration = .seconds(5),
         drainIdle: Duration = .milliseconds(50)
     ) async throws -> RelayPairedSession {
-        let desktop = RelayDesktop(baseURL: baseURL, eventLoopGroup: eventLoopGroup)
-        let phone = RelayPhone(baseURL: baseURL, origin: origin, eventLoopGroup: eventLoopGroup)
+        try await pairConnected(
+            desktop: RelayDesktop(baseURL: baseURL, eventLoopGroup: eventLoopGroup),
+            phone: RelayPhone(baseURL: baseURL, origin: origin, eventLoopGroup: eventLoopGroup),
+            deviceName: deviceName, timeout: timeout, settleTimeout: settleTimeout, drainIdle: drainIdle)
+    }
+
+    /// The same flow for a desktop and a phone that may talk to different relay nodes: `/pair/start`
+    /// goes to the desktop's `baseURL`, `/pair/join` to the phone's, and each socket to
+    /// `desktopSocketURL` / `phoneSocketURL` (default: the `wsURL` the relay returned).
+    public static func pairConnected(
+        desktop: RelayDesktop,
+        phone: RelayPhone,
+        desktopSocketURL: String? = nil,
+        phoneSocketURL: String? = nil,
+        deviceName: String? = "Relay Test iPhone",
+        timeout: Duration = .seconds(30),
+        settleTimeout: Duration = .seconds(5),
+        drainIdle: Duration = .milliseconds(50)
+    ) async throws -> RelayPairedSession {
         do {
             let start = try await desktop.startPairing()
             guard start.status == 200 else {
                 throw RelayClientError.unexpectedStatus(operation: "POST /pair/start", status: start.status, body: start.bodyText)
             }
-            let desktopAuthOK = try await desktop.connect(authTimeout: timeout)
+            let desktopAuthOK = try await desktop.connect(url: desktopSocketURL, authTimeout: timeout)
 
             let (pairRequest, joinResponse) = try await approveJoin(
                 desktop: desktop,
@@ -73,7 +90,7 @@ public enum RelayPairing {
                 deviceName: deviceName,
                 timeout: timeout
             )
-            let phoneAuthOK = try await phone.connect(authTimeout: timeout)
+            let phoneAuthOK = try await phone.connect(url: phoneSocketURL, authTimeout: timeout)
             let drained = try await drainAfterPairing(try desktop.socket, settleTimeout: settleTimeout, idle: drainIdle)
             return RelayPairedSession(
                 desktop: desktop,

@@ -72,9 +72,9 @@ func eventually<T>(timeout: Duration = .seconds(2), _ probe: () -> T?) async -> 
 
 /// The credentials a desktop registers a session with.
 struct TestSession {
-    let sessionID = Identifiers.random(bytes: 16)
+    var sessionID = Identifiers.random(bytes: 16)
     var joinToken = Identifiers.random(bytes: 32)
-    let desktopToken = Identifiers.random(bytes: 32)
+    var desktopToken = Identifiers.random(bytes: 32)
 }
 
 /// A desktop socket authenticated on a relay.
