@@ -5,6 +5,8 @@ import RelayClient
 // relay-load roundtrip: pair one desktop and one phone against RELAY_LOAD_BASE_URL, then time
 // RELAY_LOAD_MESSAGES commands from the phone until the desktop reads each one (PROTOCOL §9.1's
 // round trip). Prints the pairing time and the latency percentiles. Loopback only.
+// RELAY_LOAD_PHONE_BASE_URL puts the phone on another node of a cluster (join and socket there),
+// so the round trip crosses NATS.
 
 @main
 struct RelayLoad {
@@ -13,9 +15,13 @@ struct RelayLoad {
         let baseURL = (env["RELAY_LOAD_BASE_URL"] ?? "http://127.0.0.1:8787").trimmingCharacters(in: CharacterSet(charactersIn: "/"))
         let messages = Int(env["RELAY_LOAD_MESSAGES"] ?? "") ?? 100
         let origin = env["RELAY_LOAD_ORIGIN"] ?? "http://localhost:4173"
+        let phoneBaseURL = (env["RELAY_LOAD_PHONE_BASE_URL"] ?? baseURL).trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+        let phoneSocketURL = phoneBaseURL.replacingOccurrences(of: "http", with: "ws", options: .anchored) + "/ws"
 
         let pairingStarted = ContinuousClock.now
-        let paired = try await RelayPairing.pairConnected(baseURL: baseURL, origin: origin, deviceName: "Load Harness iPhone")
+        let paired = try await RelayPairing.pairConnected(
+            desktop: RelayDesktop(baseURL: baseURL), phone: RelayPhone(baseURL: phoneBaseURL, origin: origin),
+            phoneSocketURL: phoneSocketURL, deviceName: "Load Harness iPhone")
         let pairing = ContinuousClock.now - pairingStarted
         let desktop = try paired.desktop.socket
         var samples: [Duration] = []

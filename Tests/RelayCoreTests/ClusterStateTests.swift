@@ -58,8 +58,8 @@ struct ClusterStateTests {
             let request = try PairJoinRequest(json: [
                 "sessionID": .string(session.sessionID), "joinToken": .string(session.joinToken),
             ])
-            async let first = Result { () async throws(APIError) -> [UInt8] in try await b.relay.pairJoin(request, meta: fixtureMeta) }
-            async let second = Result { () async throws(APIError) -> [UInt8] in try await c.relay.pairJoin(request, meta: fixtureMeta) }
+            async let first = joinOutcome(b, request)
+            async let second = joinOutcome(c, request)
 
             // The desktop approves both requests it is shown.
             let requests = try #require(await desktop.connection.waitForFrame(ofType: "relay.pair_request", count: 2))
@@ -128,5 +128,14 @@ struct ClusterStateTests {
             let indexed = await eventually { b.relay.registry.owner(ofToken: device.token, now: wallClockMillis()) }
             #expect(indexed != nil)
         }
+    }
+}
+
+/// `/pair/join` on `node`, as a result rather than a throw.
+private func joinOutcome(_ node: RelayNode, _ request: PairJoinRequest) async -> Result<[UInt8], APIError> {
+    do {
+        return .success(try await node.relay.pairJoin(request, meta: fixtureMeta))
+    } catch {
+        return .failure(error)
     }
 }
