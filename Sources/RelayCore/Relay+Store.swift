@@ -162,7 +162,7 @@ extension Relay {
                     }
                     return true
                 }
-                if applied { updateSubscription(local) }
+                if applied && !removed.isEmpty { updateSubscription(local) }
                 return local
             }
         }

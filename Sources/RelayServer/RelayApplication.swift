@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import RelayCore
 import RelayProtocol
+import RelayRedis
 import ServiceLifecycle
 
 /// One relay node as a service-lifecycle `Service`: the HTTP/WebSocket server, the sweeper, and
@@ -15,8 +16,11 @@ public struct RelayApplication: Service {
     public let health = HealthState()
     let logger: Logger
     let onListening: (@Sendable (Int) async -> Void)?
+    let dependencies: ClusterDependencies
 
-    /// Builds a node; `onListening` receives the bound port (useful with `PORT=0`).
+    /// Builds a node: alone with in-memory state, or a cluster node when the configuration names
+    /// Redis and NATS. `store` and `bus` override what the configuration says (tests run several
+    /// nodes in one process that way). `onListening` receives the bound port (useful with `PORT=0`).
     public init(
         configuration: RelayConfiguration, logger: Logger, store: (any StateStore)? = nil, bus: (any ClusterBus)? = nil,
         onListening: (@Sendable (Int) async -> Void)? = nil
@@ -26,11 +30,18 @@ public struct RelayApplication: Service {
         self.onListening = onListening
         // The core creates its counters at init: the metrics backend must exist first.
         _ = RelayMetricsSystem.registry
-        self.relay = Relay(configuration: configuration.core, store: store ?? InMemoryStateStore(), bus: bus, logger: logger)
+        let dependencies = ClusterDependencies.make(configuration, logger: logger)
+        self.dependencies = dependencies
+        self.relay = Relay(
+            configuration: configuration.core, store: store ?? dependencies.store ?? InMemoryStateStore(),
+            bus: bus ?? dependencies.bus, logger: logger)
+        dependencies.register(with: health)
     }
 
     public func run() async throws {
         let address = try HostValidation.resolve(host: configuration.host, port: configuration.port)
+        // Give Redis a moment so a normal start restores at once instead of logging a retry.
+        _ = await dependencies.redis?.waitUntilAvailable(timeout: .seconds(2))
         try await relay.start()
         let metrics = MetricsExporter(relay: relay, health: health)
         let routes = HTTPRoutes(relay: relay, configuration: configuration, health: health, metrics: metrics, logger: logger)
@@ -65,18 +76,24 @@ public struct RelayApplication: Service {
             },
             eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: logger)
 
-        try await withThrowingDiscardingTaskGroup { group in
-            group.addTask { try await server.run() }
-            group.addTask {
-                await cancelWhenGracefulShutdown { await relay.runSweeper(intervalMillis: configuration.sweepIntervalMillis) }
+        do {
+            try await withThrowingDiscardingTaskGroup { group in
+                group.addTask { try await server.run() }
+                group.addTask {
+                    await cancelWhenGracefulShutdown { await relay.runSweeper(intervalMillis: configuration.sweepIntervalMillis) }
+                }
+                group.addTask {
+                    try await gracefulShutdown()
+                    health.startDraining()
+                    logger.notice("draining", metadata: ["drain_period_ms": "\(configuration.drainPeriodMillis)"])
+                    await Self.drain(relay: relay, periodMillis: configuration.drainPeriodMillis, logger: logger)
+                }
             }
-            group.addTask {
-                try await gracefulShutdown()
-                health.startDraining()
-                logger.notice("draining", metadata: ["drain_period_ms": "\(configuration.drainPeriodMillis)"])
-                await Self.drain(relay: relay, periodMillis: configuration.drainPeriodMillis, logger: logger)
-            }
+        } catch {
+            await dependencies.shutdown()
+            throw error
         }
+        await dependencies.shutdown()
         logger.notice("relay stopped")
     }
 

@@ -1,4 +1,6 @@
 import RelayCore
+import RelayNATS
+import RelayRedis
 
 /// A configuration value that stops the start, with a message that names the variable.
 public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
@@ -33,6 +35,11 @@ public struct RelayConfiguration: Sendable {
     public var natsHMACPreviousSecret: String?
     public var natsReplayWindowMillis: Int64 = 120_000
     public var natsMaxClockSkewMillis: Int64 = 30_000
+    public var natsTLSCAFile: String?
+    /// `REDIS_URL`, parsed: set means cluster state in Redis.
+    public var redis: RedisURL?
+    /// The bus settings built from `NATS_*`: set means cross-node traffic over NATS.
+    public var nats: NATSClusterBusConfiguration?
     public var environment = "development"
     public var logLevel = "info"
     public var logFormat = "text"
@@ -88,6 +95,7 @@ public struct RelayConfiguration: Sendable {
         .init(name: "NATS_SUBJECT_PREFIX", defaultValue: "codexchat.remote.relay", help: "NATS subject prefix"),
         .init(name: "NATS_HMAC_SECRET", defaultValue: "(unset)", help: "Envelope signing secret, at least 32 bytes; required with NATS_URL in production"),
         .init(name: "NATS_HMAC_PREVIOUS_SECRET", defaultValue: "(unset)", help: "Verify-only previous secret, for rotation without downtime"),
+        .init(name: "NATS_TLS_CA_FILE", defaultValue: "(unset)", help: "PEM file of the CAs trusted for a tls:// NATS_URL (default: the system's)"),
         .init(name: "NATS_REPLAY_WINDOW_MS", defaultValue: "120000", help: "Oldest envelope accepted"),
         .init(name: "NATS_MAX_CLOCK_SKEW_MS", defaultValue: "30000", help: "Largest future skew accepted"),
         .init(name: "TRUST_PROXY", defaultValue: "false", help: "Trust X-Forwarded-For: true (one proxy hop) or the number of trusted hops"),
@@ -200,6 +208,26 @@ public struct RelayConfiguration: Sendable {
             if let skew = try reader.integer("NATS_MAX_CLOCK_SKEW_MS") {
                 guard skew > 0 else { throw ConfigurationError("NATS_MAX_CLOCK_SKEW_MS must be greater than 0.") }
                 c.natsMaxClockSkewMillis = Int64(skew)
+            }
+            c.natsTLSCAFile = reader.string("NATS_TLS_CA_FILE")
+        }
+        if let url = c.redisURL {
+            do {
+                c.redis = try RedisURL(parsing: url)
+            } catch {
+                throw ConfigurationError("REDIS_URL: \(error.description)")
+            }
+        }
+        if let url = c.natsURL {
+            do {
+                let nats = try NATSClusterBusConfiguration(
+                    url: url, subjectPrefix: c.natsSubjectPrefix, secret: c.natsHMACSecret,
+                    previousSecret: c.natsHMACPreviousSecret, replayWindowMillis: c.natsReplayWindowMillis,
+                    maxClockSkewMillis: c.natsMaxClockSkewMillis, tlsCAFile: c.natsTLSCAFile)
+                try nats.validate()
+                c.nats = nats
+            } catch {
+                throw ConfigurationError("NATS_URL: \(error.description)")
             }
         }
         c.logLevel = (reader.string("LOG_LEVEL") ?? reader.string("RUST_LOG") ?? "info").lowercased()

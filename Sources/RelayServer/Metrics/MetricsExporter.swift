@@ -31,6 +31,8 @@ final class MetricsExporter: Sendable {
     let health: HealthState
     private let registry = RelayMetricsSystem.registry
     private let gauges: [String: CoreMetrics.Gauge]
+    /// `relay_dependency_up{dependency}`: 1 while Redis / NATS answer, one series per configured one.
+    private let dependencyGauges: [String: CoreMetrics.Gauge]
 
     private static let gaugeNames = [
         "relay_sessions", "relay_sessions_with_desktop", "relay_sessions_with_mobile", "relay_active_websockets",
@@ -44,6 +46,11 @@ final class MetricsExporter: Sendable {
         var gauges: [String: CoreMetrics.Gauge] = [:]
         for name in Self.gaugeNames { gauges[name] = CoreMetrics.Gauge(label: name) }
         self.gauges = gauges
+        var dependencyGauges: [String: CoreMetrics.Gauge] = [:]
+        for (name, _) in health.dependencies() {
+            dependencyGauges[name] = CoreMetrics.Gauge(label: "relay_dependency_up", dimensions: [("dependency", name)])
+        }
+        self.dependencyGauges = dependencyGauges
     }
 
     /// The Prometheus text exposition, with the gauges refreshed first.
@@ -60,6 +67,7 @@ final class MetricsExporter: Sendable {
             "relay_draining": health.isDraining ? 1 : 0,
         ]
         for (name, value) in values { gauges[name]?.record(value) }
+        for (name, up) in health.dependencies() { dependencyGauges[name]?.record(up ? 1 : 0) }
         var buffer: [UInt8] = []
         buffer.reserveCapacity(16_384)
         registry.emit(into: &buffer)
@@ -170,6 +178,11 @@ public final class HealthState: Sendable {
     /// Fails readiness from now on.
     public func startDraining() { draining.store(true, ordering: .relaxed) }
 
+    /// Each configured dependency and whether it answers now.
+    public func dependencies() -> [(name: String, isUp: Bool)] {
+        checks.withLock { $0 }.map { ($0.name, $0.isUp()) }
+    }
+
     /// Adds a dependency whose health readiness reflects (`/livez` never checks them).
     public func addDependency(_ name: String, isUp: @escaping @Sendable () -> Bool) {
         checks.withLock { $0.append((name, isUp)) }
@@ -177,7 +190,7 @@ public final class HealthState: Sendable {
 
     /// Ready, and the JSON body of `/readyz`.
     public func readiness() -> (ready: Bool, body: [UInt8]) {
-        let dependencies = checks.withLock { $0 }.map { ($0.name, $0.isUp()) }
+        let dependencies = dependencies()
         let ready = !isDraining && dependencies.allSatisfy(\.1)
         var w = JSONObjectWriter()
         w.bool("ok", ready)

@@ -1,0 +1,44 @@
+import Logging
+import RelayCore
+import RelayNATS
+import RelayRedis
+
+/// The Redis connection and the NATS bus a cluster node runs on, built from its configuration.
+/// Neither is required to answer at start (DECISIONS 6): both connect and reconnect in the
+/// background with backoff, and `/readyz` says not ready until both answer.
+struct ClusterDependencies: Sendable {
+    var redis: RedisConnection?
+    var store: RedisStateStore?
+    var bus: NATSClusterBus?
+
+    static func make(_ configuration: RelayConfiguration, logger: Logger) -> ClusterDependencies {
+        var dependencies = ClusterDependencies()
+        if let url = configuration.redis {
+            let redis = RedisConnection(url: url, logger: logger)
+            dependencies.redis = redis
+            dependencies.store = RedisStateStore(
+                connection: redis, keyPrefix: configuration.redisKeyPrefix,
+                sessionRetentionMillis: configuration.core.sessionRetentionMillis,
+                trustedSessionTTLMillis: configuration.core.trustedSessionTTLMillis, logger: logger)
+        }
+        if let nats = configuration.nats {
+            if nats.secret == nil {
+                logger.warning("NATS_HMAC_SECRET is not set: cross-node envelopes are neither signed nor checked")
+            }
+            dependencies.bus = NATSClusterBus(configuration: nats, logger: logger)
+        }
+        return dependencies
+    }
+
+    /// Makes readiness reflect each configured dependency.
+    func register(with health: HealthState) {
+        if let redis { health.addDependency("redis") { redis.isAvailable } }
+        if let bus { health.addDependency("nats") { bus.isConnected } }
+    }
+
+    /// Closes the connections once the node has drained.
+    func shutdown() async {
+        await bus?.shutdown()
+        await redis?.shutdown()
+    }
+}
