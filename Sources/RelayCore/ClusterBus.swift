@@ -50,6 +50,10 @@ public protocol ClusterBus: Sendable {
     func setSubscribed(_ subscribed: Bool, sessionID: String)
     /// Session subjects currently subscribed.
     var subscriptionCount: Int { get }
+    /// Returns once every subscription asked for so far is in effect, so that an envelope another
+    /// node publishes from now on reaches this one (core NATS drops what arrives for a subject
+    /// before its subscription has reached the server).
+    func confirmSubscriptions() async
     /// Starts delivering envelopes for this node to `handler`, in order, on the bus's own context.
     /// `connectivity` hears when the node loses (false) and regains (true) the bus: envelopes
     /// published in between may be lost, so the core tells its clients to resync.
@@ -102,6 +106,9 @@ public final class InProcessClusterBus: ClusterBus {
 
     public var subscriptionCount: Int { state.withLock { $0.subscribed.count } }
 
+    /// In-process subscriptions take effect at once.
+    public func confirmSubscriptions() async {}
+
     fileprivate func receive(_ envelope: BusEnvelope) {
         state.withLock { s in
             guard !envelope.target.isSessionTraffic || s.subscribed.contains(envelope.sessionID) else { return }
@@ -126,4 +133,9 @@ public final class InProcessClusterBus: ClusterBus {
             $0.continuation = nil
         }
     }
+}
+
+extension ClusterBus {
+    /// Until the NATS bus confirms with a round trip to the server.
+    public func confirmSubscriptions() async {}
 }

@@ -108,6 +108,7 @@ extension Relay {
         }
         let replacing = session.state.withLock { $0.desktop != nil }
         guard admit(replacing: replacing) else { return .rejected(.relayOverCapacity) }
+        await subscribeAhead(session)
         let now = wallClockMillis()
         let installed: (old: (any RelayConnection)?, mobiles: [any RelayConnection])? = session.state.withLock { s in
             guard !s.closed, Identifiers.constantTimeEqual(s.record.desktopSessionToken, token) else { return nil }
@@ -119,6 +120,7 @@ extension Relay {
         }
         guard let installed else {
             releaseAdmission()
+            updateSubscription(session)
             return .rejected(.desktopSessionMissing)
         }
         if let old = installed.old {
@@ -181,6 +183,7 @@ extension Relay {
             }
         }
 
+        await subscribeAhead(session)
         let desktopConnected = await resolveDesktopPresence(session)
         let mobile = MobileEndpoint(relay: self, session: session, deviceID: deviceID, connection: connection)
         enum Registration {
@@ -204,7 +207,9 @@ extension Relay {
         }
         let registered: (desktop: (any RelayConnection)?, count: Int)
         switch registration {
-        case .rejected(let reason): return .rejected(reason)
+        case .rejected(let reason):
+            updateSubscription(session)
+            return .rejected(reason)
         case .registered(let desktop, let count): registered = (desktop, count)
         }
         admitted = false

@@ -73,6 +73,14 @@ public final class Relay: Sendable {
             payload: payload, issuedAtMillis: wallClockMillis(), nonce: Identifiers.shortID()))
     }
 
+    /// Subscribes to the session's subject before a socket of it is announced, so nothing another
+    /// node publishes right after `auth_ok` is lost; ``updateSubscription(_:)`` afterwards settles it.
+    func subscribeAhead(_ session: Session) async {
+        guard let bus else { return }
+        bus.setSubscribed(true, sessionID: session.id)
+        await bus.confirmSubscriptions()
+    }
+
     /// Keeps the session subject subscribed exactly while this node holds a socket of the session.
     func updateSubscription(_ session: Session) {
         guard let bus else { return }
