@@ -1,0 +1,229 @@
+// Buses on the shared test nats-server: delivery, order, subscriptions, rejections, shutdown.
+
+import RelayCore
+import RelayProtocol
+import Testing
+
+@testable import RelayNATS
+
+@Suite(.timeLimit(.minutes(1))) struct NATSClusterBusTests {
+    @Test func sessionEnvelopesArriveAtTheOtherNodeInPublishOrder() async throws {
+        try await withNodes(2) { nodes in
+            let (a, b) = (nodes[0], nodes[1])
+            try await b.subscribe("session-order")
+            let expected = (0..<1000).map { #"{"n":\#($0)}"# }
+            for payload in expected { a.bus.publish(a.envelope(.desktop, session: "session-order", payload: payload)) }
+
+            #expect(await eventually { b.received.count >= 1000 })
+            #expect(b.payloads == expected)
+            #expect(b.received.allSatisfy { $0.sourceInstanceID == a.bus.instanceID && $0.target == .desktop })
+            #expect(a.bus.statistics.published == 1000)
+            #expect(b.bus.statistics.delivered == 1000)
+            await settle()
+            #expect(a.received.isEmpty)
+        }
+    }
+
+    @Test func everyFieldSurvivesTheTrip() async throws {
+        try await withNodes(2) { nodes in
+            let (a, b) = (nodes[0], nodes[1])
+            try await b.subscribe("session-fields")
+            let sent = a.envelope(
+                .mobile, session: "session-fields", payload: EnvelopeCodecTests.trickyPayload, deviceID: "device/1")
+            a.bus.publish(sent)
+            #expect(await eventually { b.received.count == 1 })
+            #expect(b.received == [sent])
+        }
+    }
+
+    @Test func unsubscribedSessionsAreNotDeliveredAndUnsubscribingStopsDelivery() async throws {
+        try await withNodes(2) { nodes in
+            let (a, b) = (nodes[0], nodes[1])
+            try await b.subscribe("session-wanted")
+            #expect(b.bus.subscriptionCount == 1)
+            a.bus.publish(a.envelope(session: "session-other", payload: "other"))
+            a.bus.publish(a.envelope(session: "session-wanted", payload: "wanted-1"))
+            #expect(await eventually { b.payloads.contains("wanted-1") })
+
+            b.bus.setSubscribed(false, sessionID: "session-wanted")
+            #expect(b.bus.subscriptionCount == 0)
+            #expect(await b.bus.flush())
+            a.bus.publish(a.envelope(.mobile, session: "session-wanted", payload: "wanted-2"))
+            a.bus.publish(a.envelope(.sessionRefresh, session: "session-wanted", payload: "marker"))
+            #expect(await eventually { b.payloads.contains("marker") })
+            await settle()
+            #expect(b.payloads == ["wanted-1", "marker"])
+        }
+    }
+
+    @Test func resubscribingDeliversAgain() async throws {
+        try await withNodes(2) { nodes in
+            let (a, b) = (nodes[0], nodes[1])
+            for _ in 0..<3 {
+                b.bus.setSubscribed(true, sessionID: "session-flap")
+                b.bus.setSubscribed(false, sessionID: "session-flap")
+            }
+            try await b.subscribe("session-flap")
+            a.bus.publish(a.envelope(session: "session-flap", payload: "once"))
+            #expect(await eventually { b.payloads == ["once"] })
+            await settle()
+            #expect(b.payloads == ["once"])
+        }
+    }
+
+    @Test func controlTargetsReachEveryOtherNodeButNotThePublisher() async throws {
+        try await withNodes(3) { nodes in
+            let (a, b, c) = (nodes[0], nodes[1], nodes[2])
+            let targets: [BusTarget] = [.pairDecision, .sessionRefresh, .desktopStatusProbe, .desktopStatusResponse]
+            #expect(await a.bus.flush())
+            for target in targets { a.bus.publish(a.envelope(target, session: "session-control", payload: target.rawValue)) }
+
+            #expect(await eventually { b.received.count == 4 && c.received.count == 4 })
+            #expect(b.received.map(\.target) == targets)
+            #expect(c.received.map(\.target) == targets)
+            // Subscribed to a session itself, the publisher still does not hear its own traffic.
+            try await a.subscribe("session-shared")
+            try await b.subscribe("session-shared")
+            a.bus.publish(a.envelope(.mobile, session: "session-shared", payload: "own"))
+            #expect(await eventually { b.payloads.contains("own") })
+            await settle()
+            #expect(a.received.isEmpty)
+            #expect(c.received.count == 4)
+        }
+    }
+
+    @Test func forgedReplayedAndMalformedEnvelopesPublishedRawAreRejectedAndCounted() async throws {
+        try await withNodes(1) { nodes in
+            let b = nodes[0]
+            try await b.subscribe("session-forged")
+            let subject = "\(b.bus.configuration.subjectPrefix).session.session-forged"
+            let genuine = try #require(EnvelopeSigner(secret: TestNATS.secret))
+            let forger = try #require(EnvelopeSigner(secret: "wrong-secret-wrong-secret-wrong-secret"))
+            func envelope(_ payload: String, issuedAt: Int64 = wallClockMillis()) -> BusEnvelope {
+                BusEnvelope(
+                    sessionID: "session-forged", sourceInstanceID: "intruder", target: .desktop, payload: Array(payload.utf8),
+                    issuedAtMillis: issuedAt, nonce: Identifiers.shortID())
+            }
+            let valid = envelope("valid")
+            let validBytes = EnvelopeCodec.encode(valid, signer: genuine)
+            try await rawPublish(
+                url: TestNATS.url(), subject: subject,
+                [
+                    EnvelopeCodec.encode(envelope("forged"), signer: forger),
+                    EnvelopeCodec.encode(envelope("unsigned"), signer: nil),
+                    Array("not an envelope".utf8),
+                    validBytes,
+                    validBytes,
+                    EnvelopeCodec.encode(envelope("stale", issuedAt: wallClockMillis() - 600_000), signer: genuine),
+                    EnvelopeCodec.encode(envelope("future", issuedAt: wallClockMillis() + 600_000), signer: genuine),
+                ])
+
+            #expect(await eventually { b.bus.statistics.received == 7 })
+            let statistics = b.bus.statistics
+            #expect(statistics.rejected[.signature] == 2)
+            #expect(statistics.rejected[.decode] == 1)
+            #expect(statistics.rejected[.replay] == 1)
+            #expect(statistics.rejected[.stale] == 1)
+            #expect(statistics.rejected[.future] == 1)
+            #expect(statistics.rejected[.schema] == 0)
+            #expect(statistics.delivered == 1)
+            #expect(b.received == [valid])
+        }
+    }
+
+    @Test func unsignedNodesExchangeWithoutSignatureTimeOrNonceChecks() async throws {
+        try await withNodes(2, secret: nil) { nodes in
+            let (a, b) = (nodes[0], nodes[1])
+            try await b.subscribe("session-unsigned")
+            let bare = BusEnvelope(
+                sessionID: "session-unsigned", sourceInstanceID: a.bus.instanceID, target: .desktop,
+                payload: Array("{}".utf8), issuedAtMillis: 0, nonce: "")
+            a.bus.publish(bare)
+            a.bus.publish(bare)
+            #expect(await eventually { b.received.count == 2 })
+            #expect(b.received == [bare, bare])
+        }
+    }
+
+    @Test func aRotatingNodeAcceptsTheOldSecretWhileSigningWithTheNewOne() async throws {
+        let prefix = TestNATS.uniquePrefix()
+        let oldSecret = "old-secret-old-secret-old-secret-old"
+        let rotated = try await Node.start(prefix: prefix, secret: TestNATS.secret, previousSecret: oldSecret)
+        let stale = try await Node.start(prefix: prefix, secret: oldSecret)
+        #expect(await rotated.bus.flush())
+        #expect(await stale.bus.flush())
+        stale.bus.publish(stale.envelope(.sessionRefresh, session: "s", payload: "from-old"))
+        #expect(await eventually { rotated.payloads == ["from-old"] })
+        rotated.bus.publish(rotated.envelope(.sessionRefresh, session: "s", payload: "from-new"))
+        #expect(await eventually { stale.bus.statistics.rejected[.signature] == 1 })
+        #expect(stale.received.isEmpty)
+        await rotated.bus.shutdown()
+        await stale.bus.shutdown()
+    }
+
+    @Test func shutdownSendsWhatWasQueuedAndIsSafeToRepeat() async throws {
+        try await withNodes(2) { nodes in
+            let (a, b) = (nodes[0], nodes[1])
+            try await b.subscribe("session-shutdown")
+            let expected = (0..<5000).map { "m\($0)" }
+            for payload in expected { a.bus.publish(a.envelope(.mobile, session: "session-shutdown", payload: payload)) }
+            await a.bus.shutdown()
+            await a.bus.shutdown()
+            #expect(!a.bus.isConnected)
+            #expect(a.bus.subscriptionsNotCompleted == 0)
+
+            #expect(await eventually { b.received.count >= 5000 })
+            #expect(b.payloads == expected)
+            // After shutdown: publishing is a no-op and the bus cannot start again.
+            a.bus.publish(a.envelope(session: "session-shutdown", payload: "late"))
+            await #expect(throws: NATSBusError.self) {
+                try await a.bus.start(handler: { _ in }, connectivity: { _ in })
+            }
+
+            async let first: Void = b.bus.shutdown()
+            async let second: Void = b.bus.shutdown()
+            _ = await (first, second)
+            #expect(b.bus.subscriptionsNotCompleted == 0)
+            await settle()
+            #expect(b.payloads == expected)
+        }
+    }
+
+    @Test func aBusThatNeverStartedShutsDownAtOnce() async throws {
+        let bus = NATSClusterBus(configuration: try NATSClusterBusConfiguration(url: TestNATS.url()))
+        bus.setSubscribed(true, sessionID: "s")
+        bus.publish(BusEnvelope(sessionID: "s", sourceInstanceID: bus.instanceID, target: .desktop, payload: [], issuedAtMillis: 1, nonce: "n"))
+        #expect(bus.subscriptionCount == 1)
+        await bus.shutdown()
+        await bus.shutdown()
+        #expect(!bus.isConnected)
+        #expect(await bus.flush() == false)
+    }
+
+    @Test func instanceIDsAreNewPerBus() throws {
+        let configuration = try NATSClusterBusConfiguration(url: TestNATS.url())
+        let ids = (0..<3).map { _ in NATSClusterBus(configuration: configuration).instanceID }
+        #expect(Set(ids).count == 3)
+        #expect(ids.allSatisfy { $0.utf8.count == 14 })
+    }
+}
+
+@Suite struct NATSClusterBusStartTests {
+    @Test func anUnreadableCAFileFailsTheStart() async throws {
+        var configuration = try NATSClusterBusConfiguration(url: "tls://127.0.0.1:1")
+        configuration.tlsCAFile = "/nonexistent/ca.pem"
+        let bus = NATSClusterBus(configuration: configuration)
+        let error = await #expect(throws: NATSBusError.self) {
+            try await bus.start(handler: { _ in }, connectivity: { _ in })
+        }
+        #expect(error?.message.contains("/nonexistent/ca.pem") == true)
+        #expect(!bus.isConnected)
+        await bus.shutdown()
+    }
+
+    @Test func flushBeforeStartAnswersAtOnce() async {
+        let bus = NATSClusterBus(configuration: NATSClusterBusConfiguration(servers: NATSServerList(servers: [.init(host: "127.0.0.1", port: 1)])))
+        #expect(await bus.flush() == false)
+        await bus.shutdown()
+    }
+}

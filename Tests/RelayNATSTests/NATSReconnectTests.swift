@@ -1,0 +1,79 @@
+// Buses on a nats-server each test starts and stops itself: late start, restart, outage shutdown.
+
+import RelayCore
+import Testing
+
+@testable import RelayNATS
+
+@Suite(.timeLimit(.minutes(1))) struct NATSReconnectTests {
+    @Test func startingWithNoServerDoesNotThrowAndConnectsWhenTheServerAppears() async throws {
+        try await NATSServerProcess.with { server in
+            let prefix = TestNATS.uniquePrefix()
+            let a = try await Node.start(url: server.url, prefix: prefix)
+            var b: Node?
+            do {
+                #expect(!a.bus.isConnected)
+                // Asked for while no server is there: in effect once one is.
+                a.bus.setSubscribed(true, sessionID: "session-late")
+
+                try await server.start()
+                #expect(await eventually { a.bus.isConnected })
+                #expect(a.connectivity == [true])
+
+                let peer = try await Node.start(url: server.url, prefix: prefix)
+                b = peer
+                #expect(await a.bus.flush())
+                peer.bus.publish(peer.envelope(session: "session-late", payload: "hello"))
+                #expect(await eventually { a.payloads == ["hello"] })
+            }
+            await a.bus.shutdown()
+            await b?.bus.shutdown()
+        }
+    }
+
+    @Test func serverRestartReportsDisconnectThenReconnectAndTrafficResumes() async throws {
+        try await NATSServerProcess.with { server in
+            try await server.start()
+            try await withNodes(2, url: server.url) { nodes in
+                let (a, b) = (nodes[0], nodes[1])
+                try await b.subscribe("session-restart")
+                a.bus.publish(a.envelope(session: "session-restart", payload: "before"))
+                #expect(await eventually { b.payloads == ["before"] })
+                #expect(a.connectivity == [true])
+
+                server.stop()
+                #expect(await eventually { a.connectivity == [true, false] && b.connectivity == [true, false] })
+                #expect(!a.bus.isConnected)
+                #expect(await a.bus.flush(timeoutMillis: 200) == false)
+
+                try await server.start()
+                #expect(await eventually { a.connectivity == [true, false, true] && b.connectivity == [true, false, true] })
+                #expect(a.bus.isConnected && b.bus.isConnected)
+                #expect(a.bus.statistics.reconnects == 1)
+
+                // libnats restored b's subscription; the flush makes sure the server has it.
+                #expect(await b.bus.flush())
+                a.bus.publish(a.envelope(session: "session-restart", payload: "after"))
+                #expect(await eventually { b.payloads == ["before", "after"] })
+            }
+        }
+    }
+
+    @Test func shutdownDuringAnOutageIsPromptAndClean() async throws {
+        try await NATSServerProcess.with { server in
+            try await server.start()
+            let node = try await Node.start(url: server.url, prefix: TestNATS.uniquePrefix())
+            try await node.subscribe("session-outage")
+            server.stop()
+            #expect(await eventually { !node.bus.isConnected })
+            for index in 0..<100 { node.bus.publish(node.envelope(session: "session-outage", payload: "\(index)")) }
+
+            let started = ContinuousClock.now
+            await node.bus.shutdown()
+            #expect(ContinuousClock.now - started < .seconds(5))
+            #expect(node.bus.subscriptionsNotCompleted == 0)
+            // No report after shutdown began.
+            #expect(node.connectivity == [true, false])
+        }
+    }
+}

@@ -1,0 +1,261 @@
+// Fixtures: the shared test NATS server, private nats-server processes, started buses, polling.
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import CNats
+import RelayCore
+import RelayProtocol
+import Synchronization
+import Testing
+
+@testable import RelayNATS
+
+/// A test precondition that is not met; thrown so the test fails with this message.
+struct TestSetupError: Error, CustomStringConvertible {
+    let description: String
+}
+
+enum TestNATS {
+    /// A secret of the length production requires.
+    static let secret = "relay-nats-test-secret-0123456789abcdef"
+
+    /// The shared server every test that needs no restart uses (`RELAY_TEST_NATS_URL`).
+    static func url() throws -> String {
+        guard let value = environment("RELAY_TEST_NATS_URL") else {
+            throw TestSetupError(
+                description: "RELAY_TEST_NATS_URL is not set. The NATS tests need a real nats-server: start one "
+                    + "(nats-server -a 127.0.0.1 -p 14222 &) and export RELAY_TEST_NATS_URL=nats://127.0.0.1:14222 "
+                    + "RELAY_TEST_NATS_SERVER=$(command -v nats-server)")
+        }
+        return value
+    }
+
+    /// The nats-server binary, for tests that start and stop their own server (`RELAY_TEST_NATS_SERVER`).
+    static func serverBinary() throws -> String {
+        guard let value = environment("RELAY_TEST_NATS_SERVER") else {
+            throw TestSetupError(
+                description: "RELAY_TEST_NATS_SERVER is not set. Tests that restart NATS start their own "
+                    + "nats-server: export RELAY_TEST_NATS_SERVER=$(command -v nats-server)")
+        }
+        guard access(value, X_OK) == 0 else {
+            throw TestSetupError(description: "RELAY_TEST_NATS_SERVER=\(value) is not an executable file")
+        }
+        return value
+    }
+
+    /// A subject prefix no other test uses.
+    static func uniquePrefix() -> String {
+        "relaytest.\(String(UInt64.random(in: 0...UInt64.max), radix: 36))"
+    }
+
+    private static func environment(_ name: String) -> String? {
+        guard let value = getenv(name).map({ String(cString: $0) }), !value.isEmpty else { return nil }
+        return value
+    }
+}
+
+/// A started bus and what it has been given: envelopes and connectivity changes.
+final class Node: Sendable {
+    let bus: NATSClusterBus
+    private let inbox = Mutex<[BusEnvelope]>([])
+    private let connectivityLog = Mutex<[Bool]>([])
+
+    private init(bus: NATSClusterBus) { self.bus = bus }
+
+    /// Starts a bus on `url` (the shared server when nil), signed with `secret` unless it is nil.
+    static func start(
+        url: String? = nil, prefix: String, secret: String? = TestNATS.secret, previousSecret: String? = nil
+    ) async throws -> Node {
+        let configuration = try NATSClusterBusConfiguration(
+            servers: NATSServerList(parsing: url ?? TestNATS.url()), subjectPrefix: prefix, secret: secret,
+            previousSecret: previousSecret, reconnectWaitMillis: 50, reconnectJitterMillis: 50)
+        let node = Node(bus: NATSClusterBus(configuration: configuration))
+        try await node.bus.start(
+            handler: { [node] envelope in node.inbox.withLock { $0.append(envelope) } },
+            connectivity: { [node] up in node.connectivityLog.withLock { $0.append(up) } })
+        return node
+    }
+
+    var received: [BusEnvelope] { inbox.withLock { $0 } }
+    var connectivity: [Bool] { connectivityLog.withLock { $0 } }
+
+    /// Payloads received, as text.
+    var payloads: [String] { received.map { String(decoding: $0.payload, as: UTF8.self) } }
+
+    /// Subscribes to `sessionID` and waits until the server has the subscription.
+    func subscribe(_ sessionID: String) async throws {
+        bus.setSubscribed(true, sessionID: sessionID)
+        guard await bus.flush() else { throw TestSetupError(description: "subscription to \(sessionID) not confirmed") }
+    }
+
+    /// An envelope as the core would publish it from this node.
+    func envelope(
+        _ target: BusTarget = .desktop, session: String, payload: String, deviceID: String? = nil
+    ) -> BusEnvelope {
+        BusEnvelope(
+            sessionID: session, sourceInstanceID: bus.instanceID, target: target, targetDeviceID: deviceID,
+            payload: Array(payload.utf8), issuedAtMillis: wallClockMillis(), nonce: Identifiers.shortID())
+    }
+}
+
+/// Starts `count` buses on one prefix, runs `body`, and always shuts them down.
+func withNodes(
+    _ count: Int, url: String? = nil, secret: String? = TestNATS.secret, _ body: ([Node]) async throws -> Void
+) async throws {
+    let prefix = TestNATS.uniquePrefix()
+    var nodes: [Node] = []
+    do {
+        for _ in 0..<count { nodes.append(try await Node.start(url: url, prefix: prefix, secret: secret)) }
+        // Every node's control subscription is in effect at the server before the test publishes.
+        for node in nodes { _ = await node.bus.flush() }
+        try await body(nodes)
+    } catch {
+        for node in nodes { await node.bus.shutdown() }
+        throw error
+    }
+    for node in nodes { await node.bus.shutdown() }
+}
+
+/// A nats-server this test started on a free loopback port.
+final class NATSServerProcess: @unchecked Sendable {
+    let port: Int
+    let binary: String
+    // Only touched by the test that owns the process, one call at a time.
+    private var pid: pid_t = 0
+
+    var url: String { "nats://127.0.0.1:\(port)" }
+
+    /// Picks a port; `start` runs the server there.
+    init() throws {
+        binary = try TestNATS.serverBinary()
+        port = try Self.freePort()
+    }
+
+    /// Starts the server (again) on the same port and waits until it accepts connections.
+    func start() async throws {
+        let argv = [binary, "-a", "127.0.0.1", "-p", String(port)]
+        var cArguments: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) }
+        cArguments.append(nil)
+        defer { for argument in cArguments { free(argument) } }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        var spawned: pid_t = 0
+        let result = posix_spawn(&spawned, binary, &actions, nil, cArguments, environ)
+        guard result == 0 else { throw TestSetupError(description: "cannot start \(binary): error \(result)") }
+        pid = spawned
+        let accepting = await eventually(timeout: .seconds(5)) { Self.accepts(port: self.port) }
+        guard accepting else {
+            stop()
+            throw TestSetupError(description: "nats-server did not listen on port \(port) within 5 s")
+        }
+    }
+
+    /// Kills the server at once (a crash, not a graceful shutdown) and reaps it.
+    func stop() {
+        guard pid > 0 else { return }
+        kill(pid, SIGKILL)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        pid = 0
+    }
+
+    /// Runs `body` with a server that is not started yet, and always stops it.
+    static func with(_ body: (NATSServerProcess) async throws -> Void) async throws {
+        let server = try NATSServerProcess()
+        do {
+            try await body(server)
+        } catch {
+            server.stop()
+            throw error
+        }
+        server.stop()
+    }
+
+    static func freePort() throws -> Int {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw TestSetupError(description: "socket() failed") }
+        defer { close(descriptor) }
+        var address = loopback(port: 0)
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) }
+        }
+        guard bound == 0 else { throw TestSetupError(description: "bind() failed") }
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    private static func accepts(port: Int) -> Bool {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { return false }
+        defer { close(descriptor) }
+        var address = loopback(port: port)
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
+        }
+    }
+
+    private static func loopback(port: Int) -> sockaddr_in {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        return address
+    }
+}
+
+/// Publishes `messages` to `subject` over a plain libnats connection of its own, as any client
+/// of the server could, on a thread of its own (libnats calls block).
+func rawPublish(url: String, subject: String, _ messages: [[UInt8]]) async throws {
+    try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, any Error>) in
+        let started = startThread(name: "test-raw-pub") {
+            defer { nats_ReleaseThreadMemory() }
+            var connection: OpaquePointer?
+            guard natsConnection_ConnectTo(&connection, url) == NATS_OK, let connection else {
+                done.resume(throwing: TestSetupError(description: "raw connection to \(url) failed"))
+                return
+            }
+            defer { natsConnection_Destroy(connection) }
+            for message in messages {
+                let status = message.withUnsafeBytes {
+                    natsConnection_Publish(connection, subject, $0.baseAddress, Int32($0.count))
+                }
+                guard status == NATS_OK else {
+                    done.resume(throwing: TestSetupError(description: "raw publish failed: \(statusText(status))"))
+                    return
+                }
+            }
+            guard natsConnection_FlushTimeout(connection, 2_000) == NATS_OK else {
+                done.resume(throwing: TestSetupError(description: "raw flush failed"))
+                return
+            }
+            done.resume()
+        }
+        if !started { done.resume(throwing: TestSetupError(description: "cannot start a thread")) }
+    }
+}
+
+/// Polls `condition` every 10 ms until it holds; false if `timeout` passes first.
+func eventually(timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(10))
+    }
+    return try await condition()
+}
+
+/// Gives in-flight messages time to arrive before asserting that something did not.
+func settle() async {
+    try? await Task.sleep(for: .milliseconds(300))
+}
