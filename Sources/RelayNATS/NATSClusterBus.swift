@@ -111,6 +111,12 @@ public final class NATSClusterBus: ClusterBus {
         }
     }
 
+    /// Returns once the server has every subscription asked for so far (a flush, bounded by one
+    /// second), or at once while disconnected: then libnats re-subscribes on reconnect anyway.
+    public func confirmSubscriptions() async {
+        _ = await flush(timeoutMillis: 1_000)
+    }
+
     /// Stops delivering, publishes what was queued before (within about a second), unsubscribes,
     /// closes and frees the connection, and ends the bus thread. Safe to call more than once; every
     /// call returns after the bus has stopped.
@@ -244,6 +250,10 @@ private struct BusThread: Sendable {
                 timeout = max(0, (nextRetry - monotonicNanoseconds()) / 1_000_000)
             }
             let (jobs, closed) = queue.takeAll(timeoutMillis: timeout)
+            // All flushes of a batch share one round trip after the whole batch: each still
+            // confirms everything queued before it, and a burst of them does not hold up publishing.
+            var flushes: [CheckedContinuation<Bool, Never>] = []
+            var flushTimeoutMillis: Int64 = 0
             for job in jobs {
                 switch job {
                 case .publish(let envelope):
@@ -256,10 +266,15 @@ private struct BusThread: Sendable {
                         retrySessions.insert(sessionID)
                     }
                 case .flush(let timeoutMillis, let continuation):
-                    continuation.resume(returning: connection.flush(timeoutMillis: timeoutMillis))
+                    flushes.append(continuation)
+                    flushTimeoutMillis = max(flushTimeoutMillis, timeoutMillis)
                 case .shutdown:
                     stopping = true
                 }
+            }
+            if !flushes.isEmpty {
+                let flushed = connection.flush(timeoutMillis: flushTimeoutMillis)
+                for continuation in flushes { continuation.resume(returning: flushed) }
             }
             stopping = stopping || closed
             if !stopping, retryControl || !retrySessions.isEmpty, monotonicNanoseconds() >= nextRetry {

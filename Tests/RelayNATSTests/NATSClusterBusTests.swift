@@ -10,7 +10,7 @@ import Testing
     @Test func sessionEnvelopesArriveAtTheOtherNodeInPublishOrder() async throws {
         try await withNodes(2) { nodes in
             let (a, b) = (nodes[0], nodes[1])
-            try await b.subscribe("session-order")
+            await b.subscribe("session-order")
             let expected = (0..<1000).map { #"{"n":\#($0)}"# }
             for payload in expected { a.bus.publish(a.envelope(.desktop, session: "session-order", payload: payload)) }
 
@@ -27,7 +27,7 @@ import Testing
     @Test func everyFieldSurvivesTheTrip() async throws {
         try await withNodes(2) { nodes in
             let (a, b) = (nodes[0], nodes[1])
-            try await b.subscribe("session-fields")
+            await b.subscribe("session-fields")
             let sent = a.envelope(
                 .mobile, session: "session-fields", payload: EnvelopeCodecTests.trickyPayload, deviceID: "device/1")
             a.bus.publish(sent)
@@ -39,7 +39,7 @@ import Testing
     @Test func unsubscribedSessionsAreNotDeliveredAndUnsubscribingStopsDelivery() async throws {
         try await withNodes(2) { nodes in
             let (a, b) = (nodes[0], nodes[1])
-            try await b.subscribe("session-wanted")
+            await b.subscribe("session-wanted")
             #expect(b.bus.subscriptionCount == 1)
             a.bus.publish(a.envelope(session: "session-other", payload: "other"))
             a.bus.publish(a.envelope(session: "session-wanted", payload: "wanted-1"))
@@ -63,11 +63,28 @@ import Testing
                 b.bus.setSubscribed(true, sessionID: "session-flap")
                 b.bus.setSubscribed(false, sessionID: "session-flap")
             }
-            try await b.subscribe("session-flap")
+            await b.subscribe("session-flap")
             a.bus.publish(a.envelope(session: "session-flap", payload: "once"))
             #expect(await eventually { b.payloads == ["once"] })
             await settle()
             #expect(b.payloads == ["once"])
+        }
+    }
+
+    @Test func concurrentConfirmationsAllSucceed() async throws {
+        try await withNodes(1) { nodes in
+            let bus = nodes[0].bus
+            let results = await withTaskGroup(of: Bool.self) { group in
+                for index in 0..<200 {
+                    group.addTask {
+                        bus.setSubscribed(true, sessionID: "session-\(index)")
+                        return await bus.flush()
+                    }
+                }
+                return await group.reduce(into: [Bool]()) { $0.append($1) }
+            }
+            #expect(results == Array(repeating: true, count: 200))
+            #expect(bus.subscriptionCount == 200)
         }
     }
 
@@ -82,8 +99,8 @@ import Testing
             #expect(b.received.map(\.target) == targets)
             #expect(c.received.map(\.target) == targets)
             // Subscribed to a session itself, the publisher still does not hear its own traffic.
-            try await a.subscribe("session-shared")
-            try await b.subscribe("session-shared")
+            await a.subscribe("session-shared")
+            await b.subscribe("session-shared")
             a.bus.publish(a.envelope(.mobile, session: "session-shared", payload: "own"))
             #expect(await eventually { b.payloads.contains("own") })
             await settle()
@@ -95,7 +112,7 @@ import Testing
     @Test func forgedReplayedAndMalformedEnvelopesPublishedRawAreRejectedAndCounted() async throws {
         try await withNodes(1) { nodes in
             let b = nodes[0]
-            try await b.subscribe("session-forged")
+            await b.subscribe("session-forged")
             let subject = "\(b.bus.configuration.subjectPrefix).session.session-forged"
             let genuine = try #require(EnvelopeSigner(secret: TestNATS.secret))
             let forger = try #require(EnvelopeSigner(secret: "wrong-secret-wrong-secret-wrong-secret"))
@@ -134,7 +151,7 @@ import Testing
     @Test func unsignedNodesExchangeWithoutSignatureTimeOrNonceChecks() async throws {
         try await withNodes(2, secret: nil) { nodes in
             let (a, b) = (nodes[0], nodes[1])
-            try await b.subscribe("session-unsigned")
+            await b.subscribe("session-unsigned")
             let bare = BusEnvelope(
                 sessionID: "session-unsigned", sourceInstanceID: a.bus.instanceID, target: .desktop,
                 payload: Array("{}".utf8), issuedAtMillis: 0, nonce: "")
@@ -164,7 +181,7 @@ import Testing
     @Test func shutdownSendsWhatWasQueuedAndIsSafeToRepeat() async throws {
         try await withNodes(2) { nodes in
             let (a, b) = (nodes[0], nodes[1])
-            try await b.subscribe("session-shutdown")
+            await b.subscribe("session-shutdown")
             let expected = (0..<5000).map { "m\($0)" }
             for payload in expected { a.bus.publish(a.envelope(.mobile, session: "session-shutdown", payload: payload)) }
             await a.bus.shutdown()

@@ -36,7 +36,7 @@ import Testing
             try await server.start()
             try await withNodes(2, url: server.url) { nodes in
                 let (a, b) = (nodes[0], nodes[1])
-                try await b.subscribe("session-restart")
+                await b.subscribe("session-restart")
                 a.bus.publish(a.envelope(session: "session-restart", payload: "before"))
                 #expect(await eventually { b.payloads == ["before"] })
                 #expect(a.connectivity == [true])
@@ -63,10 +63,14 @@ import Testing
         try await NATSServerProcess.with { server in
             try await server.start()
             let node = try await Node.start(url: server.url, prefix: TestNATS.uniquePrefix())
-            try await node.subscribe("session-outage")
+            await node.subscribe("session-outage")
             server.stop()
             #expect(await eventually { !node.bus.isConnected })
             for index in 0..<100 { node.bus.publish(node.envelope(session: "session-outage", payload: "\(index)")) }
+            // Confirming does not wait for a server that is not there.
+            let confirming = ContinuousClock.now
+            await node.subscribe("session-outage-2")
+            #expect(ContinuousClock.now - confirming < .milliseconds(500))
 
             let started = ContinuousClock.now
             await node.bus.shutdown()

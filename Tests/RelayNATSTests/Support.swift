@@ -85,10 +85,11 @@ final class Node: Sendable {
     /// Payloads received, as text.
     var payloads: [String] { received.map { String(decoding: $0.payload, as: UTF8.self) } }
 
-    /// Subscribes to `sessionID` and waits until the server has the subscription.
-    func subscribe(_ sessionID: String) async throws {
+    /// Subscribes to `sessionID` and waits until the server has the subscription, as the core does
+    /// before it announces a socket.
+    func subscribe(_ sessionID: String) async {
         bus.setSubscribed(true, sessionID: sessionID)
-        guard await bus.flush() else { throw TestSetupError(description: "subscription to \(sessionID) not confirmed") }
+        await bus.confirmSubscriptions()
     }
 
     /// An envelope as the core would publish it from this node.
