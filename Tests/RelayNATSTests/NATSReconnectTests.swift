@@ -1,4 +1,4 @@
-// Buses on a nats-server each test starts and stops itself: late start, restart, outage shutdown.
+// Buses on a nats-server each test starts and stops itself: late start, restart, outage shutdown, TLS.
 
 import RelayCore
 import Testing
@@ -78,6 +78,30 @@ import Testing
             #expect(node.bus.subscriptionsNotCompleted == 0)
             // No report after shutdown began.
             #expect(node.connectivity == [true, false])
+        }
+    }
+
+    @Test func tlsConnectsWithTheConfiguredCAAndRefusesAnUntrustedServer() async throws {
+        let certificate = try await TestCertificate.make()
+        defer { certificate.remove() }
+        try await NATSServerProcess.with(arguments: ["--tls", "--tlscert", certificate.certificate, "--tlskey", certificate.key]) {
+            server in
+            try await server.start()
+            let url = "tls://127.0.0.1:\(server.port)"
+            let prefix = TestNATS.uniquePrefix()
+            let a = try await Node.start(url: url, prefix: prefix, tlsCAFile: certificate.certificate)
+            let b = try await Node.start(url: url, prefix: prefix, tlsCAFile: certificate.certificate)
+            // Without the CA the server's certificate is not trusted: no connection, but no throw either.
+            let untrusting = try await Node.start(url: url, prefix: prefix)
+            #expect(await eventually { a.bus.isConnected && b.bus.isConnected })
+            await b.subscribe("session-tls")
+            a.bus.publish(a.envelope(session: "session-tls", payload: "over tls"))
+            #expect(await eventually { b.payloads == ["over tls"] })
+            #expect(!untrusting.bus.isConnected)
+            #expect(untrusting.connectivity.isEmpty)
+            await a.bus.shutdown()
+            await b.bus.shutdown()
+            await untrusting.bus.shutdown()
         }
     }
 }

@@ -67,11 +67,12 @@ final class Node: Sendable {
 
     /// Starts a bus on `url` (the shared server when nil), signed with `secret` unless it is nil.
     static func start(
-        url: String? = nil, prefix: String, secret: String? = TestNATS.secret, previousSecret: String? = nil
+        url: String? = nil, prefix: String, secret: String? = TestNATS.secret, previousSecret: String? = nil,
+        tlsCAFile: String? = nil
     ) async throws -> Node {
         let configuration = try NATSClusterBusConfiguration(
             servers: NATSServerList(parsing: url ?? TestNATS.url()), subjectPrefix: prefix, secret: secret,
-            previousSecret: previousSecret, reconnectWaitMillis: 50, reconnectJitterMillis: 50)
+            previousSecret: previousSecret, tlsCAFile: tlsCAFile, reconnectWaitMillis: 50, reconnectJitterMillis: 50)
         let node = Node(bus: NATSClusterBus(configuration: configuration))
         try await node.bus.start(
             handler: { [node] envelope in node.inbox.withLock { $0.append(envelope) } },
@@ -124,32 +125,22 @@ func withNodes(
 final class NATSServerProcess: @unchecked Sendable {
     let port: Int
     let binary: String
+    let arguments: [String]
     // Only touched by the test that owns the process, one call at a time.
     private var pid: pid_t = 0
 
     var url: String { "nats://127.0.0.1:\(port)" }
 
-    /// Picks a port; `start` runs the server there.
-    init() throws {
+    /// Picks a port; `start` runs the server there with `arguments` added.
+    init(arguments: [String] = []) throws {
         binary = try TestNATS.serverBinary()
         port = try Self.freePort()
+        self.arguments = arguments
     }
 
     /// Starts the server (again) on the same port and waits until it accepts connections.
     func start() async throws {
-        let argv = [binary, "-a", "127.0.0.1", "-p", String(port)]
-        var cArguments: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) }
-        cArguments.append(nil)
-        defer { for argument in cArguments { free(argument) } }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        var spawned: pid_t = 0
-        let result = posix_spawn(&spawned, binary, &actions, nil, cArguments, environ)
-        guard result == 0 else { throw TestSetupError(description: "cannot start \(binary): error \(result)") }
-        pid = spawned
+        pid = try spawn([binary, "-a", "127.0.0.1", "-p", String(port)] + arguments)
         let accepting = await eventually(timeout: .seconds(5)) { Self.accepts(port: self.port) }
         guard accepting else {
             stop()
@@ -167,8 +158,8 @@ final class NATSServerProcess: @unchecked Sendable {
     }
 
     /// Runs `body` with a server that is not started yet, and always stops it.
-    static func with(_ body: (NATSServerProcess) async throws -> Void) async throws {
-        let server = try NATSServerProcess()
+    static func with(arguments: [String] = [], _ body: (NATSServerProcess) async throws -> Void) async throws {
+        let server = try NATSServerProcess(arguments: arguments)
         do {
             try await body(server)
         } catch {
@@ -212,6 +203,64 @@ final class NATSServerProcess: @unchecked Sendable {
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         address.sin_port = UInt16(port).bigEndian
         return address
+    }
+}
+
+/// Starts `argv` (a path and its arguments) with output discarded; returns its pid.
+func spawn(_ argv: [String]) throws -> pid_t {
+    var cArguments: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) }
+    cArguments.append(nil)
+    defer { for argument in cArguments { free(argument) } }
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+    var pid: pid_t = 0
+    let result = posix_spawnp(&pid, argv[0], &actions, nil, cArguments, environ)
+    guard result == 0 else { throw TestSetupError(description: "cannot start \(argv[0]): error \(result)") }
+    return pid
+}
+
+/// Runs `argv` to completion (polling, so no cooperative thread blocks); throws unless it exits 0.
+func run(_ argv: [String], timeout: Duration = .seconds(30)) async throws {
+    let pid = try spawn(argv)
+    let deadline = ContinuousClock.now + timeout
+    var status: Int32 = 0
+    while waitpid(pid, &status, WNOHANG) == 0 {
+        guard ContinuousClock.now < deadline else {
+            kill(pid, SIGKILL)
+            waitpid(pid, &status, 0)
+            throw TestSetupError(description: "\(argv[0]) did not finish within \(timeout)")
+        }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+    guard status == 0 else { throw TestSetupError(description: "\(argv.joined(separator: " ")) failed with status \(status)") }
+}
+
+/// A self-signed certificate for 127.0.0.1 and localhost (also its own CA) and its key, made with
+/// the `openssl` command in a fresh temporary directory.
+struct TestCertificate {
+    let directory: String
+    var certificate: String { directory + "/cert.pem" }
+    var key: String { directory + "/key.pem" }
+
+    static func make() async throws -> TestCertificate {
+        var template = Array("/tmp/relay-nats-tls-XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else { throw TestSetupError(description: "mkdtemp failed") }
+        let certificate = TestCertificate(directory: String(cString: made))
+        try await run([
+            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", certificate.key, "-out", certificate.certificate, "-days", "1", "-subj", "/CN=localhost",
+            "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        ])
+        return certificate
+    }
+
+    func remove() {
+        unlink(certificate)
+        unlink(key)
+        rmdir(directory)
     }
 }
 
