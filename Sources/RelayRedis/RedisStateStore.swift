@@ -1,0 +1,292 @@
+// The cluster's StateStore: session records in Redis, in the reference relay's key layout.
+
+import Logging
+import RelayCore
+import RelayProtocol
+
+/// Session records in Redis (PROTOCOL §6.1), shared by every node of a cluster.
+///
+/// Keys: `<prefix>:sessions:index:v1` (a SET of session ids), `<prefix>:session:v1:<id>` (the
+/// session JSON) and `<prefix>:session:version:v1:<id>` (the write version). Every write is one
+/// Lua script, so record, index and version change together.
+///
+/// Expiry (DECISIONS 5): a record without devices lives `sessionRetentionMillis`, one with
+/// trusted devices `trustedSessionTTLMillis`, refreshed by every write and by ``keepAlive(_:)``;
+/// its version key expires with it. A delete keeps the version key for `sessionRetentionMillis`
+/// so a late write of an older copy cannot bring the session back meanwhile. The index has no
+/// expiry: ``loadAll()`` drops the ids whose record has expired.
+public final class RedisStateStore: StateStore {
+    /// The reference relay's default `REDIS_KEY_PREFIX`.
+    public static let defaultKeyPrefix = "codexchat:remote-control:relay"
+
+    /// The connection the store talks through (its owner shuts it down).
+    public let connection: RedisConnection
+    /// The key prefix, without a trailing colon.
+    public let keyPrefix: String
+    /// The expiry of a session without trusted devices, and of a deleted session's version key.
+    public let sessionRetentionMillis: Int64
+    /// The expiry of a session with at least one trusted device.
+    public let trustedSessionTTLMillis: Int64
+    private let logger: Logger
+    private let indexKey: [UInt8]
+
+    /// Sessions are read this many at a time, one pipeline each.
+    static let loadChunk = 512
+
+    /// A store over `connection`. Expiries below 1 ms are raised to 1 ms (Redis refuses `PX 0`).
+    public init(
+        connection: RedisConnection, keyPrefix: String = RedisStateStore.defaultKeyPrefix,
+        sessionRetentionMillis: Int64 = 600_000, trustedSessionTTLMillis: Int64 = 30 * 24 * 3_600_000,
+        logger: Logger = Logger(label: "relay.redis.store")
+    ) {
+        self.connection = connection
+        self.keyPrefix = keyPrefix
+        self.sessionRetentionMillis = max(sessionRetentionMillis, 1)
+        self.trustedSessionTTLMillis = max(trustedSessionTTLMillis, 1)
+        self.logger = logger
+        self.indexKey = Array("\(keyPrefix):sessions:index:v1".utf8)
+    }
+
+    /// Always true: records outlive this process.
+    public var isShared: Bool { true }
+
+    /// The key holding the session JSON of `sessionID`.
+    public func recordKey(_ sessionID: String) -> String { "\(keyPrefix):session:v1:\(sessionID)" }
+    /// The key holding the write version of `sessionID`.
+    public func versionKey(_ sessionID: String) -> String { "\(keyPrefix):session:version:v1:\(sessionID)" }
+    /// The SET of stored session ids.
+    public var indexKeyName: String { String(decoding: indexKey, as: UTF8.self) }
+
+    /// The expiry a record gets: longer once a device trusts the session.
+    public func ttlMillis(for record: SessionRecord) -> Int64 {
+        record.devices.isEmpty ? sessionRetentionMillis : trustedSessionTTLMillis
+    }
+
+    // MARK: StateStore
+
+    /// Every readable record with its version. Records that are malformed or of another schema
+    /// are skipped (logged); ids whose record has expired are removed from the index.
+    public func loadAll() async throws -> [(record: SessionRecord, version: UInt64)] {
+        let members = try await connection.send([Array("SMEMBERS".utf8), indexKey]).throwingServerError()
+        guard let members = members.array else { throw unexpected("SMEMBERS", members) }
+        let ids = members.compactMap(\.text)
+
+        var loaded: [(record: SessionRecord, version: UInt64)] = []
+        loaded.reserveCapacity(ids.count)
+        var expired: [String] = []
+        var start = 0
+        while start < ids.count {
+            let chunk = ids[start..<min(start + Self.loadChunk, ids.count)]
+            start += Self.loadChunk
+            var commands: [[[UInt8]]] = []
+            commands.reserveCapacity(chunk.count * 2)
+            for id in chunk {
+                commands.append([Array("GET".utf8), Array(versionKey(id).utf8)])
+                commands.append([Array("GET".utf8), Array(recordKey(id).utf8)])
+            }
+            let replies = try await connection.pipeline(commands)
+            for (offset, id) in chunk.enumerated() {
+                let version = try parseVersion(replies[offset * 2], sessionID: id)
+                switch replies[offset * 2 + 1] {
+                case .null:
+                    expired.append(id)
+                case .string(let bytes):
+                    if let record = decode(bytes, sessionID: id) { loaded.append((record, version)) }
+                case let other:
+                    throw unexpected("GET", other)
+                }
+            }
+        }
+        if !expired.isEmpty { try await pruneIndex(expired) }
+        return loaded
+    }
+
+    /// The stored record and version of `sessionID`; the record is nil when absent, deleted,
+    /// expired or unreadable (logged).
+    public func load(sessionID: String) async throws -> StoredSession {
+        let replies = try await connection.pipeline([
+            [Array("GET".utf8), Array(versionKey(sessionID).utf8)],
+            [Array("GET".utf8), Array(recordKey(sessionID).utf8)],
+        ])
+        let version = try parseVersion(replies[0], sessionID: sessionID)
+        switch replies[1] {
+        case .null:
+            return StoredSession(record: nil, version: version)
+        case .string(let bytes):
+            return StoredSession(record: decode(bytes, sessionID: sessionID), version: version)
+        case let other:
+            throw unexpected("GET", other)
+        }
+    }
+
+    /// Writes `record` at `version` unless a newer version is stored (a stale write is silently
+    /// dropped, as in the reference).
+    public func save(_ record: SessionRecord, version: UInt64) async throws {
+        _ = try await evaluate(
+            RedisScripts.save, sessionID: record.sessionID,
+            arguments: [Array(String(version).utf8), SessionRecordJSON.encode(record), Array(String(ttlMillis(for: record)).utf8)])
+    }
+
+    /// Writes `record` at `version` only if the stored version (0 when absent) is `expected`.
+    public func compareAndSave(_ record: SessionRecord, version: UInt64, expected: UInt64) async throws -> Bool {
+        let applied = try await evaluate(
+            RedisScripts.compareAndSave, sessionID: record.sessionID,
+            arguments: [
+                Array(String(version).utf8), SessionRecordJSON.encode(record), Array(String(ttlMillis(for: record)).utf8),
+                Array(String(expected).utf8),
+            ])
+        return applied == 1
+    }
+
+    /// Deletes the record unless a newer version is stored; the version key stays, expiring
+    /// after `sessionRetentionMillis`.
+    public func delete(sessionID: String, version: UInt64) async throws {
+        _ = try await evaluate(
+            RedisScripts.delete, sessionID: sessionID,
+            arguments: [Array(String(version).utf8), Array(String(sessionRetentionMillis).utf8)])
+    }
+
+    /// Re-extends the expiry of these sessions' record and version keys, in one round trip.
+    public func keepAlive(_ records: [SessionRecord]) async throws {
+        guard !records.isEmpty else { return }
+        var commands: [[[UInt8]]] = []
+        commands.reserveCapacity(records.count * 2)
+        for record in records {
+            let ttl = Array(String(ttlMillis(for: record)).utf8)
+            commands.append([Array("PEXPIRE".utf8), Array(recordKey(record.sessionID).utf8), ttl])
+            commands.append([Array("PEXPIRE".utf8), Array(versionKey(record.sessionID).utf8), ttl])
+        }
+        for reply in try await connection.pipeline(commands) { _ = try reply.throwingServerError() }
+    }
+
+    // MARK: Helpers
+
+    /// Runs a write script on the session's record, version and index keys; returns its integer.
+    private func evaluate(_ script: [UInt8], sessionID: String, arguments: [[UInt8]]) async throws -> Int64 {
+        var command: [[UInt8]] = [
+            Array("EVAL".utf8), script, Array("3".utf8), Array(recordKey(sessionID).utf8), Array(versionKey(sessionID).utf8),
+            indexKey, Array(sessionID.utf8),
+        ]
+        command.append(contentsOf: arguments)
+        let reply = try await connection.send(command).throwingServerError()
+        guard let result = reply.integer else { throw unexpected("EVAL", reply) }
+        return result
+    }
+
+    /// Removes ids from the index whose record is still absent (checked in the script, so a
+    /// record written since the read is kept).
+    private func pruneIndex(_ sessionIDs: [String]) async throws {
+        var command: [[UInt8]] = [Array("EVAL".utf8), RedisScripts.pruneIndex, Array(String(sessionIDs.count + 1).utf8), indexKey]
+        for id in sessionIDs { command.append(Array(recordKey(id).utf8)) }
+        for id in sessionIDs { command.append(Array(id.utf8)) }
+        let removed = try await connection.send(command).throwingServerError()
+        if let count = removed.integer, count > 0 {
+            logger.debug("pruned expired sessions from the index", metadata: ["count": "\(count)"])
+        }
+    }
+
+    private func parseVersion(_ reply: RedisReply, sessionID: String) throws -> UInt64 {
+        switch reply {
+        case .null:
+            return 0
+        case .string(let bytes):
+            guard let version = UInt64(String(decoding: bytes, as: UTF8.self)) else {
+                logger.warning(
+                    "redis session version unreadable; treated as 0",
+                    metadata: ["session": "\(Identifiers.redacted(sessionID))"])
+                return 0
+            }
+            return version
+        case let other:
+            throw unexpected("GET", other)
+        }
+    }
+
+    private func decode(_ bytes: [UInt8], sessionID: String) -> SessionRecord? {
+        do {
+            let record = try SessionRecordJSON.decode(bytes)
+            guard record.sessionID == sessionID else {
+                logger.warning(
+                    "redis session record skipped",
+                    metadata: ["session": "\(Identifiers.redacted(sessionID))", "reason": "session_id does not match its key"])
+                return nil
+            }
+            return record
+        } catch {
+            logger.warning(
+                "redis session record skipped",
+                metadata: ["session": "\(Identifiers.redacted(sessionID))", "reason": "\(error.description)"])
+            return nil
+        }
+    }
+
+    private func unexpected(_ command: String, _ reply: RedisReply) -> RedisError {
+        RedisError(.unexpectedReply, "unexpected reply to \(command): \(reply)")
+    }
+}
+
+/// The store's Lua scripts. Versions are compared as decimal strings, so every `UInt64` compares
+/// exactly (Lua numbers are doubles).
+enum RedisScripts {
+    /// KEYS: record, version, index. ARGV: session id, then the script's own arguments.
+    private static let prelude = """
+        local function canonical(v)
+          if not v or not string.match(v, '^%d+$') then return '0' end
+          local trimmed = string.gsub(v, '^0+', '')
+          if trimmed == '' then return '0' end
+          return trimmed
+        end
+        local function greater(a, b)
+          if #a ~= #b then return #a > #b end
+          return a > b
+        end
+
+        """
+
+    /// ARGV: id, version, json, ttl. Applies iff the stored version is absent or <= version.
+    static let save = Array(
+        (prelude + """
+            local stored = redis.call('GET', KEYS[2])
+            if stored and greater(canonical(stored), canonical(ARGV[2])) then return 0 end
+            redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+            redis.call('SADD', KEYS[3], ARGV[1])
+            redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[4])
+            return 1
+            """).utf8)
+
+    /// ARGV: id, version, json, ttl, expected. Applies iff the stored version (absent = 0) is
+    /// exactly `expected`.
+    static let compareAndSave = Array(
+        (prelude + """
+            if canonical(redis.call('GET', KEYS[2])) ~= canonical(ARGV[5]) then return 0 end
+            redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+            redis.call('SADD', KEYS[3], ARGV[1])
+            redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[4])
+            return 1
+            """).utf8)
+
+    /// ARGV: id, version, ttl of the kept version key. Applies iff the stored version is absent
+    /// or <= version.
+    static let delete = Array(
+        (prelude + """
+            local stored = redis.call('GET', KEYS[2])
+            if stored and greater(canonical(stored), canonical(ARGV[2])) then return 0 end
+            redis.call('DEL', KEYS[1])
+            redis.call('SREM', KEYS[3], ARGV[1])
+            redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+            return 1
+            """).utf8)
+
+    /// KEYS: index, then one record key per id. ARGV: the ids. Removes an id only while its record
+    /// is absent.
+    static let pruneIndex = Array(
+        """
+        local removed = 0
+        for i, id in ipairs(ARGV) do
+          if redis.call('EXISTS', KEYS[i + 1]) == 0 then
+            removed = removed + redis.call('SREM', KEYS[1], id)
+          end
+        end
+        return removed
+        """.utf8)
+}
