@@ -28,6 +28,8 @@ public final class NATSClusterBus: ClusterBus {
     private let wanted = WantedSessions()
     private let lifecycle = BusLifecycle()
     private let running = Mutex<(events: ConnectionEvents, inbound: Inbound)?>(nil)
+    /// For tests: failures to inject.
+    let faults = FaultInjection()
 
     /// A bus with `configuration`. Nothing connects before ``start(handler:connectivity:)``, which
     /// also validates the configuration.
@@ -85,7 +87,7 @@ public final class NATSClusterBus: ClusterBus {
         running.withLock { $0 = (events, inbound) }
         let thread = BusThread(
             configuration: configuration, signer: pipeline.signer, events: events, inbound: inbound, queue: queue,
-            wanted: wanted, metrics: metrics, logger: logger, limiter: limiter, lifecycle: lifecycle)
+            wanted: wanted, metrics: metrics, logger: logger, limiter: limiter, lifecycle: lifecycle, faults: faults)
         logger.info(
             "nats_bus_starting",
             metadata: [
@@ -219,6 +221,7 @@ private struct BusThread: Sendable {
     let logger: Logger
     let limiter: LogRateLimiter
     let lifecycle: BusLifecycle
+    let faults: FaultInjection
 
     static let retryIntervalNanoseconds: Int64 = 1_000_000_000
     static let shutdownFlushMillis: Int64 = 1_000
@@ -226,7 +229,8 @@ private struct BusThread: Sendable {
     /// The thread's whole life: connect, serve the queue, close.
     func run(started: CheckedContinuation<Void, any Error>) {
         defer { nats_ReleaseThreadMemory() }
-        let connection = NATSConnection(configuration: configuration, events: events, inbound: inbound, logger: logger)
+        let connection = NATSConnection(
+            configuration: configuration, events: events, inbound: inbound, faults: faults, logger: logger)
         do {
             try connection.connect()
         } catch {
@@ -247,9 +251,15 @@ private struct BusThread: Sendable {
         while !stopping {
             var timeout: Int64?
             if retryControl || !retrySessions.isEmpty {
-                timeout = max(0, (nextRetry - monotonicNanoseconds()) / 1_000_000)
+                timeout = max(0, (nextRetry - monotonicNanoseconds() + 999_999) / 1_000_000)  // rounded up: no spinning
             }
             let (jobs, closed) = queue.takeAll(timeoutMillis: timeout)
+            // Due retries first, so that a flush in this batch confirms them too.
+            if retryControl || !retrySessions.isEmpty, monotonicNanoseconds() >= nextRetry {
+                if retryControl { retryControl = !connection.subscribeControl() }
+                retrySessions = retrySessions.filter { !reconcile($0, on: connection) }
+                nextRetry = monotonicNanoseconds() + Self.retryIntervalNanoseconds
+            }
             // All flushes of a batch share one round trip after the whole batch: each still
             // confirms everything queued before it, and a burst of them does not hold up publishing.
             var flushes: [CheckedContinuation<Bool, Never>] = []
@@ -277,11 +287,6 @@ private struct BusThread: Sendable {
                 for continuation in flushes { continuation.resume(returning: flushed) }
             }
             stopping = stopping || closed
-            if !stopping, retryControl || !retrySessions.isEmpty, monotonicNanoseconds() >= nextRetry {
-                if retryControl { retryControl = !connection.subscribeControl() }
-                retrySessions = retrySessions.filter { !reconcile($0, on: connection) }
-                nextRetry = monotonicNanoseconds() + Self.retryIntervalNanoseconds
-            }
         }
 
         events.stop()

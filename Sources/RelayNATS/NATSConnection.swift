@@ -213,6 +213,26 @@ final class Inbound: Sendable {
     }
 }
 
+/// Failures a test asks for, to exercise the paths real servers rarely take.
+final class FaultInjection: Sendable {
+    private let subscribeFailures = Atomic<Int>(0)
+
+    /// The next `count` subscribe calls fail.
+    func failSubscriptions(_ count: Int) { subscribeFailures.add(count, ordering: .relaxed) }
+
+    /// True (and one fewer pending) when a subscribe should fail now.
+    func takeSubscribeFailure() -> Bool {
+        var pending = subscribeFailures.load(ordering: .relaxed)
+        while pending > 0 {
+            let (exchanged, original) = subscribeFailures.compareExchange(
+                expected: pending, desired: pending - 1, ordering: .relaxed)
+            if exchanged { return true }
+            pending = original
+        }
+        return false
+    }
+}
+
 // MARK: - The connection (bus thread only)
 
 /// The libnats connection, its options and subscriptions. Created, used and destroyed on the bus
@@ -230,10 +250,16 @@ final class NATSConnection {
     let controlSubject: String
     let sessionSubjectPrefix: String
 
-    init(configuration: NATSClusterBusConfiguration, events: ConnectionEvents, inbound: Inbound, logger: Logger) {
+    private let faults: FaultInjection
+
+    init(
+        configuration: NATSClusterBusConfiguration, events: ConnectionEvents, inbound: Inbound, faults: FaultInjection,
+        logger: Logger
+    ) {
         self.configuration = configuration
         self.events = events
         self.inbound = inbound
+        self.faults = faults
         self.logger = logger
         controlSubject = "\(configuration.subjectPrefix).control"
         sessionSubjectPrefix = "\(configuration.subjectPrefix).session."
@@ -342,6 +368,10 @@ final class NATSConnection {
 
     private func subscribe(_ subject: String) -> OpaquePointer? {
         guard let connection else { return nil }
+        if faults.takeSubscribeFailure() {
+            logger.warning("nats_subscribe_failed: retrying in 1 s", metadata: ["subject": "\(redactedSubject(subject))", "status": "injected"])
+            return nil
+        }
         let closure = inbound.retainForSubscription()
         var subscription: OpaquePointer?
         let status = natsConnection_Subscribe(&subscription, connection, subject, { _, _, message, closure in

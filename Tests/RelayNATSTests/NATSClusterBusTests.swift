@@ -2,6 +2,7 @@
 
 import RelayCore
 import RelayProtocol
+import Synchronization
 import Testing
 
 @testable import RelayNATS
@@ -86,6 +87,36 @@ import Testing
             #expect(results == Array(repeating: true, count: 200))
             #expect(bus.subscriptionCount == 200)
         }
+    }
+
+    @Test func failedSubscriptionsAreRetriedEverySecond() async throws {
+        let prefix = TestNATS.uniquePrefix()
+        let a = try await Node.start(prefix: prefix)
+        let b = NATSClusterBus(
+            configuration: try NATSClusterBusConfiguration(url: TestNATS.url(), subjectPrefix: prefix, secret: TestNATS.secret))
+        let inbox = Mutex<[String]>([])
+        // The control subscription at start and the session subscription right after both fail once.
+        b.faults.failSubscriptions(2)
+        try await b.start(
+            handler: { envelope in inbox.withLock { $0.append(String(decoding: envelope.payload, as: UTF8.self)) } },
+            connectivity: { _ in })
+        b.setSubscribed(true, sessionID: "session-retry")
+        #expect(await b.flush())
+        a.bus.publish(a.envelope(.sessionRefresh, session: "session-retry", payload: "lost-control"))
+        a.bus.publish(a.envelope(.desktop, session: "session-retry", payload: "lost-session"))
+        #expect(await a.bus.flush())
+        await settle()
+        #expect(inbox.withLock { $0 }.isEmpty)
+
+        // Retried about a second later.
+        try await Task.sleep(for: .milliseconds(1_000))
+        #expect(await b.flush())
+        a.bus.publish(a.envelope(.sessionRefresh, session: "session-retry", payload: "control"))
+        a.bus.publish(a.envelope(.desktop, session: "session-retry", payload: "session"))
+        #expect(await eventually { inbox.withLock { $0 }.count == 2 })
+        #expect(Set(inbox.withLock { $0 }) == ["control", "session"])
+        await a.bus.shutdown()
+        await b.shutdown()
     }
 
     @Test func controlTargetsReachEveryOtherNodeButNotThePublisher() async throws {
