@@ -9,8 +9,8 @@
 ///
 /// `rediss://` is refused: the hiredis this relay links (Debian's 0.14) has no TLS.
 ///
-/// ``description`` never shows the password; use it for logs and error messages.
-public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
+/// ``description``, ``debugDescription`` and reflection never show the password.
+public struct RedisURL: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     /// Where the server listens.
     public enum Endpoint: Sendable, Equatable {
         /// A TCP host (name or IP literal, IPv6 without brackets) and port.
@@ -85,6 +85,12 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
             return text
         }
     }
+
+    /// The same redacted text as ``description``.
+    public var debugDescription: String { description }
+
+    /// Reflection (`dump`, default struct printing) shows the redacted URL, not the password.
+    public var customMirror: Mirror { Mirror(self, children: ["url": description], displayStyle: .struct) }
 
     // MARK: Parsing
 

@@ -135,7 +135,15 @@ struct RedisURLTests {
         #expect(try RedisURL(parsing: "redis://cache").description == "redis://cache:6379/0")
         #expect(try RedisURL(parsing: "redis://[::1]:7000").description == "redis://[::1]:7000/0")
         #expect(try RedisURL(parsing: "unix:///tmp/r.sock?db=1&pass=hunter2").description == "unix:///tmp/r.sock?db=1&pass=***")
-        #expect(!"\(try RedisURL(parsing: "redis://u:hunter2@h"))".contains("hunter2"))
+        let url = try RedisURL(parsing: "redis://u:hunter2@h")
+        #expect(!"\(url)".contains("hunter2"))
+        #expect(!String(reflecting: url).contains("hunter2"))
+        var dumped = ""
+        dump(url, to: &dumped)
+        #expect(!dumped.contains("hunter2"))
+        // A configuration holding the URL prints it redacted too.
+        struct Holder { var redis: RedisURL? }
+        #expect(!"\(Holder(redis: url))".contains("hunter2"))
     }
 
     private func kind(_ text: String) -> RedisURLError.Kind? {
