@@ -134,8 +134,3 @@ public final class InProcessClusterBus: ClusterBus {
         }
     }
 }
-
-extension ClusterBus {
-    /// Until the NATS bus confirms with a round trip to the server.
-    public func confirmSubscriptions() async {}
-}
