@@ -150,6 +150,8 @@ enum BusJob: Sendable {
     /// Make the subscription of `sessionID` match ``WantedSessions``.
     case reconcile(sessionID: String)
     case flush(timeoutMillis: Int64, CheckedContinuation<Bool, Never>)
+    /// libnats closed connection number `generation` by itself.
+    case connectionClosed(generation: Int)
     case shutdown
 }
 
@@ -225,12 +227,16 @@ private struct BusThread: Sendable {
 
     static let retryIntervalNanoseconds: Int64 = 1_000_000_000
     static let shutdownFlushMillis: Int64 = 1_000
+    /// A connection that lived this long before libnats closed it resets the backoff.
+    static let stableConnectionNanoseconds: Int64 = 60_000_000_000
+    static let maximumRecreateDelayNanoseconds: Int64 = 30_000_000_000
 
     /// The thread's whole life: connect, serve the queue, close.
     func run(started: CheckedContinuation<Void, any Error>) {
         defer { nats_ReleaseThreadMemory() }
         let connection = NATSConnection(
-            configuration: configuration, events: events, inbound: inbound, faults: faults, logger: logger)
+            configuration: configuration, events: events, inbound: inbound, faults: faults, logger: logger,
+            closedByLibrary: { [queue] generation in queue.push(.connectionClosed(generation: generation)) })
         do {
             try connection.connect()
         } catch {
@@ -247,19 +253,43 @@ private struct BusThread: Sendable {
 
         var retrySessions: Set<String> = []
         var nextRetry = monotonicNanoseconds() + Self.retryIntervalNanoseconds
+        // Connecting anew after libnats gave up on a connection: when, and the backoff after that.
+        let baseRecreateDelay = max(configuration.reconnectWaitMillis * 4, 200) * 1_000_000
+        var recreateDelay = baseRecreateDelay
+        var recreateAt: Int64?
+        func scheduleRecreate() {
+            // Jittered within the upper half of the delay, so nodes do not come back in step.
+            recreateAt = monotonicNanoseconds() + Int64.random(in: recreateDelay / 2...recreateDelay)
+            recreateDelay = min(recreateDelay * 2, Self.maximumRecreateDelayNanoseconds)
+        }
+
         var stopping = false
         while !stopping {
-            var timeout: Int64?
-            if retryControl || !retrySessions.isEmpty {
-                timeout = max(0, (nextRetry - monotonicNanoseconds() + 999_999) / 1_000_000)  // rounded up: no spinning
-            }
+            var wake: Int64?
+            if retryControl || !retrySessions.isEmpty { wake = nextRetry }
+            if let recreateAt { wake = min(wake ?? recreateAt, recreateAt) }
+            let timeout = wake.map { max(0, ($0 - monotonicNanoseconds() + 999_999) / 1_000_000) }  // rounded up: no spinning
             let (jobs, closed) = queue.takeAll(timeoutMillis: timeout)
-            // Due retries first, so that a flush in this batch confirms them too.
-            if retryControl || !retrySessions.isEmpty, monotonicNanoseconds() >= nextRetry {
+
+            // Timers first, so that a flush in this batch confirms what they subscribe.
+            if let due = recreateAt, monotonicNanoseconds() >= due {
+                recreateAt = nil
+                do {
+                    try connection.connect()
+                    retryControl = !connection.subscribeControl()
+                    retrySessions = connection.isOpen ? wanted.all.filter { !connection.subscribe(sessionID: $0) } : []
+                    nextRetry = monotonicNanoseconds() + Self.retryIntervalNanoseconds
+                } catch {
+                    limiter.log(logger, .error, kind: "recreate_failed", "nats_connect_failed", metadata: ["error": "\(error)"])
+                    scheduleRecreate()
+                }
+            }
+            if recreateAt == nil, retryControl || !retrySessions.isEmpty, monotonicNanoseconds() >= nextRetry {
                 if retryControl { retryControl = !connection.subscribeControl() }
                 retrySessions = retrySessions.filter { !reconcile($0, on: connection) }
                 nextRetry = monotonicNanoseconds() + Self.retryIntervalNanoseconds
             }
+
             // All flushes of a batch share one round trip after the whole batch: each still
             // confirms everything queued before it, and a burst of them does not hold up publishing.
             var flushes: [CheckedContinuation<Bool, Never>] = []
@@ -278,6 +308,19 @@ private struct BusThread: Sendable {
                 case .flush(let timeoutMillis, let continuation):
                     flushes.append(continuation)
                     flushTimeoutMillis = max(flushTimeoutMillis, timeoutMillis)
+                case .connectionClosed(let generation):
+                    // Only a connection libnats closed by itself: ours are closed after the loop.
+                    guard generation == connection.generation, connection.isOpen else { break }
+                    if monotonicNanoseconds() - connection.connectedSince >= Self.stableConnectionNanoseconds {
+                        recreateDelay = baseRecreateDelay
+                    }
+                    connection.discard()
+                    retryControl = false
+                    retrySessions = []
+                    scheduleRecreate()
+                    limiter.log(
+                        logger, .error, kind: "closed_by_library",
+                        "nats_connection_closed: the client library gave up (refused credentials?); connecting anew")
                 case .shutdown:
                     stopping = true
                 }

@@ -26,10 +26,7 @@ public struct NATSBusError: Error, Sendable, CustomStringConvertible {
 
 // MARK: - Callback targets (libnats threads)
 
-/// Connection events from libnats's callback thread, turned into `connectivity(Bool)` calls.
-///
-/// libnats holds one retain of this object (taken at connect) and gives it back in the closed
-/// callback, which libnats invokes last, also for a connection that never connected.
+/// Connectivity as the core hears it, fed by every connection's callbacks.
 final class ConnectionEvents: Sendable {
     private let connectivity: @Sendable (Bool) -> Void
     let metrics: NATSBusMetrics
@@ -80,26 +77,45 @@ final class ConnectionEvents: Sendable {
             connected.store(false, ordering: .releasing)
         }
     }
+}
+
+/// The target of one connection's callbacks, on libnats's callback thread.
+///
+/// libnats holds one retain of this object (taken when the callbacks are installed) and gives it
+/// back in the closed callback, which libnats invokes last, also for a connection that never
+/// connected.
+final class ConnectionCallbacks: Sendable {
+    let events: ConnectionEvents
+    /// Which of the bus's successive connections this is.
+    let generation: Int
+    /// Tells the bus thread that libnats closed this connection.
+    let closed: @Sendable (_ generation: Int) -> Void
+
+    init(events: ConnectionEvents, generation: Int, closed: @escaping @Sendable (_ generation: Int) -> Void) {
+        self.events = events
+        self.generation = generation
+        self.closed = closed
+    }
 
     /// Installs the connection callbacks on `options`, retaining `self` for libnats.
     func install(on options: OpaquePointer) throws(NATSBusError) {
         let closure = Unmanaged.passRetained(self).toOpaque()
         do {
             try check(natsOptions_SetRetryOnFailedConnect(options, true, { _, closure in
-                let events = ConnectionEvents.from(closure)
+                let events = ConnectionCallbacks.from(closure).events
                 if events.report(true) { events.logger.info("nats_connected") }
             }, closure), "set retry on failed connect")
             try check(natsOptions_SetDisconnectedCB(options, { _, closure in
-                let events = ConnectionEvents.from(closure)
+                let events = ConnectionCallbacks.from(closure).events
                 if events.report(false) { events.limiter.log(events.logger, .warning, kind: "disconnected", "nats_disconnected") }
             }, closure), "set disconnected callback")
             try check(natsOptions_SetReconnectedCB(options, { _, closure in
-                let events = ConnectionEvents.from(closure)
+                let events = ConnectionCallbacks.from(closure).events
                 events.metrics.reconnected()
                 if events.report(true) { events.limiter.log(events.logger, .info, kind: "reconnected", "nats_reconnected") }
             }, closure), "set reconnected callback")
             try check(natsOptions_SetErrorHandler(options, { _, _, status, closure in
-                let events = ConnectionEvents.from(closure)
+                let events = ConnectionCallbacks.from(closure).events
                 // Slow consumer: libnats dropped messages of a subscription whose queue was full.
                 events.limiter.log(
                     events.logger, .warning, kind: "async_error.\(status.rawValue)", "nats_async_error",
@@ -107,17 +123,18 @@ final class ConnectionEvents: Sendable {
             }, closure), "set error handler")
             try check(natsOptions_SetClosedCB(options, { _, closure in
                 // The last callback libnats makes for this connection: give back its retain.
-                let events = Unmanaged<ConnectionEvents>.fromOpaque(closure!).takeRetainedValue()
-                events.report(false)
+                let callbacks = Unmanaged<ConnectionCallbacks>.fromOpaque(closure!).takeRetainedValue()
+                callbacks.events.report(false)
+                callbacks.closed(callbacks.generation)
             }, closure), "set closed callback")
         } catch {
-            Unmanaged<ConnectionEvents>.fromOpaque(closure).release()
+            Unmanaged<ConnectionCallbacks>.fromOpaque(closure).release()
             throw error
         }
     }
 
-    private static func from(_ closure: UnsafeMutableRawPointer?) -> ConnectionEvents {
-        Unmanaged<ConnectionEvents>.fromOpaque(closure!).takeUnretainedValue()
+    private static func from(_ closure: UnsafeMutableRawPointer?) -> ConnectionCallbacks {
+        Unmanaged<ConnectionCallbacks>.fromOpaque(closure!).takeUnretainedValue()
     }
 }
 
@@ -133,6 +150,8 @@ final class WantedSessions: Sendable {
     }
 
     func contains(_ sessionID: String) -> Bool { sessions.withLock { $0.contains(sessionID) } }
+
+    var all: Set<String> { sessions.withLock { $0 } }
 
     var count: Int { sessions.withLock { $0.count } }
 }
@@ -237,11 +256,16 @@ final class FaultInjection: Sendable {
 
 /// The libnats connection, its options and subscriptions. Created, used and destroyed on the bus
 /// thread only, so it needs no lock; blocking libnats calls never reach Swift's cooperative pool.
+///
+/// libnats reconnects by itself, but closes a connection for good in a few cases (the server
+/// refusing the credentials, for one); the bus thread then ``discard()``s it and connects anew.
 final class NATSConnection {
     private let configuration: NATSClusterBusConfiguration
     private let events: ConnectionEvents
     private let inbound: Inbound
+    private let faults: FaultInjection
     private let logger: Logger
+    private let closedByLibrary: @Sendable (_ generation: Int) -> Void
     private var options: OpaquePointer?
     private var connection: OpaquePointer?
     private var sessionSubscriptions: [String: OpaquePointer] = [:]
@@ -249,18 +273,21 @@ final class NATSConnection {
 
     let controlSubject: String
     let sessionSubjectPrefix: String
-
-    private let faults: FaultInjection
+    /// Counts connections made; the closed callback names the one it is about.
+    private(set) var generation = 0
+    /// When the current connection was made (monotonic nanoseconds).
+    private(set) var connectedSince: Int64 = 0
 
     init(
         configuration: NATSClusterBusConfiguration, events: ConnectionEvents, inbound: Inbound, faults: FaultInjection,
-        logger: Logger
+        logger: Logger, closedByLibrary: @escaping @Sendable (_ generation: Int) -> Void
     ) {
         self.configuration = configuration
         self.events = events
         self.inbound = inbound
         self.faults = faults
         self.logger = logger
+        self.closedByLibrary = closedByLibrary
         controlSubject = "\(configuration.subjectPrefix).control"
         sessionSubjectPrefix = "\(configuration.subjectPrefix).session."
     }
@@ -275,9 +302,11 @@ final class NATSConnection {
         try check(natsOptions_Create(&options), "create options")
         guard let options else { throw NATSBusError("NATS: no options") }
         self.options = options
+        generation += 1
+        connectedSince = monotonicNanoseconds()
         do {
             try configure(options)
-            try events.install(on: options)
+            try ConnectionCallbacks(events: events, generation: generation, closed: closedByLibrary).install(on: options)
         } catch {
             natsOptions_Destroy(options)
             self.options = nil
@@ -294,9 +323,9 @@ final class NATSConnection {
             logger.warning("nats_not_yet_connected: retrying in the background", metadata: ["servers": "\(configuration.servers)"])
         } else {
             connection.map(natsConnection_Destroy)
-            // libnats's retain of `events` is deliberately not given back: whether a failed connect
-            // still posts the closed callback is not documented, and a leaked object on a start
-            // that failed for good is cheaper than a use after free.
+            // libnats's retain of the callbacks is deliberately not given back: whether a failed
+            // connect still posts the closed callback is not documented, and a small leak per
+            // failed attempt (rare: libnats retries what is retryable) beats a use after free.
             natsOptions_Destroy(options)
             self.options = nil
             throw NATSBusError("NATS: cannot connect to \(configuration.servers): \(statusText(status))\(lastErrorDetail())")
@@ -341,7 +370,8 @@ final class NATSConnection {
         return bytes.withUnsafeBytes { natsConnection_Publish(connection, subject, $0.baseAddress, Int32($0.count)) }
     }
 
-    var hasControlSubscription: Bool { controlSubscription != nil }
+    /// Whether a libnats connection exists (connected or trying to be).
+    var isOpen: Bool { connection != nil }
 
     func isSubscribed(sessionID: String) -> Bool { sessionSubscriptions[sessionID] != nil }
 
@@ -417,6 +447,19 @@ final class NATSConnection {
     func flush(timeoutMillis: Int64) -> Bool {
         guard let connection, natsConnection_Status(connection) == NATS_CONN_STATUS_CONNECTED else { return false }
         return natsConnection_FlushTimeout(connection, timeoutMillis) == NATS_OK
+    }
+
+    /// Frees a connection libnats has closed by itself, and its subscriptions (already closed
+    /// with it; their completion callbacks give back their closures).
+    func discard() {
+        for subscription in sessionSubscriptions.values { natsSubscription_Destroy(subscription) }
+        sessionSubscriptions.removeAll()
+        if let controlSubscription { natsSubscription_Destroy(controlSubscription) }
+        controlSubscription = nil
+        if let connection { natsConnection_Destroy(connection) }
+        connection = nil
+        if let options { natsOptions_Destroy(options) }
+        options = nil
     }
 
     /// Unsubscribes everything, sends what is buffered (bounded), closes and frees the connection

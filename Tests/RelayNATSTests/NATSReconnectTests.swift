@@ -81,6 +81,37 @@ import Testing
         }
     }
 
+    @Test func aConnectionTheClientLibraryGivesUpOnIsMadeAnew() async throws {
+        let port = try NATSServerProcess.freePort()
+        let url = "nats://relay:new-password@127.0.0.1:\(port)"
+        let prefix = TestNATS.uniquePrefix()
+        // A server refusing the node's password: libnats closes the connection for good.
+        try await NATSServerProcess.with(port: port, arguments: ["--user", "relay", "--pass", "old-password"]) { refusing in
+            try await refusing.start()
+            let node = try await Node.start(url: url, prefix: prefix)
+            node.bus.setSubscribed(true, sessionID: "session-anew")
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(!node.bus.isConnected)
+            refusing.stop()
+
+            // Once a server accepts it, the node connects anew and subscribes again.
+            try await NATSServerProcess.with(port: port, arguments: ["--user", "relay", "--pass", "new-password"]) {
+                accepting in
+                try await accepting.start()
+                #expect(await eventually { node.bus.isConnected })
+                #expect(await node.bus.flush())
+                let peer = try await Node.start(url: url, prefix: prefix)
+                #expect(await peer.bus.flush())
+                peer.bus.publish(peer.envelope(.desktop, session: "session-anew", payload: "session"))
+                peer.bus.publish(peer.envelope(.sessionRefresh, session: "session-anew", payload: "control"))
+                #expect(await eventually { Set(node.payloads) == ["session", "control"] })
+                await peer.bus.shutdown()
+            }
+            await node.bus.shutdown()
+            #expect(node.bus.subscriptionsNotCompleted == 0)
+        }
+    }
+
     @Test func tlsConnectsWithTheConfiguredCAAndRefusesAnUntrustedServer() async throws {
         let certificate = try await TestCertificate.make()
         defer { certificate.remove() }

@@ -131,10 +131,10 @@ final class NATSServerProcess: @unchecked Sendable {
 
     var url: String { "nats://127.0.0.1:\(port)" }
 
-    /// Picks a port; `start` runs the server there with `arguments` added.
-    init(arguments: [String] = []) throws {
+    /// Picks a port (unless given); `start` runs the server there with `arguments` added.
+    init(port: Int? = nil, arguments: [String] = []) throws {
         binary = try TestNATS.serverBinary()
-        port = try Self.freePort()
+        self.port = try port ?? Self.freePort()
         self.arguments = arguments
     }
 
@@ -158,8 +158,10 @@ final class NATSServerProcess: @unchecked Sendable {
     }
 
     /// Runs `body` with a server that is not started yet, and always stops it.
-    static func with(arguments: [String] = [], _ body: (NATSServerProcess) async throws -> Void) async throws {
-        let server = try NATSServerProcess(arguments: arguments)
+    static func with(
+        port: Int? = nil, arguments: [String] = [], _ body: (NATSServerProcess) async throws -> Void
+    ) async throws {
+        let server = try NATSServerProcess(port: port, arguments: arguments)
         do {
             try await body(server)
         } catch {
@@ -249,6 +251,9 @@ struct TestCertificate {
         var template = Array("/tmp/relay-nats-tls-XXXXXX".utf8CString)
         guard let made = mkdtemp(&template) else { throw TestSetupError(description: "mkdtemp failed") }
         let certificate = TestCertificate(directory: String(cString: made))
+        guard access("/usr/bin/openssl", X_OK) == 0 || access("/usr/local/bin/openssl", X_OK) == 0 else {
+            throw TestSetupError(description: "the TLS test makes its certificate with the openssl command: apt-get install openssl")
+        }
         try await run([
             "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
             "-keyout", certificate.key, "-out", certificate.certificate, "-days", "1", "-subj", "/CN=localhost",
