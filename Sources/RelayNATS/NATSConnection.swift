@@ -399,7 +399,7 @@ final class NATSConnection {
     private func subscribe(_ subject: String) -> OpaquePointer? {
         guard let connection else { return nil }
         if faults.takeSubscribeFailure() {
-            logger.warning("nats_subscribe_failed: retrying in 1 s", metadata: ["subject": "\(redactedSubject(subject))", "status": "injected"])
+            logSubscribeFailure(subject, status: "injected")
             return nil
         }
         let closure = inbound.retainForSubscription()
@@ -418,9 +418,7 @@ final class NATSConnection {
         guard status == NATS_OK, let subscription else {
             // No subscription, so libnats never calls with this closure.
             Inbound.releaseSubscription(closure)
-            logger.warning(
-                "nats_subscribe_failed: retrying in 1 s",
-                metadata: ["subject": "\(redactedSubject(subject))", "status": "\(statusText(status))"])
+            logSubscribeFailure(subject, status: statusText(status))
             return nil
         }
         let completion = natsSubscription_SetOnCompleteCB(subscription, { closure in
@@ -436,6 +434,12 @@ final class NATSConnection {
             return nil
         }
         return subscription
+    }
+
+    private func logSubscribeFailure(_ subject: String, status: String) {
+        events.limiter.log(
+            logger, .warning, kind: "subscribe_failed", "nats_subscribe_failed: retrying in 1 s",
+            metadata: ["subject": "\(redactedSubject(subject))", "status": "\(status)"])
     }
 
     private func close(_ subscription: OpaquePointer) {
