@@ -171,20 +171,38 @@ final class NATSServerProcess: @unchecked Sendable {
         server.stop()
     }
 
+    /// A loopback port nothing listens on, below the kernel's ephemeral range: a client that
+    /// keeps connecting to a port in that range while no server is there can connect to itself
+    /// (TCP simultaneous open) and then hold the port the server is about to bind.
     static func freePort() throws -> Int {
+        let ephemeralStart = ephemeralPortRangeStart()
+        guard ephemeralStart > 20_100 else { throw TestSetupError(description: "no port range below \(ephemeralStart) to pick from") }
+        for _ in 0..<100 {
+            let port = Int.random(in: 20_000..<ephemeralStart)
+            if canBind(port: port) { return port }
+        }
+        throw TestSetupError(description: "no free port found below \(ephemeralStart)")
+    }
+
+    private static func ephemeralPortRangeStart() -> Int {
+        guard let file = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r") else { return 32_768 }
+        defer { fclose(file) }
+        var line = [CChar](repeating: 0, count: 64)
+        guard fgets(&line, Int32(line.count), file) != nil else { return 32_768 }
+        let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first.flatMap { Int($0) } ?? 32_768
+    }
+
+    private static func canBind(port: Int) -> Bool {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { throw TestSetupError(description: "socket() failed") }
+        guard descriptor >= 0 else { return false }
         defer { close(descriptor) }
-        var address = loopback(port: 0)
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) }
+        var address = loopback(port: port)
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
         }
-        guard bound == 0 else { throw TestSetupError(description: "bind() failed") }
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
-        }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     private static func accepts(port: Int) -> Bool {
@@ -218,8 +236,20 @@ func spawn(_ argv: [String]) throws -> pid_t {
     defer { posix_spawn_file_actions_destroy(&actions) }
     posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
     posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+    // The test process ignores or blocks some signals; a child starts with the defaults.
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var defaults = sigset_t()
+    sigemptyset(&defaults)
+    for signal in [SIGTERM, SIGINT, SIGPIPE, SIGHUP] { sigaddset(&defaults, signal) }
+    posix_spawnattr_setsigdefault(&attributes, &defaults)
+    var unblocked = sigset_t()
+    sigemptyset(&unblocked)
+    posix_spawnattr_setsigmask(&attributes, &unblocked)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
     var pid: pid_t = 0
-    let result = posix_spawnp(&pid, argv[0], &actions, nil, cArguments, environ)
+    let result = posix_spawnp(&pid, argv[0], &actions, &attributes, cArguments, environ)
     guard result == 0 else { throw TestSetupError(description: "cannot start \(argv[0]): error \(result)") }
     return pid
 }
