@@ -115,3 +115,20 @@ extension String {
         return String(self[first...last])
     }
 }
+
+extension NATSClusterBusConfiguration: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+    /// Every setting, with the secrets shown only as set or not.
+    public var description: String {
+        "NATSClusterBusConfiguration(servers: \(servers), subjectPrefix: \(subjectPrefix), "
+            + "secret: \(secret == nil ? "none" : "***"), previousSecret: \(previousSecret == nil ? "none" : "***"), "
+            + "replayWindowMillis: \(replayWindowMillis), maxClockSkewMillis: \(maxClockSkewMillis), "
+            + "tlsCAFile: \(tlsCAFile ?? "none"), connectionName: \(connectionName), "
+            + "reconnectWaitMillis: \(reconnectWaitMillis), reconnectJitterMillis: \(reconnectJitterMillis))"
+    }
+
+    /// Same as ``description``.
+    public var debugDescription: String { description }
+
+    /// The masked description instead of the stored secrets.
+    public var customMirror: Mirror { Mirror(self, children: ["configuration": description], displayStyle: .struct) }
+}

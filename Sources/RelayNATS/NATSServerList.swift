@@ -261,3 +261,30 @@ private func hexValue(_ byte: UInt8) -> UInt8? {
     default: return nil
     }
 }
+
+// Secrets stay out of every rendering: `print`, `debugPrint`, `dump` and string interpolation.
+
+extension NATSServerList: CustomDebugStringConvertible, CustomReflectable {
+    /// Same as ``description``: secrets masked.
+    public var debugDescription: String { description }
+
+    /// The masked description instead of the stored credentials.
+    public var customMirror: Mirror { Mirror(self, children: ["servers": description], displayStyle: .struct) }
+}
+
+extension NATSServerList.Credentials: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+    /// `none`, `user(alice, password: ***)` or `token(***)`.
+    public var description: String {
+        switch self {
+        case .none: return "none"
+        case .user(let user, _): return "user(\(user), password: ***)"
+        case .token: return "token(***)"
+        }
+    }
+
+    /// Same as ``description``.
+    public var debugDescription: String { description }
+
+    /// The masked description instead of the stored secrets.
+    public var customMirror: Mirror { Mirror(self, children: ["credentials": description]) }
+}

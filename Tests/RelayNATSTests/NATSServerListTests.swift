@@ -94,6 +94,25 @@ import Testing
         try configuration.validate()
     }
 
+    @Test func noRenderingShowsASecret() throws {
+        let configuration = try NATSClusterBusConfiguration(
+            url: "nats://alice:hunter2@h,nats://h2", secret: "current-secret-current-secret-xyz",
+            previousSecret: "previous-secret-previous-secret-xyz")
+        let token = try NATSServerList(parsing: "tls://tok-hunter2@h")
+        var dumped = ""
+        dump(configuration, to: &dumped)
+        dump(token, to: &dumped)
+        let renderings = [
+            "\(configuration)", String(reflecting: configuration), dumped, "\(configuration.servers.credentials)",
+            String(reflecting: token), String(reflecting: token.credentials),
+        ]
+        for rendering in renderings {
+            #expect(!rendering.contains("hunter2"))
+            #expect(!rendering.contains("secret-xyz"))
+        }
+        #expect("\(configuration)".contains("nats://alice:***@h:4222,nats://alice:***@h2:4222"))
+    }
+
     @Test func secretsAreTrimmedAndBlankMeansNone() throws {
         let configuration = try NATSClusterBusConfiguration(url: "nats://h", secret: "  s3cret \n", previousSecret: " \t ")
         #expect(configuration.secret == "s3cret")
