@@ -361,6 +361,9 @@ final class NATSConnection {
         try check(natsOptions_SetMaxPingsOut(options, 2), "set max pings out")
         // The pipeline drops own envelopes anyway; not echoing them saves the round trip.
         try check(natsOptions_SetNoEcho(options, true), "disable echo")
+        // Write each publish at once instead of waiting for libnats's flusher thread (about 1 ms
+        // per hop otherwise). Publishing runs on the bus thread, so the write never blocks Swift.
+        try check(natsOptions_SetSendAsap(options, true), "send as soon as possible")
         try check(natsOptions_UseGlobalMessageDelivery(options, true), "use global message delivery")
     }
 

@@ -25,7 +25,9 @@ struct LifecycleTests {
 
     @Test func trustedSessionsSurviveRetentionSweepsWhileDesktopOffline() async throws {
         try await withRelay({
-            $0["SESSION_RETENTION_MS"] = "120"
+            // Retention leaves room for a pairing on a busy machine (the desktop has no socket
+            // between /pair/start and its auth); the sleep spans several sweeps past it.
+            $0["SESSION_RETENTION_MS"] = "500"
             $0["SESSION_SWEEP_INTERVAL_MS"] = "50"
             $0["WS_HEARTBEAT_INTERVAL_MS"] = "50"
             $0["TOKEN_ROTATION_GRACE_MS"] = "120"
@@ -33,7 +35,7 @@ struct LifecycleTests {
             let paired = try await RelayPairing.pairConnected(baseURL: relay.baseURL)
             await paired.desktop.disconnect()
             await paired.phone.disconnect()
-            try await Task.sleep(for: .milliseconds(320))
+            try await Task.sleep(for: .milliseconds(900))
             #expect(try await paired.desktop.connect()["type"]?.stringValue == "auth_ok")
             #expect(try await paired.phone.connect()["desktopConnected"]?.boolValue == true)
         }

@@ -227,7 +227,7 @@ public struct RelayConfiguration: Sendable {
                 try nats.validate()
                 c.nats = nats
             } catch {
-                throw ConfigurationError("NATS_URL: \(error.description)")
+                throw ConfigurationError(error.description)
             }
         }
         c.logLevel = (reader.string("LOG_LEVEL") ?? reader.string("RUST_LOG") ?? "info").lowercased()
