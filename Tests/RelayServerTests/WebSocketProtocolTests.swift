@@ -139,6 +139,10 @@ struct WebSocketProtocolTests {
             let paired = try await RelayPairing.pairConnected(baseURL: relay.baseURL)
             await paired.desktop.disconnect()
             await paired.phone.disconnect()
+            // The client's close reaches the relay asynchronously: wait until it has seen it.
+            for _ in 0..<100 where try await relay.metrics()["sessionsWithDesktop"]?.intValue != 0 {
+                try await Task.sleep(for: .milliseconds(10))
+            }
             let firstRotation = paired.phone.deviceSessionToken
             let again = try await paired.phone.connect()
             #expect(again["type"]?.stringValue == "auth_ok")
