@@ -226,6 +226,47 @@ struct ConfigurationTests {
             == "NATS_MAX_CLOCK_SKEW_MS must be greater than 0.")
     }
 
+    @Test func clusterURLsAreParsedAtStart() throws {
+        let c = try Self.load([
+            "REDIS_URL": "redis://:pw@10.0.0.5:6380/2", "NATS_URL": "tls://user:pass@nats-a:4222,tls://nats-b:4222",
+            "NATS_HMAC_SECRET": Self.natsSecret, "NATS_SUBJECT_PREFIX": "relay.prod",
+        ])
+        #expect(c.redis?.database == 2)
+        #expect(c.redis?.password == "pw")
+        #expect(c.nats?.servers.tls == true)
+        #expect(c.nats?.servers.servers.count == 2)
+        #expect(c.nats?.subjectPrefix == "relay.prod")
+        #expect(c.nats?.secret == Self.natsSecret)
+        // What goes to logs carries no secret.
+        #expect(!"\(c.redis!)".contains("pw"))
+        #expect(!"\(c.nats!.servers)".contains("pass"))
+    }
+
+    @Test func aSchemeTheCLibraryCannotServeIsRefusedWithWhatToDoInstead() throws {
+        let refusal = try #require(Self.refusal(["REDIS_URL": "rediss://cache.example:6380"]))
+        #expect(refusal.hasPrefix("REDIS_URL"))
+        #expect(refusal.contains("TLS"))
+        #expect(refusal.contains("redis://"))
+    }
+
+    @Test(arguments: [
+        ("REDIS_URL", "http://cache:6379"), ("REDIS_URL", "redis://cache:notaport"), ("REDIS_URL", "redis://cache/db9x"),
+        ("NATS_URL", "http://nats:4222"), ("NATS_URL", "nats://nats:99999"),
+    ])
+    func badClusterURLsAreRefusedNamingTheVariable(name: String, value: String) throws {
+        var env = [name: value]
+        if name == "NATS_URL" { env["NATS_HMAC_SECRET"] = Self.natsSecret }
+        let refusal = try #require(Self.refusal(env))
+        #expect(refusal.contains(name), "\(refusal)")
+    }
+
+    @Test func aSubjectPrefixNATSCannotUseIsRefused() throws {
+        let refusal = try #require(Self.refusal([
+            "NATS_URL": "nats://127.0.0.1:4222", "NATS_HMAC_SECRET": Self.natsSecret, "NATS_SUBJECT_PREFIX": "relay.*",
+        ]))
+        #expect(refusal.contains("NATS_SUBJECT_PREFIX"))
+    }
+
     @Test func natsSettingsAreOnlyValidatedWhenNATSIsConfigured() throws {
         let c = try Self.load(["NATS_HMAC_SECRET": "short", "NATS_REPLAY_WINDOW_MS": "0", "NATS_MAX_CLOCK_SKEW_MS": "0"])
         #expect(c.natsURL == nil)
