@@ -128,11 +128,11 @@ let package = Package(
         ),
         .testTarget(name: "RelayProtocolTests", dependencies: ["RelayProtocol"], swiftSettings: swiftSettings),
         .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore"], swiftSettings: swiftSettings),
-        .testTarget(name: "RelayRedisTests", dependencies: ["RelayRedis", "RelayCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "RelayRedisTests", dependencies: ["RelayRedis", "RelayCore", "RelayProtocol"], swiftSettings: swiftSettings),
         .testTarget(name: "RelayNATSTests", dependencies: ["RelayNATS", "RelayCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "RelayServerTests",
-            dependencies: ["RelayServer", "RelayCore", "RelayClient", "RelayProtocol"],
+            dependencies: ["RelayServer", "RelayCore", "RelayClient", "RelayProtocol", "RelayRedis", "RelayNATS"],
             swiftSettings: swiftSettings
         ),
     ]

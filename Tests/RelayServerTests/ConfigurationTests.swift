@@ -1,5 +1,7 @@
 import NIOCore
 import RelayCore
+import RelayNATS
+import RelayRedis
 @testable import RelayServer
 import Testing
 
