@@ -102,11 +102,12 @@ extension Relay {
         return Self.body(["accepted": .bool(true), "sessionID": .string(record.sessionID), "wsURL": .string(wsURL)])
     }
 
-    /// ``updateStored`` for the HTTP endpoints: a store failure is a 503 (DECISIONS 6).
+    /// ``updateStored`` for the HTTP endpoints: a store failure runs `whenUnavailable`, then is a
+    /// 503 (DECISIONS 6).
     @discardableResult
     private func write<T>(
         _ sessionID: String, goneReason: DisconnectReason = .removedFromPersistence,
-        _ change: (inout SessionRecord?) throws(APIError) -> T
+        whenUnavailable: () -> Void = {}, _ change: (inout SessionRecord?) throws(APIError) -> T
     ) async throws(APIError) -> (value: T, session: Session?) {
         do {
             return try await updateStored(sessionID, goneReason: goneReason, change)
@@ -116,6 +117,7 @@ extension Relay {
                 throw rejection
             case .unavailable(let cause):
                 logger.error("state store write failed", metadata: ["session": "\(Identifiers.redacted(sessionID))", "error": "\(cause)"])
+                whenUnavailable()
                 throw .stateStoreUnavailable
             }
         }
@@ -306,33 +308,22 @@ extension Relay {
             Identifiers.isOpaqueToken(request.desktopSessionToken, minLength: 22)
         else { throw APIError(400, .invalidPairStop, "sessionID and desktopSessionToken are required.") }
         let sessionID = request.sessionID
-        let stopped: Bool
-        do {
-            (stopped, _) = try await updateStored(sessionID, goneReason: .stoppedByDesktop) {
-                (stored: inout SessionRecord?) throws(APIError) -> Bool in
-                guard let r = stored else { return false }
-                guard Identifiers.constantTimeEqual(r.desktopSessionToken, request.desktopSessionToken) else {
-                    throw .invalidDesktopSessionToken
-                }
-                stored = nil
-                return true
+        let (stopped, _) = try await write(sessionID, goneReason: .stoppedByDesktop, whenUnavailable: {
+            // The kill switch still works here and on every node that hears the bus; the desktop
+            // is told to retry so the stored record goes too.
+            if let session = registry.session(sessionID),
+                session.state.withLock({ Identifiers.constantTimeEqual($0.record.desktopSessionToken, request.desktopSessionToken) })
+            {
+                closeSession(session, reason: .stoppedByDesktop)
+                broadcastDisconnect(sessionID, reason: .stoppedByDesktop)
             }
-        } catch {
-            switch error {
-            case .rejected(let rejection):
-                throw rejection
-            case .unavailable(let cause):
-                // The kill switch still works here and on every node that hears the bus; the
-                // desktop is told to retry so the stored record goes too.
-                logger.error("state store write failed", metadata: ["session": "\(Identifiers.redacted(sessionID))", "error": "\(cause)"])
-                if let session = registry.session(sessionID),
-                    session.state.withLock({ Identifiers.constantTimeEqual($0.record.desktopSessionToken, request.desktopSessionToken) })
-                {
-                    closeSession(session, reason: .stoppedByDesktop)
-                    broadcastDisconnect(sessionID, reason: .stoppedByDesktop)
-                }
-                throw .stateStoreUnavailable
+        }) { (stored: inout SessionRecord?) throws(APIError) -> Bool in
+            guard let r = stored else { return false }
+            guard Identifiers.constantTimeEqual(r.desktopSessionToken, request.desktopSessionToken) else {
+                throw .invalidDesktopSessionToken
             }
+            stored = nil
+            return true
         }
         if stopped {
             broadcastDisconnect(sessionID, reason: .stoppedByDesktop)

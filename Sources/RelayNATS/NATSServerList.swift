@@ -234,31 +234,12 @@ private func printable(_ text: some StringProtocol) -> String {
 /// `%XX` decoding of a URL's user, password or token; the result must be UTF-8 without NUL
 /// (libnats takes C strings).
 private func percentDecoded(_ text: Substring, what: String, of which: String) throws(NATSConfigurationError) -> String {
-    var bytes: [UInt8] = []
-    bytes.reserveCapacity(text.utf8.count)
-    var iterator = text.utf8.makeIterator()
-    while let byte = iterator.next() {
-        guard byte == UInt8(ascii: "%") else {
-            bytes.append(byte)
-            continue
-        }
-        guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else {
-            throw NATSConfigurationError("NATS_URL: the \(what) of \(which) has an invalid %-escape")
-        }
-        bytes.append(high << 4 | low)
-    }
-    guard !bytes.contains(0), UTF8Validation.isValid(bytes) else {
+    do {
+        return try PercentDecoding.decode(text)
+    } catch .invalidEscape {
+        throw NATSConfigurationError("NATS_URL: the \(what) of \(which) has an invalid %-escape")
+    } catch {
         throw NATSConfigurationError("NATS_URL: the \(what) of \(which) does not decode to UTF-8 text")
-    }
-    return String(decoding: bytes, as: UTF8.self)
-}
-
-private func hexValue(_ byte: UInt8) -> UInt8? {
-    switch byte {
-    case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
-    case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
-    case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
-    default: return nil
     }
 }
 

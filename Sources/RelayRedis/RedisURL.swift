@@ -1,3 +1,5 @@
+import RelayProtocol
+
 // REDIS_URL: where Redis is and how to log in, parsed once at start.
 
 /// A parsed `REDIS_URL`.
@@ -204,32 +206,12 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible, CustomDebu
 
     /// Decodes `%XX` escapes; the message never shows the value (it may be a password).
     private static func percentDecoded(_ text: Substring, field: String) throws(RedisURLError) -> String {
-        guard text.contains("%") else { return String(text) }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(text.utf8.count)
-        var iterator = text.utf8.makeIterator()
-        while let byte = iterator.next() {
-            guard byte == UInt8(ascii: "%") else {
-                bytes.append(byte)
-                continue
-            }
-            guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else {
-                throw RedisURLError(.notAURL, "invalid percent escape in the \(field)")
-            }
-            bytes.append(high << 4 | low)
-        }
-        guard let decoded = String(validating: bytes, as: UTF8.self) else {
+        do {
+            return try PercentDecoding.decode(text)
+        } catch .invalidEscape {
+            throw RedisURLError(.notAURL, "invalid percent escape in the \(field)")
+        } catch {
             throw RedisURLError(.notAURL, "the \(field) is not UTF-8 after percent-decoding")
-        }
-        return decoded
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        default: nil
         }
     }
 
