@@ -106,6 +106,16 @@ extension Relay {
         }
     }
 
+    /// Asks the node holding the session's desktop, if any, to answer (PROTOCOL §6.6).
+    func publishPresenceProbe(_ sessionID: String) {
+        guard let bus else { return }
+        let probe = JSONValue.object([
+            "requestingInstanceID": .string(bus.instanceID), "sessionID": .string(sessionID),
+            "type": .string("relay.desktop_status_probe"),
+        ])
+        publish(.desktopStatusProbe, sessionID: sessionID, payload: Array(probe.serialized.utf8))
+    }
+
     private func resyncAfterBusOutage() async {
         let held = registry.allSessions.filter { session in session.state.withLock { !$0.closed && $0.hasLocalSockets } }
         for session in held {
@@ -118,12 +128,8 @@ extension Relay {
             if hasDesktop {
                 // Phones on other nodes may have missed frames: a desktop_status tells them to resync.
                 publish(.mobile, sessionID: session.id, payload: ServerMessage.desktopStatus(sessionID: session.id, desktopConnected: true))
-            } else if let bus {
-                let probe = JSONValue.object([
-                    "requestingInstanceID": .string(bus.instanceID), "sessionID": .string(session.id),
-                    "type": .string("relay.desktop_status_probe"),
-                ])
-                publish(.desktopStatusProbe, sessionID: session.id, payload: Array(probe.serialized.utf8))
+            } else {
+                publishPresenceProbe(session.id)
             }
         }
         // Probe answers set the presence flag; phones whose desktop answered hear that it is back.

@@ -39,6 +39,14 @@ extension Relay {
         }
     }
 
+    /// The stored record, if `desktopToken` is its desktop's: the check every desktop write repeats
+    /// against what it is about to change.
+    private static func ownedRecord(_ stored: SessionRecord?, desktopToken: String) throws(APIError) -> SessionRecord {
+        guard let record = stored else { throw .sessionNotFound }
+        guard Identifiers.constantTimeEqual(record.desktopSessionToken, desktopToken) else { throw .invalidDesktopSessionToken }
+        return record
+    }
+
     private func desktopSession(_ sessionID: String, token: String) async throws(APIError) -> Session {
         guard let session = try await currentSession(sessionID) else { throw .sessionNotFound }
         let matches = session.state.withLock { Identifiers.constantTimeEqual($0.record.desktopSessionToken, token) }
@@ -212,7 +220,7 @@ extension Relay {
             guard Identifiers.constantTimeEqual(r.joinToken, request.joinToken) else { throw .invalidJoinToken }
             guard r.devices.count < maxDevices else { throw .deviceCapReached(maxDevices) }
             r.joinTokenUsedAtMillis = now
-            r.lastActivityAtMillis = max(r.lastActivityAtMillis, now)
+            r.touch(now)
             r.devices[deviceID] = DeviceRecord(
                 deviceID: deviceID, currentToken: token, name: deviceName ?? "Mobile Device",
                 joinedAtMillis: now, lastSeenAtMillis: now)
@@ -279,22 +287,20 @@ extension Relay {
             throw APIError(400, .invalidPairRefresh, "joinTokenExpiresAt must be a valid RFC3339 timestamp.")
         }
         guard expiresAt > now else { throw .expiredJoinToken }
-        let session = try await desktopSession(request.sessionID, token: request.desktopSessionToken)
-        let (wsURL, _) = try await write(session.id) { (stored: inout SessionRecord?) throws(APIError) -> String in
-            guard var r = stored else { throw .sessionNotFound }
-            guard Identifiers.constantTimeEqual(r.desktopSessionToken, request.desktopSessionToken) else {
-                throw .invalidDesktopSessionToken
-            }
+        // The write checks the desktop's token against the stored record it changes: one read.
+        let sessionID = request.sessionID
+        let (wsURL, _) = try await write(sessionID) { (stored: inout SessionRecord?) throws(APIError) -> String in
+            var r = try Self.ownedRecord(stored, desktopToken: request.desktopSessionToken)
             r.joinToken = request.joinToken
             r.joinTokenExpiresAtMillis = expiresAt
             r.joinTokenUsedAtMillis = nil
-            r.lastActivityAtMillis = max(r.lastActivityAtMillis, now)
+            r.touch(now)
             stored = r
             return r.relayWebSocketURL
         }
-        publishSessionRefresh(session.id)
+        publishSessionRefresh(sessionID)
         stats.pairSuccess(.refresh)
-        return Self.body(["accepted": .bool(true), "sessionID": .string(session.id), "wsURL": .string(wsURL)])
+        return Self.body(["accepted": .bool(true), "sessionID": .string(sessionID), "wsURL": .string(wsURL)])
     }
 
     // MARK: /pair/stop
@@ -318,10 +324,8 @@ extension Relay {
                 broadcastDisconnect(sessionID, reason: .stoppedByDesktop)
             }
         }) { (stored: inout SessionRecord?) throws(APIError) -> Bool in
-            guard let r = stored else { return false }
-            guard Identifiers.constantTimeEqual(r.desktopSessionToken, request.desktopSessionToken) else {
-                throw .invalidDesktopSessionToken
-            }
+            guard stored != nil else { return false }
+            _ = try Self.ownedRecord(stored, desktopToken: request.desktopSessionToken)
             stored = nil
             return true
         }
@@ -374,23 +378,20 @@ extension Relay {
         else {
             throw APIError(400, .invalidDeviceRevoke, "sessionID, desktopSessionToken, and deviceID are required.")
         }
-        let session = try await desktopSession(request.sessionID, token: request.desktopSessionToken)
         // Adopting the stored record closes the device's socket here; the targeted envelope closes
         // it on nodes that hold one, and the session refresh updates every other copy.
-        try await write(session.id) { (stored: inout SessionRecord?) throws(APIError) in
-            guard var r = stored else { throw .sessionNotFound }
-            guard Identifiers.constantTimeEqual(r.desktopSessionToken, request.desktopSessionToken) else {
-                throw .invalidDesktopSessionToken
-            }
+        let sessionID = request.sessionID
+        let (_, session) = try await write(sessionID) { (stored: inout SessionRecord?) throws(APIError) in
+            var r = try Self.ownedRecord(stored, desktopToken: request.desktopSessionToken)
             guard r.devices.removeValue(forKey: request.deviceID) != nil else { throw .deviceNotFound }
-            r.lastActivityAtMillis = max(r.lastActivityAtMillis, now)
+            r.touch(now)
             stored = r
         }
-        publish(.mobile, sessionID: session.id, payload: ServerMessage.disconnect(.deviceRevoked), targetDeviceID: request.deviceID)
-        let count = session.state.withLock { $0.mobiles.count }
-        publish(.desktop, sessionID: session.id, payload: ServerMessage.deviceCount(sessionID: session.id, connectedDeviceCount: count))
-        publishSessionRefresh(session.id)
-        return Self.body(["accepted": .bool(true), "sessionID": .string(session.id), "deviceID": .string(request.deviceID)])
+        publish(.mobile, sessionID: sessionID, payload: ServerMessage.disconnect(.deviceRevoked), targetDeviceID: request.deviceID)
+        let count = session?.state.withLock { $0.mobiles.count } ?? 0
+        publish(.desktop, sessionID: sessionID, payload: ServerMessage.deviceCount(sessionID: sessionID, connectedDeviceCount: count))
+        publishSessionRefresh(sessionID)
+        return Self.body(["accepted": .bool(true), "sessionID": .string(sessionID), "deviceID": .string(request.deviceID)])
     }
 
     /// Removes a device from the local copy: its tokens, buckets and socket; tells the local desktop

@@ -170,7 +170,7 @@ extension Relay {
                 device.currentToken = newToken
                 device.lastSeenAtMillis = now
                 r.devices[deviceID] = device
-                r.lastActivityAtMillis = max(r.lastActivityAtMillis, now)
+                r.touch(now)
                 stored = r
             }
         } catch {
@@ -228,12 +228,8 @@ extension Relay {
             return false
         }
         if local { return true }
-        guard let bus else { return false }
-        let probe = JSONValue.object([
-            "requestingInstanceID": .string(bus.instanceID), "sessionID": .string(session.id),
-            "type": .string("relay.desktop_status_probe"),
-        ])
-        publish(.desktopStatusProbe, sessionID: session.id, payload: Array(probe.serialized.utf8))
+        guard bus != nil else { return false }
+        publishPresenceProbe(session.id)
         for _ in 0..<10 {
             try? await Task.sleep(for: .milliseconds(15))
             if session.state.withLock({ $0.desktopConnected }) { return true }

@@ -76,11 +76,8 @@ extension Relay {
     /// Records activity in the stored record; failures are logged, never thrown.
     func touchStored(_ session: Session) async {
         let now = wallClockMillis()
-        let activity = session.state.withLock { max($0.record.lastActivityAtMillis, now) }
         do {
-            try await updateStored(session.id) { (record: inout SessionRecord?) throws(Never) in
-                if let last = record?.lastActivityAtMillis, last < activity { record?.lastActivityAtMillis = activity }
-            }
+            try await updateStored(session.id) { (record: inout SessionRecord?) throws(Never) in record?.touch(now) }
         } catch {
             logger.error("state store write failed", metadata: ["session": "\(Identifiers.redacted(session.id))", "error": "\(error)"])
         }
@@ -120,7 +117,7 @@ extension Relay {
             if let local = registry.session(sessionID) { closeSession(local, reason: goneReason) }
             return nil
         }
-        for id in record.devices.keys { record.devices[id]?.pruneRetired(now: now) }
+        record.pruneRetiredTokens(now: now)
 
         while true {
             guard let local = registry.session(sessionID) else {
@@ -153,7 +150,7 @@ extension Relay {
                     guard !s.closed, stored.version >= s.version else { return false }
                     let previous = s.record
                     var merged = record
-                    merged.lastActivityAtMillis = max(previous.lastActivityAtMillis, record.lastActivityAtMillis)
+                    merged.touch(previous.lastActivityAtMillis)
                     s.record = merged
                     s.version = stored.version
                     registry.indexes.withLock { ix in

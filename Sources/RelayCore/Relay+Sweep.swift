@@ -11,8 +11,7 @@ extension Relay {
         for session in registry.allSessions {
             let verdict: (reason: DisconnectReason?, pruned: Bool) = session.state.withLock { s in
                 guard !s.closed else { return (nil, false) }
-                var pruned = false
-                for id in s.record.devices.keys where s.record.devices[id]!.pruneRetired(now: now) { pruned = true }
+                let pruned = s.record.pruneRetiredTokens(now: now)
                 guard !s.hasLocalSockets else { return (nil, pruned) }
                 let idle = now - s.record.lastActivityAtMillis
                 if s.record.devices.isEmpty {
@@ -48,7 +47,7 @@ extension Relay {
     private func pruneStoredTokens(_ session: Session, now: Int64) async {
         do {
             try await updateStored(session.id) { (stored: inout SessionRecord?) throws(Never) in
-                for id in stored?.devices.keys.map({ $0 }) ?? [] { stored?.devices[id]?.pruneRetired(now: now) }
+                stored?.pruneRetiredTokens(now: now)
             }
         } catch {
             logger.warning("state store write failed", metadata: ["session": "\(Identifiers.redacted(session.id))", "error": "\(error)"])

@@ -29,9 +29,7 @@ struct SessionState {
     var desktopConnected: Bool { desktop != nil || remoteDesktopPresent }
     var hasLocalSockets: Bool { desktop != nil || !mobiles.isEmpty }
 
-    mutating func touch(_ now: Int64) {
-        if now > record.lastActivityAtMillis { record.lastActivityAtMillis = now }
-    }
+    mutating func touch(_ now: Int64) { record.touch(now) }
 
     mutating func addMobile(_ socket: MobileSocket) {
         mobiles[socket.connection.connectionID] = socket

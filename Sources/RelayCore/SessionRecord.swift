@@ -77,3 +77,18 @@ public struct SessionRecord: Sendable, Equatable {
         self.devices = devices
     }
 }
+
+extension SessionRecord {
+    /// Records activity at `now`; activity never moves back.
+    mutating func touch(_ now: Int64) {
+        if now > lastActivityAtMillis { lastActivityAtMillis = now }
+    }
+
+    /// Drops every device's expired retired tokens; returns true if any were dropped.
+    @discardableResult
+    mutating func pruneRetiredTokens(now: Int64) -> Bool {
+        var pruned = false
+        for id in devices.keys where devices[id]!.pruneRetired(now: now) { pruned = true }
+        return pruned
+    }
+}
