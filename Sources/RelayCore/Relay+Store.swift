@@ -131,12 +131,12 @@ extension Relay {
                 if inserted { return fresh }
                 continue
             }
-            enum Step { case stale, replaced, gone([String]) }
+            enum Step { case stale, replaced, update(removedDevices: [String]) }
             let step: Step = local.state.withLock { s in
                 if s.closed { return .replaced }
                 if stored.version < s.version { return .stale }
                 if !s.record.isSameIncarnation(as: record) { return .replaced }
-                return .gone(s.record.devices.keys.filter { record.devices[$0] == nil })
+                return .update(removedDevices: s.record.devices.keys.filter { record.devices[$0] == nil })
             }
             switch step {
             case .stale:
@@ -144,7 +144,7 @@ extension Relay {
             case .replaced:
                 closeSession(local, reason: .replacedByNewPairStart)
                 continue
-            case .gone(let removed):
+            case .update(let removed):
                 for deviceID in removed { revokeDeviceLocally(local, deviceID: deviceID, now: now) }
                 let applied = local.state.withLock { s -> Bool in
                     guard !s.closed, stored.version >= s.version else { return false }
