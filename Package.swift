@@ -126,13 +126,18 @@ let package = Package(
             path: "LoadTests/relay-load",
             swiftSettings: swiftSettings
         ),
+        // Test plumbing the integration test targets share: child processes, loopback ports, the
+        // required test environment, polling. No Testing: it only throws.
+        .target(name: "RelayTestSupport", path: "Tests/RelayTestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "RelayProtocolTests", dependencies: ["RelayProtocol"], swiftSettings: swiftSettings),
         .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore"], swiftSettings: swiftSettings),
-        .testTarget(name: "RelayRedisTests", dependencies: ["RelayRedis", "RelayCore", "RelayProtocol"], swiftSettings: swiftSettings),
-        .testTarget(name: "RelayNATSTests", dependencies: ["RelayNATS", "RelayCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "RelayRedisTests", dependencies: ["RelayRedis", "RelayCore", "RelayProtocol", "RelayTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "RelayNATSTests", dependencies: ["RelayNATS", "RelayCore", "RelayTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "RelayServerTests",
-            dependencies: ["RelayServer", "RelayCore", "RelayClient", "RelayProtocol", "RelayRedis", "RelayNATS"],
+            dependencies: [
+                "RelayServer", "RelayCore", "RelayClient", "RelayProtocol", "RelayRedis", "RelayNATS", "RelayTestSupport",
+            ],
             swiftSettings: swiftSettings
         ),
     ]

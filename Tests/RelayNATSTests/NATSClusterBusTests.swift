@@ -2,6 +2,7 @@
 
 import RelayCore
 import RelayProtocol
+import RelayTestSupport
 import Synchronization
 import Testing
 

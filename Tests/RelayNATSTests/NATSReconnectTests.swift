@@ -1,6 +1,7 @@
 // Buses on a nats-server each test starts and stops itself: late start, restart, outage shutdown, TLS.
 
 import RelayCore
+import RelayTestSupport
 import Testing
 
 @testable import RelayNATS
@@ -82,7 +83,7 @@ import Testing
     }
 
     @Test func aConnectionTheClientLibraryGivesUpOnIsMadeAnew() async throws {
-        let port = try NATSServerProcess.freePort()
+        let port = try freeLoopbackPort()
         let url = "nats://relay:new-password@127.0.0.1:\(port)"
         let prefix = TestNATS.uniquePrefix()
         // A server refusing the node's password: libnats closes the connection for good.

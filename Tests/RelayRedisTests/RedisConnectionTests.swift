@@ -1,3 +1,4 @@
+import RelayTestSupport
 import Synchronization
 import Testing
 
@@ -146,7 +147,7 @@ struct RedisConnectionTests {
         #expect(clock.now - started < .seconds(2))
         // Reported unavailable before the caller hears of the failure, then reconnected.
         #expect(log.values.prefix(2) == [true, false])
-        #expect(await eventually { log.values.count >= 3 })
+        #expect(await eventually(timeout: .seconds(5)) { log.values.count >= 3 })
         #expect(log.values == [true, false, true])
         #expect(try await connection.send("PING") == .status("PONG"))
         await connection.shutdown()
@@ -160,7 +161,7 @@ struct RedisConnectionTests {
         // Only this client: other tests share the server.
         #expect(try await admin.send("CLIENT", "KILL", "ID", String(id)) == .integer(1))
         // The idle health check notices, then the thread reconnects.
-        #expect(await eventually { log.values.count >= 3 })
+        #expect(await eventually(timeout: .seconds(5)) { log.values.count >= 3 })
         #expect(log.values == [true, false, true])
         let newID = try #require(try await connection.send("CLIENT", "ID").integer)
         #expect(newID != id)
@@ -175,7 +176,7 @@ struct RedisConnectionTests {
             #expect(try await connection.send("SET", "k", "before") == .status("OK"))
 
             server.stop()
-            #expect(await eventually { log.values.count >= 2 })
+            #expect(await eventually(timeout: .seconds(5)) { log.values.count >= 2 })
             #expect(log.values == [true, false])
             #expect(!connection.isAvailable)
             let clock = ContinuousClock()
@@ -191,7 +192,7 @@ struct RedisConnectionTests {
                 #expect(clock.now - started < .milliseconds(250))
             }
 
-            try server.start()
+            try await server.start()
             #expect(await connection.waitUntilAvailable(timeout: .seconds(5)))
             #expect(log.values == [true, false, true])
             // A fresh server (nothing was saved): the command works, the data is gone.
@@ -208,7 +209,7 @@ struct RedisConnectionTests {
             #expect(await !connection.waitUntilAvailable(timeout: .milliseconds(300)))
             #expect(!connection.isAvailable)
             await #expect(throws: RedisError.self) { try await connection.send("PING") }
-            try server.start()
+            try await server.start()
             #expect(await connection.waitUntilAvailable(timeout: .seconds(5)))
             #expect(try await connection.send("PING") == .status("PONG"))
             #expect(log.values == [true])
@@ -232,7 +233,7 @@ struct RedisConnectionTests {
         }
         // Wait until Redis sees the BLPOP, so it is truly in flight.
         #expect(
-            try await eventually {
+            try await eventually(timeout: .seconds(5)) {
                 (try await admin.send("CLIENT", "LIST", "ID", String(id)).text ?? "").contains("cmd=blpop")
             })
         let started = clock.now

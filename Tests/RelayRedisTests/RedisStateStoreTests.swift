@@ -1,5 +1,6 @@
 import RelayCore
 import RelayProtocol
+import RelayTestSupport
 import Testing
 
 @testable import RelayRedis
@@ -271,7 +272,7 @@ struct RedisStateStoreTests {
             let store = RedisStateStore(connection: connection, keyPrefix: TestRedis.uniquePrefix())
             try await store.save(Records.plain(), version: 1)
             server.stop()
-            #expect(await eventually { !connection.isAvailable })
+            #expect(await eventually(timeout: .seconds(5)) { !connection.isAvailable })
             await #expect(throws: RedisError(.unavailable, "not connected to Redis")) { try await store.save(Records.plain(), version: 2) }
             await #expect(throws: RedisError.self) { try await store.load(sessionID: "session-0123456789") }
             await #expect(throws: RedisError.self) { try await store.loadAll() }

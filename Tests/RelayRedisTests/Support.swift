@@ -1,6 +1,7 @@
-// Fixtures: the shared test Redis, private redis-server processes, unique key prefixes, polling.
+// Fixtures: the shared test Redis, private redis-server processes, unique key prefixes.
 
 import RelayCore
+import RelayTestSupport
 import Synchronization
 import Testing
 
@@ -12,36 +13,9 @@ import Glibc
 import Musl
 #endif
 
-/// A test precondition that is not met; thrown so the test fails with this message.
-struct TestSetupError: Error, CustomStringConvertible {
-    let description: String
-}
-
 enum TestRedis {
     /// The shared Redis every test that needs no restart uses (`RELAY_TEST_REDIS_URL`).
-    static func url() throws -> RedisURL {
-        guard let value = getenv("RELAY_TEST_REDIS_URL").map({ String(cString: $0) }), !value.isEmpty else {
-            throw TestSetupError(
-                description: "RELAY_TEST_REDIS_URL is not set. The Redis tests need a real redis-server: start one "
-                    + "(redis-server --port 16379 --save '' --appendonly no --daemonize yes) and export "
-                    + "RELAY_TEST_REDIS_URL=redis://127.0.0.1:16379 RELAY_TEST_REDIS_SERVER=$(command -v redis-server)")
-        }
-        return try RedisURL(parsing: value)
-    }
-
-    /// The redis-server binary for tests that start and stop their own server
-    /// (`RELAY_TEST_REDIS_SERVER`).
-    static func serverBinary() throws -> String {
-        guard let value = getenv("RELAY_TEST_REDIS_SERVER").map({ String(cString: $0) }), !value.isEmpty else {
-            throw TestSetupError(
-                description: "RELAY_TEST_REDIS_SERVER is not set. Tests that restart Redis start their own "
-                    + "redis-server: export RELAY_TEST_REDIS_SERVER=$(command -v redis-server)")
-        }
-        guard access(value, X_OK) == 0 else {
-            throw TestSetupError(description: "RELAY_TEST_REDIS_SERVER=\(value) is not an executable file")
-        }
-        return value
-    }
+    static func url() throws -> RedisURL { try RedisURL(parsing: TestServices.redisURL()) }
 
     /// Fast reconnects and health checks, so tests see outages and recoveries quickly.
     static let quickConfiguration = RedisConnection.Configuration(
@@ -57,7 +31,7 @@ enum TestRedis {
         let connection = RedisConnection(url: url, configuration: configuration, onAvailabilityChange: onAvailabilityChange)
         guard await connection.waitUntilAvailable(timeout: .seconds(5)) else {
             await connection.shutdown()
-            throw TestSetupError(description: "cannot connect to the test Redis at \(url) within 5 s")
+            throw TestFailure("cannot connect to the test Redis at \(url) within 5 s")
         }
         return connection
     }
@@ -130,32 +104,32 @@ final class RedisServerProcess: @unchecked Sendable {
     let binary: String
     let arguments: [String]
     // Only touched by the test that owns the process, one call at a time.
-    private var pid: pid_t = 0
+    private var process: ChildProcess?
 
     var url: RedisURL { RedisURL(endpoint: .tcp(host: "127.0.0.1", port: port)) }
     var socketPath: String { directory + "/redis.sock" }
 
     /// Starts a server; `arguments` are extra redis-server options.
-    init(arguments: [String] = []) throws {
-        binary = try TestRedis.serverBinary()
-        port = try Self.freePort()
+    init(arguments: [String] = []) async throws {
+        binary = try TestServices.redisServer()
+        port = try freeLoopbackPort()
         var template = Array("/tmp/relay-redis-test-XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else { throw TestSetupError(description: "mkdtemp failed") }
+        guard let made = mkdtemp(&template) else { throw TestFailure("mkdtemp failed") }
         directory = String(cString: made)
         self.arguments = arguments
         // Other processes on this machine pick ports too: on a lost race, take another.
         var attempts = 0
         while true {
             do {
-                try start()
+                try await start()
                 return
             } catch let error as StartFailure {
                 attempts += 1
                 if attempts == 5 {
                     destroy()
-                    throw TestSetupError(description: error.description)
+                    throw TestFailure(error.description)
                 }
-                port = try Self.freePort()
+                port = try freeLoopbackPort()
             } catch {
                 destroy()
                 throw error
@@ -168,33 +142,24 @@ final class RedisServerProcess: @unchecked Sendable {
         let description: String
     }
 
-    /// Starts the server (again) on the same port.
-    func start() throws {
-        let argv =
-            [
-                binary, "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir",
+    /// Starts the server (again) on the same port and waits until it accepts connections.
+    func start() async throws {
+        let started = try ChildProcess.launch(
+            executable: binary,
+            arguments: [
+                "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir",
                 directory, "--unixsocket", socketPath, "--unixsocketperm", "700", "--logfile", directory + "/redis.log",
-            ] + arguments
-        var cArguments: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) }
-        cArguments.append(nil)
-        defer { for argument in cArguments { free(argument) } }
-        var spawned: pid_t = 0
-        let result = posix_spawn(&spawned, binary, nil, nil, cArguments, environ)
-        guard result == 0 else { throw TestSetupError(description: "cannot start \(binary): error \(result)") }
-        pid = spawned
-        // Ready once it accepts connections.
-        let deadline = monotonicNanoseconds() + 5_000_000_000
-        while monotonicNanoseconds() < deadline {
-            if Self.accepts(port: port) { return }
-            var status: Int32 = 0
-            if waitpid(spawned, &status, WNOHANG) == spawned {
-                pid = 0
-                throw StartFailure(description: "redis-server exited at start (status \(status)): \(logTail())")
-            }
-            usleep(10_000)
+            ] + arguments)
+        process = started
+        do {
+            try await waitUntilAccepting(port: port, timeout: .seconds(5), process: started)
+        } catch let exited as ChildProcessExited {
+            process = nil
+            throw StartFailure(description: "redis-server exited at start (status \(exited.status)): \(logTail())")
+        } catch {
+            stop()
+            throw error
         }
-        stop()
-        throw TestSetupError(description: "redis-server did not listen on port \(port) within 5 s")
     }
 
     /// The end of the server's log, for a failure message.
@@ -210,11 +175,8 @@ final class RedisServerProcess: @unchecked Sendable {
 
     /// Kills the server at once (a crash, not a graceful shutdown) and reaps it.
     func stop() {
-        guard pid > 0 else { return }
-        kill(pid, SIGKILL)
-        var status: Int32 = 0
-        waitpid(pid, &status, 0)
-        pid = 0
+        process?.terminateIfRunning()
+        process = nil
     }
 
     /// Stops the server and removes its directory.
@@ -226,7 +188,7 @@ final class RedisServerProcess: @unchecked Sendable {
 
     /// Runs `body` with a fresh server and always destroys it.
     static func with(arguments: [String] = [], _ body: (RedisServerProcess) async throws -> Void) async throws {
-        let server = try RedisServerProcess(arguments: arguments)
+        let server = try await RedisServerProcess(arguments: arguments)
         do {
             try await body(server)
         } catch {
@@ -234,42 +196,6 @@ final class RedisServerProcess: @unchecked Sendable {
             throw error
         }
         server.destroy()
-    }
-
-    /// A loopback port nothing listens on, below Linux's ephemeral range (32768–60999): a port
-    /// the kernel hands out could become the local port of some outgoing connection (every
-    /// test's Redis client makes them) while the server is down between a stop and a restart.
-    static func freePort() throws -> Int {
-        for _ in 0..<100 {
-            let port = Int.random(in: 20_000..<32_000)
-            let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            guard descriptor >= 0 else { throw TestSetupError(description: "socket() failed") }
-            defer { close(descriptor) }
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            address.sin_port = UInt16(port).bigEndian
-            let bound = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            if bound == 0 { return port }
-        }
-        throw TestSetupError(description: "no free loopback port in 20000-32000")
-    }
-
-    private static func accepts(port: Int) -> Bool {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { return false }
-        defer { close(descriptor) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = UInt16(port).bigEndian
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-            }
-        }
     }
 }
 
@@ -282,17 +208,6 @@ final class AvailabilityLog: Sendable {
     }
 
     var values: [Bool] { events.withLock { $0 } }
-}
-
-/// Polls `condition` every 10 ms until it holds; false if `timeout` passes first.
-func eventually(timeout: Duration = .seconds(5), _ condition: () async throws -> Bool) async rethrows -> Bool {
-    let clock = ContinuousClock()
-    let deadline = clock.now + timeout
-    while clock.now < deadline {
-        if try await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(10))
-    }
-    return try await condition()
 }
 
 extension RedisError {

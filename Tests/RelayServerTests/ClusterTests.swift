@@ -1,5 +1,6 @@
 import Foundation
 import RelayClient
+import RelayTestSupport
 import Testing
 
 /// Issue 3: relay processes on separate loopback ports behave as one relay over a real Redis and

@@ -3,6 +3,7 @@ import Synchronization
 import RelayClient
 import RelayCore
 import RelayServer
+import RelayTestSupport
 import Testing
 
 /// PROTOCOL §5 and DECISIONS 1: sweeping, graceful drain, and the process's start and stop.
@@ -75,7 +76,7 @@ struct LifecycleTests {
     }
 
     @Test func sigtermDrainsAndExitsZero() async throws {
-        let port = try TestRelay.freePort()
+        let port = try freeLoopbackPort()
         let process = try RelayProcess.launch(environment: [
             "HOST": "127.0.0.1", "PORT": "\(port)", "PUBLIC_BASE_URL": "http://127.0.0.1:\(port)",
             "ALLOWED_ORIGINS": allowedOrigin, "DRAIN_PERIOD_MS": "200",

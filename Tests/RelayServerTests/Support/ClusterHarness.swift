@@ -1,24 +1,7 @@
 import Foundation
 import RelayClient
+import RelayTestSupport
 import Synchronization
-
-/// The Redis and NATS servers cluster tests run against. `make test` and `.ci/run` start them and
-/// export their URLs; a test run without them fails with this message rather than skipping.
-enum TestDependencies {
-    static func required(_ name: String) throws -> String {
-        guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else {
-            throw TestFailure(
-                "\(name) is not set: cluster tests need real servers. Run them with `make test` "
-                    + "(scripts/with-test-services.sh starts redis-server and nats-server) or export \(name).")
-        }
-        return value
-    }
-
-    static func redisURL() throws -> String { try required("RELAY_TEST_REDIS_URL") }
-    static func natsURL() throws -> String { try required("RELAY_TEST_NATS_URL") }
-    static func redisServer() throws -> String { try required("RELAY_TEST_REDIS_SERVER") }
-    static func natsServer() throws -> String { try required("RELAY_TEST_NATS_SERVER") }
-}
 
 /// A redis-server or nats-server of a test's own, on a free loopback port, for tests that stop
 /// and restart it. Its data directory lives as long as the object.
@@ -28,7 +11,7 @@ final class DependencyServer: Sendable {
     let kind: Kind
     let port: Int
     let directory: String
-    private let process = Mutex<RelayProcess?>(nil)
+    private let process = Mutex<ChildProcess?>(nil)
 
     var url: String {
         switch kind {
@@ -39,7 +22,7 @@ final class DependencyServer: Sendable {
 
     init(_ kind: Kind) throws {
         self.kind = kind
-        self.port = try TestRelay.freePort()
+        self.port = try freeLoopbackPort()
         self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("relay-dep-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     }
@@ -51,22 +34,22 @@ final class DependencyServer: Sendable {
 
     /// Starts the server and waits until it accepts connections.
     func start() async throws {
-        let launched: RelayProcess
+        let launched: ChildProcess
         switch kind {
         case .redis(let appendOnly):
-            launched = try RelayProcess.launch(
-                executable: try TestDependencies.redisServer(),
+            launched = try ChildProcess.launch(
+                executable: try TestServices.redisServer(),
                 arguments: [
                     "--bind", "127.0.0.1", "--port", "\(port)", "--dir", directory, "--save", "",
                     "--appendonly", appendOnly ? "yes" : "no", "--appendfsync", "always",
                 ],
                 environment: [:])
         case .nats:
-            launched = try RelayProcess.launch(
-                executable: try TestDependencies.natsServer(), arguments: ["-a", "127.0.0.1", "-p", "\(port)"], environment: [:])
+            launched = try ChildProcess.launch(
+                executable: try TestServices.natsServer(), arguments: ["-a", "127.0.0.1", "-p", "\(port)"], environment: [:])
         }
         process.withLock { $0 = launched }
-        try await waitUntilListening(port: port)
+        try await waitUntilAccepting(port: port, process: launched)
     }
 
     /// Stops the server: gracefully (SIGTERM, Redis writes its append-only file) or with SIGKILL.
@@ -78,31 +61,12 @@ final class DependencyServer: Sendable {
     }
 }
 
-/// Waits until something accepts TCP connections on the loopback `port`.
-func waitUntilListening(port: Int, timeout: Duration = .seconds(10)) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        close(fd)
-        if connected == 0 { return }
-        try await Task.sleep(for: .milliseconds(25))
-    }
-    throw TestFailure("nothing listens on 127.0.0.1:\(port) after \(timeout)")
-}
-
 /// Relay processes, each on its own loopback port, sharing one Redis and one NATS under a key
 /// prefix and subject prefix of their own, so tests never see each other's traffic.
 final class RelayCluster: Sendable {
     struct Node: Sendable {
         let port: Int
-        let process: RelayProcess
+        let process: ChildProcess
     }
 
     let environment: [String: String]
@@ -121,15 +85,15 @@ final class RelayCluster: Sendable {
         let tag = UUID().uuidString.prefix(8).lowercased()
         var environment = [
             "HOST": "127.0.0.1", "ALLOWED_ORIGINS": allowedOrigin,
-            "REDIS_URL": try redisURL ?? TestDependencies.redisURL(), "REDIS_KEY_PREFIX": "relaytest:\(tag)",
-            "NATS_URL": try natsURL ?? TestDependencies.natsURL(), "NATS_SUBJECT_PREFIX": "relaytest.\(tag)",
+            "REDIS_URL": try redisURL ?? TestServices.redisURL(), "REDIS_KEY_PREFIX": "relaytest:\(tag)",
+            "NATS_URL": try natsURL ?? TestServices.natsURL(), "NATS_SUBJECT_PREFIX": "relaytest.\(tag)",
             "NATS_HMAC_SECRET": "cluster-test-secret-0123456789abcdef", "DRAIN_PERIOD_MS": "300",
         ]
         configure(&environment)
         let cluster = RelayCluster(environment: environment, nodes: [])
         do {
             for _ in 0..<count {
-                let node = try cluster.launch(port: try TestRelay.freePort())
+                let node = try cluster.launch(port: try freeLoopbackPort())
                 cluster.nodes.withLock { $0.append(node) }
             }
             for index in 0..<count { try await cluster.waitUntilReady(index) }

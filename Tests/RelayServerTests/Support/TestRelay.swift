@@ -3,6 +3,7 @@ import Logging
 import NIOPosix
 import RelayClient
 import RelayServer
+import RelayTestSupport
 import ServiceLifecycle
 import Synchronization
 import Testing
@@ -22,7 +23,7 @@ final class TestRelay: Sendable {
     /// Starts a node with the reference test defaults (PROTOCOL §10): allowed origin
     /// `http://localhost:4173`, `PUBLIC_BASE_URL` on the bound port, then `configure`'s changes.
     static func start(_ configure: (inout [String: String]) -> Void = { _ in }) async throws -> TestRelay {
-        let port = try freePort()
+        let port = try freeLoopbackPort()
         var env = [
             "HOST": "127.0.0.1", "PORT": "\(port)", "PUBLIC_BASE_URL": "http://127.0.0.1:\(port)",
             "ALLOWED_ORIGINS": "http://localhost:4173",
@@ -71,21 +72,6 @@ final class TestRelay: Sendable {
     func post(_ path: String, _ body: RelayJSON, headers: [(String, String)] = []) async throws -> RelayHTTPResponse {
         try await http.postJSON(path: path, body: body, headers: headers)
     }
-
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
-        }
-        guard bound else { throw TestFailure("no free port") }
-        return Int(UInt16(bigEndian: addr.sin_port))
-    }
 }
 
 /// Runs `body` against a fresh relay and stops it afterwards, whatever happens.
@@ -125,11 +111,6 @@ final class LogCapture: Sendable {
             capture.storage.withLock { $0.append("\(event.level) \(event.message) \(meta)") }
         }
     }
-}
-
-struct TestFailure: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
 }
 
 extension RelayWebSocket {
