@@ -116,19 +116,40 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // Load, soak and gate harness (issue 4); today: one pairing plus timed round trips.
+        // Local processes on loopback: relay nodes, redis-server, nats-server, whole clusters to
+        // kill and restart. Used by the load harness, the drills and the integration tests.
+        .target(
+            name: "RelayLocalCluster",
+            dependencies: ["RelayClient"],
+            path: "LoadTests/RelayLocalCluster",
+            swiftSettings: swiftSettings
+        ),
+        // The load, soak and gate harness as a library: scenarios, artifacts, gate and soak logic,
+        // process accounting, reports.
+        .target(
+            name: "RelayLoadKit",
+            dependencies: [
+                "RelayClient",
+                "RelayLocalCluster",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "LoadTests/RelayLoadKit",
+            swiftSettings: swiftSettings
+        ),
+        // The harness's command line: load, gate, soak and the benchmark modes.
         .executableTarget(
             name: "relay-load",
             dependencies: [
-                "RelayClient",
-                .product(name: "NIOPosix", package: "swift-nio"),
+                "RelayLoadKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "LoadTests/relay-load",
             swiftSettings: swiftSettings
         ),
         // Test plumbing the integration test targets share: child processes, loopback ports, the
         // required test environment, polling. No Testing: it only throws.
-        .target(name: "RelayTestSupport", path: "Tests/RelayTestSupport", swiftSettings: swiftSettings),
+        .target(name: "RelayTestSupport", dependencies: ["RelayLocalCluster"], path: "Tests/RelayTestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "RelayProtocolTests", dependencies: ["RelayProtocol"], swiftSettings: swiftSettings),
         .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore"], swiftSettings: swiftSettings),
         .testTarget(name: "RelayRedisTests", dependencies: ["RelayRedis", "RelayCore", "RelayProtocol", "RelayTestSupport"], swiftSettings: swiftSettings),
@@ -138,6 +159,11 @@ let package = Package(
             dependencies: [
                 "RelayServer", "RelayCore", "RelayClient", "RelayProtocol", "RelayRedis", "RelayNATS", "RelayTestSupport",
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RelayLoadKitTests",
+            dependencies: ["RelayLoadKit", "RelayLocalCluster", "RelayClient", "RelayTestSupport"],
             swiftSettings: swiftSettings
         ),
     ]

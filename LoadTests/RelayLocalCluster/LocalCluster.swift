@@ -1,0 +1,1 @@
+// Placeholder: local process management moves here (issue 4).
