@@ -1,46 +1,139 @@
-import Foundation
-import NIOPosix
-import RelayClient
+// relay-load: the load, soak and gate harness (PROTOCOL §9) and the benchmark modes.
+// Configuration comes from the environment, as the reference scripts pass it; see LoadTests/README.md.
 
-// relay-load roundtrip: pair one desktop and one phone against RELAY_LOAD_BASE_URL, then time
-// RELAY_LOAD_MESSAGES commands from the phone until the desktop reads each one (PROTOCOL §9.1's
-// round trip). Prints the pairing time and the latency percentiles. Loopback only.
-// RELAY_LOAD_PHONE_BASE_URL puts the phone on another node of a cluster (join and socket there),
-// so the round trip crosses NATS.
+import ArgumentParser
+import Foundation
+import RelayLoadKit
 
 @main
-struct RelayLoad {
-    static func main() async throws {
-        let env = ProcessInfo.processInfo.environment
-        let baseURL = (env["RELAY_LOAD_BASE_URL"] ?? "http://127.0.0.1:8787").trimmingCharacters(in: CharacterSet(charactersIn: "/"))
-        let messages = Int(env["RELAY_LOAD_MESSAGES"] ?? "") ?? 100
-        let origin = env["RELAY_LOAD_ORIGIN"] ?? "http://localhost:4173"
-        let phoneBaseURL = (env["RELAY_LOAD_PHONE_BASE_URL"] ?? baseURL).trimmingCharacters(in: CharacterSet(charactersIn: "/"))
-        let phoneSocketURL = phoneBaseURL.replacingOccurrences(of: "http", with: "ws", options: .anchored) + "/ws"
+struct RelayLoad: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "relay-load",
+        abstract: "Load, soak and gate harness for the relay (PROTOCOL §9). Loopback and RELAY_LOAD_BASE_URL only.",
+        subcommands: [Load.self, Gate.self, Soak.self],
+        defaultSubcommand: Load.self)
+}
 
-        let pairingStarted = ContinuousClock.now
-        let paired = try await RelayPairing.pairConnected(
-            desktop: RelayDesktop(baseURL: baseURL), phone: RelayPhone(baseURL: phoneBaseURL, origin: origin),
-            phoneSocketURL: phoneSocketURL, deviceName: "Load Harness iPhone")
-        let pairing = ContinuousClock.now - pairingStarted
-        let desktop = try paired.desktop.socket
-        var samples: [Duration] = []
-        samples.reserveCapacity(messages)
-        for seq in 1...messages {
-            let started = ContinuousClock.now
-            try await paired.phone.sendCommand(
-                name: "thread.select", commandID: "cmd-0-\(seq)", fields: ["threadID": "thread-0"], seq: UInt64(seq),
-                includeTimestamp: false)
-            while true {
-                let frame = try await desktop.nextJSON(timeout: .seconds(3))
-                if frame["payload"]?["type"]?.stringValue == "command", frame["seq"]?.uint64Value == UInt64(seq) { break }
-            }
-            samples.append(ContinuousClock.now - started)
+/// Exit codes shared by every command: 0 pass, 1 a failed run or gate, 2 bad configuration.
+enum Outcome {
+    static func fail() -> ExitCode { ExitCode(1) }
+    static func misconfigured(_ error: any Error) -> ExitCode {
+        harnessLog("relay-load: \(error)")
+        return ExitCode(2)
+    }
+}
+
+var processEnvironment: HarnessEnvironment { HarnessEnvironment(ProcessInfo.processInfo.environment) }
+
+struct Load: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "§9.1: parallel sessions (pair, then timed command round trips); writes RELAY_LOAD_RESULTS_PATH.")
+
+    func run() async throws {
+        let configuration = SessionLoadConfiguration(environment: processEnvironment)
+        let relay: RelayUnderTest
+        do {
+            relay = try await RelayUnderTest.resolve(baseURL: configuration.baseURL, origin: configuration.origin)
+        } catch {
+            harnessLog("relay-load: could not start a local relay: \(error)")
+            throw ExitCode(1)
         }
-        _ = try? await paired.desktop.stop()
-        samples.sort()
-        func percentile(_ p: Double) -> Duration { samples[Int((Double(samples.count - 1) * p).rounded())] }
-        func micros(_ d: Duration) -> Int { Int(d.components.seconds * 1_000_000 + d.components.attoseconds / 1_000_000_000_000) }
-        print("pairing_ms=\(micros(pairing) / 1000) round_trips=\(samples.count) p50_us=\(micros(percentile(0.5))) p95_us=\(micros(percentile(0.95))) p99_us=\(micros(percentile(0.99))) max_us=\(micros(samples.last!))")
+        harnessLog(
+            "relay-load load: \(configuration.sessions) sessions x \(configuration.messagesPerSession) messages against \(relay.baseURL)"
+                + (relay.local != nil ? " (local relay)" : ""))
+        let result = await SessionLoad.run(configuration, relay: relay)
+        await relay.shutdown()
+        try finish(result, path: configuration.resultsPath, assertionFailures: SessionLoad.assertionFailures(result))
+    }
+}
+
+/// Writes the artifact (when a path is set), prints the headline, and exits 1 on any failure.
+func finish(_ result: LoadResult, path: String?, assertionFailures: [String]) throws {
+    if let path {
+        do {
+            try result.json.write(to: path)
+            harnessLog("artifact: \(path)")
+        } catch {
+            harnessLog("relay-load: could not write \(path): \(error)")
+            throw ExitCode(1)
+        }
+    }
+    let summary = result.latency
+    print(
+        "\(result.mode): status=\(result.status) samples=\(summary.count) p50=\(summary.p50)us p95=\(summary.p95)us"
+            + " p99=\(summary.p99)us p99.9=\(summary.p999)us max=\(summary.max)us errors=\(result.errors.count)"
+            + (result.usage.map { usage in
+                " relay_cpu_s=\(usage.relayCPUSeconds.map { String(format: "%.2f", $0) } ?? "n/a")"
+                    + " harness_cpu_s=\(usage.harnessCPUSeconds.map { String(format: "%.2f", $0) } ?? "n/a")"
+                    + " wall_s=\(String(format: "%.2f", usage.wallSeconds)) cores=\(usage.machineCores)"
+            } ?? ""))
+    for (key, value) in result.extra where ![.null].contains(value) {
+        if case .object = value { continue }
+        if case .array = value { continue }
+        print("  \(key)=\(value.pretty.trimmingCharacters(in: .whitespacesAndNewlines))")
+    }
+    guard assertionFailures.isEmpty else {
+        for failure in assertionFailures { print("FAILED: \(failure)") }
+        throw ExitCode(1)
+    }
+    print("PASS")
+}
+
+struct Gate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "§9.2: checks RELAY_GATE_RESULTS_PATH against RELAY_GATE_* thresholds.")
+
+    func run() async throws {
+        let environment = processEnvironment
+        let thresholds: GateThresholds
+        do {
+            thresholds = try GateThresholds(environment: environment)
+        } catch {
+            throw Outcome.misconfigured(error)
+        }
+        let path = environment.string("RELAY_GATE_RESULTS_PATH") ?? "output/remote-control/relay-load-result.json"
+        let decision = RelayLoadKit.Gate.evaluate(path: path, thresholds: thresholds)
+        print(decision.report)
+        if !decision.passed { throw Outcome.fail() }
+    }
+}
+
+struct Soak: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "§9.3: RELAY_SOAK_LOOPS load runs, one summary (RELAY_SOAK_SUMMARY_PATH) with an HTML report beside it.")
+
+    func run() async throws {
+        let environment = processEnvironment
+        let loops: Int
+        let thresholds: SoakThresholds
+        do {
+            thresholds = try SoakThresholds(environment: environment)
+            let raw = environment.string("RELAY_SOAK_LOOPS") ?? "5"
+            guard let parsed = Int(raw), parsed > 0 else { throw HarnessConfigurationError("RELAY_SOAK_LOOPS must be a positive integer, got '\(raw)'") }
+            loops = parsed
+        } catch {
+            throw Outcome.misconfigured(error)
+        }
+        let directory = environment.string("RELAY_SOAK_RESULTS_DIR") ?? "output/remote-control/soak-runs"
+        let summaryPath = environment.string("RELAY_SOAK_SUMMARY_PATH") ?? "output/remote-control/relay-soak-summary.json"
+        let summary = await SoakRunner.run(loops: loops, directory: directory, thresholds: thresholds)
+        let reportPath = SoakRunner.reportPath(forSummary: summaryPath)
+        do {
+            try summary.json(reportPath: reportPath).write(to: summaryPath)
+            try SoakRunner.report(summary).write(to: reportPath)
+        } catch {
+            harnessLog("relay-load soak: could not write \(summaryPath): \(error)")
+            throw ExitCode(1)
+        }
+        print(
+            "soak: loops=\(loops) ok_loops=\(summary.okLoops) failing_loops=\(summary.failingLoops) total_samples=\(summary.totalSamples)"
+                + " max_p95=\(summary.maxP95Micros)us total_errors=\(summary.totalErrors)")
+        print("summary: \(summaryPath)\nreport: \(reportPath)")
+        if summary.passed {
+            print("PASS")
+        } else {
+            print("FAILED")
+            for failure in summary.gateFailures { print("  - \(failure)") }
+            throw Outcome.fail()
+        }
     }
 }

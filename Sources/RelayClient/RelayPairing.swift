@@ -67,18 +67,20 @@ public enum RelayPairing {
     /// The same flow for a desktop and a phone that may talk to different relay nodes: `/pair/start`
     /// goes to the desktop's `baseURL`, `/pair/join` to the phone's, and each socket to
     /// `desktopSocketURL` / `phoneSocketURL` (default: the `wsURL` the relay returned).
+    /// `idleTimeoutSeconds` goes into `/pair/start` when given.
     public static func pairConnected(
         desktop: RelayDesktop,
         phone: RelayPhone,
         desktopSocketURL: String? = nil,
         phoneSocketURL: String? = nil,
         deviceName: String? = "Relay Test iPhone",
+        idleTimeoutSeconds: Int? = nil,
         timeout: Duration = .seconds(30),
         settleTimeout: Duration = .seconds(5),
         drainIdle: Duration = .milliseconds(50)
     ) async throws -> RelayPairedSession {
         do {
-            let start = try await desktop.startPairing()
+            let start = try await desktop.startPairing(idleTimeoutSeconds: idleTimeoutSeconds)
             guard start.status == 200 else {
                 throw RelayClientError.unexpectedStatus(operation: "POST /pair/start", status: start.status, body: start.bodyText)
             }

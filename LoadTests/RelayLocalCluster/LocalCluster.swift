@@ -1,1 +1,0 @@
-// Placeholder: local process management moves here (issue 4).
