@@ -5,8 +5,9 @@ SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := libssl-dev libhiredis-dev libnats-dev redis-server nats-server openssl
 
-.PHONY: deps build release run test test-unit deploy-validate deploy-render clean \
-	load soak gate load-gated remote-control-load remote-control-soak remote-control-gate remote-control-load-gated
+.PHONY: deps build release run test test-unit deploy-validate deploy-render clean harness \
+	load soak gate load-gated remote-control-load remote-control-soak remote-control-gate remote-control-load-gated \
+	load-throughput load-scale load-fanout load-pairing-rate load-slow-consumers load-cross-node soak-cluster
 
 ## deps: install the Debian packages the build and the tests need (only the missing ones)
 deps:
@@ -29,6 +30,61 @@ run: release
 ## test: the whole suite, with Redis and NATS started on loopback ports for the cluster tests
 test: deps
 	bash scripts/with-test-services.sh bash scripts/run-tests.sh
+
+## Load, soak and gate (PROTOCOL §9; LoadTests/README.md). Any RELAY_LOAD_*, RELAY_GATE_* or
+## RELAY_SOAK_* variable in the environment wins over the defaults here, which are the reference
+## script's. With RELAY_LOAD_BASE_URL unset the harness starts a local release relay.
+OUTPUT := output/remote-control
+HARNESS := ./.build/release/relay-load
+LOAD_DEFAULTS := RELAY_LOAD_SESSIONS=$${RELAY_LOAD_SESSIONS:-200} \
+	RELAY_LOAD_MESSAGES_PER_SESSION=$${RELAY_LOAD_MESSAGES_PER_SESSION:-20} \
+	RELAY_LOAD_SETUP_CONCURRENCY=$${RELAY_LOAD_SETUP_CONCURRENCY:-32} \
+	RELAY_LOAD_ROUNDTRIP_TIMEOUT_MS=$${RELAY_LOAD_ROUNDTRIP_TIMEOUT_MS:-3000} \
+	RELAY_LOAD_P95_BUDGET_MS=$${RELAY_LOAD_P95_BUDGET_MS:-1000} \
+	RELAY_LOAD_RESULTS_PATH=$${RELAY_LOAD_RESULTS_PATH:-$(CURDIR)/$(OUTPUT)/relay-load-result.json}
+
+## harness: release builds of the relay and the harness
+harness: deps
+	$(SWIFT) build -c release --product relay
+	$(SWIFT) build -c release --product relay-load
+
+## load: §9.1 (200 sessions x 20 commands); writes output/remote-control/relay-load-result.json
+load: harness
+	$(LOAD_DEFAULTS) $(HARNESS) load
+
+## gate: §9.2 on the load artifact (RELAY_GATE_* thresholds); exit 1 on failure
+gate: harness
+	$(HARNESS) gate
+
+## load-gated: load, then gate
+load-gated: load
+	$(HARNESS) gate
+
+## soak: §9.3 (RELAY_SOAK_LOOPS load runs, default 5); summary plus an HTML report beside it
+soak: harness
+	$(LOAD_DEFAULTS) $(HARNESS) soak
+
+remote-control-load: load
+remote-control-soak: soak
+remote-control-gate: gate
+remote-control-load-gated: load-gated
+
+## Benchmark modes: each writes output/remote-control/relay-<mode>-result.json (the §9.1 shape
+## plus its own figures) and exits 1 when it misses its target. Variables: LoadTests/README.md.
+load-throughput: harness
+	$(HARNESS) throughput
+load-scale: harness
+	$(HARNESS) scale
+load-fanout: harness
+	$(HARNESS) fanout
+load-pairing-rate: harness
+	$(HARNESS) pairing-rate
+load-slow-consumers: harness
+	$(HARNESS) slow-consumers
+load-cross-node: harness
+	$(HARNESS) cross-node
+soak-cluster: harness
+	$(HARNESS) cluster-soak
 
 ## deploy-validate: render every overlay and validate it offline
 deploy-validate:

@@ -61,6 +61,12 @@ public enum MachineFacts {
     /// Online CPU cores.
     public static var cores: Int { Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
 
+    /// This process's open-file (soft) limit.
+    public static var openFileLimit: Int {
+        var limit = rlimit()
+        return getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 ? Int(limit.rlim_cur) : 0
+    }
+
     /// Raises this process's open-file limit to `wanted` (or as far as allowed), returning the new
     /// soft limit. Thousands of sockets need it; children (a local relay) inherit it.
     @discardableResult

@@ -14,14 +14,24 @@ public final class RelayUnderTest: Sendable {
     /// The environment given to the local relay beyond the basics (recorded in artifacts).
     public let overrides: [String: String]
 
+    /// The process ids to account for.
+    public let pids: [Int32]
+
     private init(baseURL: String, local: LocalRelayNode?, overrides: [String: String]) {
         self.baseURL = baseURL
         self.local = local
         self.overrides = overrides
+        self.pids = local.map { [$0.pid] } ?? []
     }
 
-    /// The process ids to account for.
-    public var pids: [Int32] { local.map { [$0.pid] } ?? [] }
+    /// A relay someone else runs and stops (a node of a `LocalCluster`), whose processes `pids`
+    /// are accounted for.
+    public init(baseURL: String, pids: [Int32], overrides: [String: String] = [:]) {
+        self.baseURL = baseURL
+        self.local = nil
+        self.overrides = overrides
+        self.pids = pids
+    }
 
     /// `baseURL` when given; otherwise starts `relay` on a free loopback port with
     /// `PUBLIC_BASE_URL=http://127.0.0.1:<port>`, `ALLOWED_ORIGINS=<origin>`,
@@ -79,7 +89,7 @@ public final class RelayUnderTest: Sendable {
     /// The relay's identity for artifacts: `local` (with its overrides) or `remote`.
     public var relayMembers: [(String, ArtifactJSON)] {
         [
-            ("relay_process", .string(local == nil ? "remote" : "local")),
+            ("relay_process", .string(pids.isEmpty ? "remote" : "local")),
             ("relay_overrides", .object(overrides.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })),
         ]
     }

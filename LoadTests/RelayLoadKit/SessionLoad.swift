@@ -41,8 +41,11 @@ public struct SessionLoadConfiguration: Sendable {
 
 /// The §9.1 scenario.
 public enum SessionLoad {
-    /// Runs the scenario against `relay` and returns the result (written by the caller).
-    public static func run(_ configuration: SessionLoadConfiguration, relay: RelayUnderTest) async -> LoadResult {
+    /// Runs the scenario against `relay` and returns the result (written by the caller). Samples
+    /// also go to `alsoRecordInto` when given (a mode that aggregates several runs).
+    public static func run(
+        _ configuration: SessionLoadConfiguration, relay: RelayUnderTest, alsoRecordInto: LatencyRecorder? = nil
+    ) async -> LoadResult {
         let recorder = LatencyRecorder()
         let accounting = RunAccounting(relayPIDs: relay.pids)
         let completed = Counter()
@@ -53,7 +56,9 @@ public enum SessionLoad {
                 + " p50 \(Self.ms(summary.p50)) p95 \(Self.ms(summary.p95)) ms"
         }
         let failures = await forEachConcurrently(count: configuration.sessions, width: configuration.setupConcurrency) { index in
-            try await runSession(index: index, configuration: configuration, baseURL: relay.baseURL, phoneBaseURL: phoneBaseURL, recorder: recorder)
+            try await runSession(
+                index: index, configuration: configuration, baseURL: relay.baseURL, phoneBaseURL: phoneBaseURL,
+                recorders: [recorder] + (alsoRecordInto.map { [$0] } ?? []))
             completed.increment()
         }
         progress.stop()
@@ -101,7 +106,7 @@ public enum SessionLoad {
     }
 
     private static func runSession(
-        index: Int, configuration: SessionLoadConfiguration, baseURL: String, phoneBaseURL: String, recorder: LatencyRecorder
+        index: Int, configuration: SessionLoadConfiguration, baseURL: String, phoneBaseURL: String, recorders: [LatencyRecorder]
     ) async throws {
         let desktop = RelayDesktop(baseURL: baseURL)
         let phone = RelayPhone(baseURL: phoneBaseURL, origin: configuration.origin)
@@ -117,7 +122,8 @@ public enum SessionLoad {
                     name: "thread.select", commandID: "cmd-\(index)-\(seq)", fields: ["threadID": .string("thread-\(index)")],
                     seq: seq, includeTimestamp: false)
                 try await awaitCommand(seq: seq, on: desktopSocket, timeout: configuration.roundTripTimeout)
-                recorder.record(ContinuousClock.now - started)
+                let now = ContinuousClock.now
+                for recorder in recorders { recorder.record(now - started, at: now) }
             }
         } catch {
             await paired.phone.disconnect()

@@ -10,7 +10,10 @@ struct RelayLoad: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "relay-load",
         abstract: "Load, soak and gate harness for the relay (PROTOCOL §9). Loopback and RELAY_LOAD_BASE_URL only.",
-        subcommands: [Load.self, Gate.self, Soak.self],
+        subcommands: [
+            Load.self, Gate.self, Soak.self, ThroughputMode.self, ScaleMode.self, FanoutMode.self, PairingRateMode.self,
+            SlowConsumersMode.self, CrossNodeMode.self,
+        ],
         defaultSubcommand: Load.self)
 }
 
@@ -135,5 +138,143 @@ struct Soak: AsyncParsableCommand {
             for failure in summary.gateFailures { print("  - \(failure)") }
             throw Outcome.fail()
         }
+    }
+}
+
+// MARK: Benchmark modes
+
+/// Resolves the relay (a local one gets `overrides`), runs `body`, stops a local relay, writes
+/// the artifact and exits 1 when the run failed or missed the mode's target (`passFlag`).
+func runMode(
+    _ mode: String, common: ModeConfiguration, overrides: [String: String], passFlag: String?,
+    _ body: (RelayUnderTest) async -> LoadResult
+) async throws {
+    let relay: RelayUnderTest
+    do {
+        relay = try await RelayUnderTest.resolve(baseURL: common.baseURL, origin: common.origin, overrides: overrides)
+    } catch {
+        harnessLog("relay-load \(mode): could not start a local relay: \(error)")
+        throw ExitCode(1)
+    }
+    harnessLog("relay-load \(mode) against \(relay.baseURL)" + (relay.local != nil ? " (local relay)" : ""))
+    let result = await body(relay)
+    await relay.shutdown()
+    try finish(result, path: common.resultsPath, assertionFailures: modeFailures(result, passFlag: passFlag))
+}
+
+/// Task failures, then the mode's own target.
+func modeFailures(_ result: LoadResult, passFlag: String?) -> [String] {
+    var failures = result.errors.prefix(5).map { "error: \($0)" }
+    if result.errors.count > 5 { failures.append("… \(result.errors.count - 5) more errors") }
+    if let passFlag, let value = result.extra.first(where: { $0.0 == passFlag })?.1, value != .bool(true) {
+        failures.append("\(passFlag) is false")
+    }
+    return failures
+}
+
+struct ThroughputMode: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "throughput",
+        abstract: "Open-loop command round trips at RELAY_LOAD_RATE/s for RELAY_LOAD_DURATION_S over RELAY_LOAD_SESSIONS sessions.")
+
+    func run() async throws {
+        let configuration = ThroughputConfiguration(environment: processEnvironment)
+        MachineFacts.raiseOpenFileLimit(to: 65536)
+        try await runMode("throughput", common: configuration.common, overrides: Throughput.relayOverrides, passFlag: "passes_p99_budget") {
+            await Throughput.run(configuration, relay: $0)
+        }
+    }
+}
+
+struct ScaleMode: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scale", abstract: "Holds RELAY_LOAD_SOCKETS authenticated idle sockets; reports the relay's memory per socket.")
+
+    func run() async throws {
+        let configuration = ScaleConfiguration(environment: processEnvironment)
+        // Both ends of every socket live on this machine: the harness and the relay it starts
+        // (which inherits the limit) each need one descriptor per socket.
+        let limit = MachineFacts.raiseOpenFileLimit(to: configuration.sockets * 2 + 4096)
+        if limit < configuration.sockets + 1024 {
+            harnessLog("relay-load scale: the open-file limit is \(limit); \(configuration.sockets) sockets need more (run as root or raise ulimit -n)")
+        }
+        try await runMode(
+            "scale", common: configuration.common, overrides: Scale.relayOverrides(sockets: configuration.sockets),
+            passFlag: "passes_memory_budget"
+        ) { await Scale.run(configuration, relay: $0) }
+    }
+}
+
+struct FanoutMode: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fanout", abstract: "One desktop streams RELAY_LOAD_MESSAGES events to RELAY_LOAD_PHONES phones of its session.")
+
+    func run() async throws {
+        let configuration = FanoutConfiguration(environment: processEnvironment)
+        MachineFacts.raiseOpenFileLimit(to: 65536)
+        try await runMode("fanout", common: configuration.common, overrides: Fanout.relayOverrides(phones: configuration.phones), passFlag: nil) {
+            await Fanout.run(configuration, relay: $0)
+        }
+    }
+}
+
+struct PairingRateMode: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pairing-rate",
+        abstract: "RELAY_LOAD_PAIRINGS complete pairings, RELAY_LOAD_SETUP_CONCURRENCY at once, with Redis (started locally unless RELAY_LOAD_REDIS_URL).")
+
+    func run() async throws {
+        let configuration = PairingRateConfiguration(environment: processEnvironment)
+        MachineFacts.raiseOpenFileLimit(to: 65536)
+        var redis: LocalRedis?
+        var redisURL = configuration.redisURL
+        if configuration.common.baseURL == nil, redisURL == nil {
+            do {
+                let started = try await LocalRedis.start()
+                redis = started
+                redisURL = started.url
+            } catch {
+                harnessLog("relay-load pairing-rate: could not start redis-server: \(error)")
+                throw ExitCode(1)
+            }
+        }
+        defer { redis?.stop() }
+        try await runMode(
+            "pairing-rate", common: configuration.common,
+            overrides: PairingRate.relayOverrides(concurrency: configuration.concurrency, redisURL: redisURL ?? ""),
+            passFlag: "passes_rate_target"
+        ) { await PairingRate.run(configuration, relay: $0, redisPID: redis?.pid) }
+    }
+}
+
+struct SlowConsumersMode: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "slow-consumers",
+        abstract: "Desktops stream to phones; RELAY_LOAD_SLOW_SHARE of the phones stop reading; the others' latency must not move.")
+
+    func run() async throws {
+        let configuration = SlowConsumerConfiguration(environment: processEnvironment)
+        MachineFacts.raiseOpenFileLimit(to: 65536)
+        try await runMode("slow-consumers", common: configuration.common, overrides: SlowConsumers.relayOverrides, passFlag: "passes_isolation") {
+            await SlowConsumers.run(configuration, relay: $0)
+        }
+    }
+}
+
+struct CrossNodeMode: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cross-node",
+        abstract: "Starts Redis, NATS and two relay nodes on loopback; compares round trips with phones on the other node to one node.")
+
+    func run() async throws {
+        let configuration = CrossNodeConfiguration(environment: processEnvironment)
+        let result: LoadResult
+        do {
+            result = try await CrossNode.run(configuration)
+        } catch {
+            harnessLog("relay-load cross-node: could not start the local cluster: \(error)")
+            throw ExitCode(1)
+        }
+        try finish(result, path: configuration.load.resultsPath, assertionFailures: modeFailures(result, passFlag: "passes_cross_node_target"))
     }
 }

@@ -110,6 +110,28 @@ public enum RelayPairing {
         }
     }
 
+    /// Pairs one more phone with a desktop that is already paired and connected (the desktop's
+    /// "Add device"): `/pair/refresh` for a fresh join token, then `/pair/join` approved over the
+    /// desktop's socket, then the phone connects. Frames the desktop receives meanwhile are left
+    /// unread for the caller, except the pair request.
+    ///
+    /// - Returns: The phone's `auth_ok`.
+    @discardableResult
+    public static func addPhone(
+        to desktop: RelayDesktop,
+        phone: RelayPhone,
+        phoneSocketURL: String? = nil,
+        deviceName: String? = "Relay Test iPhone",
+        timeout: Duration = .seconds(30)
+    ) async throws -> RelayJSON {
+        let refresh = try await desktop.refreshJoinToken()
+        guard refresh.status == 200 else {
+            throw RelayClientError.unexpectedStatus(operation: "POST /pair/refresh", status: refresh.status, body: refresh.bodyText)
+        }
+        _ = try await approveJoin(desktop: desktop, phone: phone, deviceName: deviceName, timeout: timeout)
+        return try await phone.connect(url: phoneSocketURL, authTimeout: timeout)
+    }
+
     /// ``pairConnected(baseURL:origin:deviceName:eventLoopGroup:timeout:settleTimeout:drainIdle:)``
     /// returning just the two roles.
     public static func pair(

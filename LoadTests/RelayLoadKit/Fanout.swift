@@ -1,0 +1,136 @@
+// Fan-out: one desktop's events delivered to many phones of the same session.
+
+import Foundation
+import RelayClient
+import Synchronization
+
+/// Configuration of the fan-out mode.
+public struct FanoutConfiguration: Sendable {
+    public var phones = 100
+    public var messages = 200
+    /// Events per second the desktop sends.
+    public var rate = 20
+    public var payloadBytes = 256
+    public var common = ModeConfiguration()
+
+    public init() {}
+
+    /// `RELAY_LOAD_PHONES`, `RELAY_LOAD_MESSAGES`, `RELAY_LOAD_RATE`, `RELAY_LOAD_PAYLOAD_BYTES` and
+    /// the common variables.
+    public init(environment: HarnessEnvironment) {
+        phones = environment.positiveInt("RELAY_LOAD_PHONES", default: phones)
+        messages = environment.positiveInt("RELAY_LOAD_MESSAGES", default: messages)
+        rate = environment.positiveInt("RELAY_LOAD_RATE", default: rate)
+        payloadBytes = environment.positiveInt("RELAY_LOAD_PAYLOAD_BYTES", default: payloadBytes)
+        common = ModeConfiguration(environment: environment, mode: "fanout")
+    }
+}
+
+/// The fan-out mode. Samples are per delivery (event sent → one phone read it); the time until the
+/// last phone has an event is reported as `event_complete_*`.
+public enum Fanout {
+    /// A local relay must admit `phones` devices on one session.
+    public static func relayOverrides(phones: Int) -> [String: String] {
+        ["MAX_DEVICES_PER_SESSION": "\(phones)", "MAX_WS_MESSAGES_PER_MINUTE": "1000000", "MAX_PAIR_REQUESTS_PER_MINUTE": "1000000"]
+    }
+
+    public static func run(_ configuration: FanoutConfiguration, relay: RelayUnderTest) async -> LoadResult {
+        var errors: [String] = []
+        let desktop = RelayDesktop(baseURL: relay.baseURL)
+        var phones: [RelayPhone] = []
+        do {
+            let start = try await desktop.startPairing(idleTimeoutSeconds: 1800)
+            guard start.status == 200 else {
+                throw RelayClientError.unexpectedStatus(operation: "POST /pair/start", status: start.status, body: start.bodyText)
+            }
+            try await desktop.connect()
+            // One at a time: each approval is read from the desktop's single socket.
+            for index in 0..<configuration.phones {
+                let phone = RelayPhone(baseURL: relay.baseURL, origin: configuration.common.origin)
+                try await RelayPairing.addPhone(to: desktop, phone: phone, deviceName: "Load Harness iPhone \(index)")
+                phones.append(phone)
+            }
+        } catch {
+            errors.append("pairing phone \(phones.count): \(error)")
+        }
+
+        let recorder = LatencyRecorder()
+        let sentAt = Locked<[UInt64: ContinuousClock.Instant]>([:])
+        let lastArrival = Locked<[UInt64: ContinuousClock.Instant]>([:])
+        let failures = Locked<[String]>([])
+        let accounting = RunAccounting(relayPIDs: relay.pids)
+        let progress = ProgressReporter(label: "fanout", enabled: configuration.common.progress) {
+            "deliveries \(recorder.count)/\(configuration.phones * configuration.messages)"
+        }
+        let pairedPhones = phones
+        if errors.isEmpty {
+            let padding = String(repeating: "x", count: configuration.payloadBytes)
+            let interval = Duration.seconds(1 / Double(configuration.rate))
+            await withTaskGroup(of: Void.self) { group in
+                for (index, phone) in pairedPhones.enumerated() {
+                    group.addTask {
+                        do {
+                            let socket = try phone.socket
+                            var received = 0
+                            let deadline = ContinuousClock.now + interval * Double(configuration.messages) + .seconds(10)
+                            while received < configuration.messages {
+                                let text = try await socket.nextText(timeout: max(deadline - .now, .zero))
+                                let now = ContinuousClock.now
+                                let frame = try RelayJSON(parsing: text)
+                                guard frame["payload"]?["type"]?.stringValue == "event", let seq = frame["seq"]?.uint64Value,
+                                    let sent = sentAt.withLock({ $0[seq] })
+                                else { continue }
+                                recorder.record(now - sent, at: now)
+                                lastArrival.withLock { $0[seq] = max($0[seq] ?? now, now) }
+                                received += 1
+                            }
+                        } catch {
+                            failures.withLock { $0.append("phone \(index): \(error)") }
+                        }
+                    }
+                }
+                group.addTask {
+                    let start = ContinuousClock.now
+                    do {
+                        for seq in UInt64(1)...UInt64(configuration.messages) {
+                            try await Task.sleep(until: start + interval * Double(seq - 1), clock: .continuous)
+                            sentAt.withLock { $0[seq] = .now }
+                            try await desktop.sendEvent(seq: seq, payload: ["pad": .string(padding)])
+                        }
+                    } catch {
+                        failures.withLock { $0.append("desktop: \(error)") }
+                    }
+                }
+            }
+        }
+        progress.stop()
+        let usage = accounting.snapshot()
+        errors += failures.withLock { $0 }
+        let counters = (try? await relay.counters()) ?? RelayCounters()
+        _ = try? await desktop.stop()
+        for phone in phones { await phone.disconnect() }
+        await desktop.disconnect()
+
+        let sent = sentAt.withLock { $0 }
+        let complete = LatencySummary(samples: lastArrival.withLock { arrivals in
+            arrivals.compactMap { seq, last in sent[seq].map { Swift.max(1, (last - $0).microseconds) } }
+        })
+        var extra = relay.relayMembers
+        extra += [
+            ("phones", .int(phones.count)),
+            ("events", .int(configuration.messages)),
+            ("event_rate", .int(configuration.rate)),
+            ("payload_bytes", .int(configuration.payloadBytes)),
+            ("deliveries", .int(recorder.count)),
+            ("deliveries_per_second", .number(Double(recorder.count) / Swift.max(usage.wallSeconds, 0.001), places: 1)),
+            ("event_complete_p50_us", .int(complete.p50)),
+            ("event_complete_p95_us", .int(complete.p95)),
+            ("event_complete_p99_us", .int(complete.p99)),
+            ("event_complete_max_us", .int(complete.max)),
+        ]
+        return LoadResult(
+            mode: "fanout", baseURL: relay.baseURL, origin: configuration.common.origin, sessions: 1,
+            messagesPerSession: configuration.messages, latency: recorder.summary, p95BudgetMilliseconds: 750,
+            counters: counters, errors: errors, usage: usage, extra: extra, timeline: recorder.timeline)
+    }
+}
