@@ -1,4 +1,4 @@
-// A child process for tests: posix_spawn, output to files, non-blocking reaping.
+// A child process: posix_spawn, output to files, non-blocking reaping.
 
 #if canImport(Glibc)
 import Glibc
@@ -9,15 +9,16 @@ import Darwin
 #endif
 import Synchronization
 
-/// A program a test runs as a child process: the built `relay`, a redis-server or nats-server of
-/// the test's own, or a command such as `openssl`.
+/// A program run as a child process: the built `relay`, a redis-server or nats-server of our own,
+/// or a command such as `openssl`.
 ///
 /// Spawned with `posix_spawn` and reaped with `waitpid(WNOHANG)`, never with Foundation's
 /// `Process`, whose blocking `select`/`ppoll` calls would hold one of the few cooperative
 /// threads. Standard output and standard error go to temporary files (removed with the object),
-/// so nothing ever blocks on a pipe. The test process ignores or blocks some signals (dispatch
-/// signal sources); the child starts with the default dispositions of SIGTERM, SIGINT, SIGPIPE and
-/// SIGHUP and an empty signal mask, so that SIGTERM stops a redis-server as it would outside tests.
+/// so nothing ever blocks on a pipe. The parent (a test runner, the load harness) may ignore or
+/// block some signals (dispatch signal sources); the child starts with the default dispositions of
+/// SIGTERM, SIGINT, SIGPIPE and SIGHUP and an empty signal mask, so that SIGTERM stops a
+/// redis-server as it would from a shell.
 public final class ChildProcess: Sendable {
     /// The child's process id.
     public let pid: pid_t
@@ -39,12 +40,12 @@ public final class ChildProcess: Sendable {
     /// - Parameters:
     ///   - executable: a path, or a bare name looked up in `PATH`.
     ///   - environment: the child's whole environment; nil passes on this process's environment.
-    /// - Throws: `TestFailure` when the program is not executable or cannot be started.
+    /// - Throws: `LocalClusterError` when the program is not executable or cannot be started.
     public static func launch(
         executable: String, arguments: [String] = [], environment: [String: String]? = nil
     ) throws -> ChildProcess {
         if executable.contains("/"), access(executable, X_OK) != 0 {
-            throw TestFailure("\(executable) is not an executable file")
+            throw LocalClusterError("\(executable) is not an executable file")
         }
         let outputPath = try temporaryFile()
         let errorPath: String
@@ -86,7 +87,7 @@ public final class ChildProcess: Sendable {
         guard result == 0 else {
             unlink(outputPath)
             unlink(errorPath)
-            throw TestFailure("cannot start \(executable): \(String(cString: strerror(result)))")
+            throw LocalClusterError("cannot start \(executable): \(String(cString: strerror(result)))")
         }
         return ChildProcess(pid: pid, executable: executable, outputPath: outputPath, errorPath: errorPath)
     }
@@ -126,13 +127,13 @@ public final class ChildProcess: Sendable {
     /// Waits (polling, so no cooperative thread blocks) until the process ends.
     ///
     /// - Returns: the exit status, as `reap` gives it.
-    /// - Throws: `TestFailure` when it still runs after `timeout`; it is left running.
+    /// - Throws: `LocalClusterError` when it still runs after `timeout`; it is left running.
     public func waitForExit(timeout: Duration) async throws -> Int32 {
         let deadline = ContinuousClock.now + timeout
         while true {
             if let status = reap() { return status }
             guard ContinuousClock.now < deadline else {
-                throw TestFailure("\(executable) (pid \(pid)) did not exit within \(timeout)")
+                throw LocalClusterError("\(executable) (pid \(pid)) did not exit within \(timeout)")
             }
             try await Task.sleep(for: .milliseconds(10))
         }
@@ -167,7 +168,7 @@ public final class ChildProcess: Sendable {
         let directory = getenv("TMPDIR").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
         var template = Array("\(directory)/relay-child-XXXXXX".utf8CString)
         let descriptor = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        guard descriptor >= 0 else { throw TestFailure("cannot create a temporary file in \(directory)") }
+        guard descriptor >= 0 else { throw LocalClusterError("cannot create a temporary file in \(directory)") }
         close(descriptor)
         return template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
     }
@@ -196,5 +197,6 @@ public struct ChildProcessExited: Error, CustomStringConvertible {
     /// Its exit status, as `ChildProcess.reap` gives it.
     public let status: Int32
 
+    /// `<executable> exited with status <status>`.
     public var description: String { "\(executable) exited with status \(status)" }
 }

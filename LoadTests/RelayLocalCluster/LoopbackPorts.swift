@@ -1,4 +1,4 @@
-// Loopback ports for servers a test starts: picking a free one, waiting until one accepts.
+// Loopback ports for local servers: picking a free one, waiting until one accepts.
 
 #if canImport(Glibc)
 import Glibc
@@ -12,24 +12,27 @@ import Darwin
 ///
 /// Below that range because a client that keeps connecting to a port in it while no server is
 /// there can connect to itself (TCP simultaneous open), and the kernel can hand the port out as
-/// the local port of some outgoing connection, while a server the test stopped is down: either
-/// would hold the port the server is about to bind again.
+/// the local port of some outgoing connection, while a server we stopped is down: either would
+/// hold the port the server is about to bind again.
 ///
-/// - Throws: `TestFailure` when no bindable port turns up.
-public func freeLoopbackPort() throws -> Int {
+/// Free when checked, not reserved: another process may bind it before the server does.
+///
+/// - Parameter excluding: ports not to return, such as ones picked for servers not started yet.
+/// - Throws: `LocalClusterError` when no bindable port turns up.
+public func freeLoopbackPort(excluding: Set<Int> = []) throws -> Int {
     let ephemeralStart = ephemeralPortRangeStart()
-    guard ephemeralStart > 20_100 else { throw TestFailure("no port range below \(ephemeralStart) to pick from") }
+    guard ephemeralStart > 20_100 else { throw LocalClusterError("no port range below \(ephemeralStart) to pick from") }
     for _ in 0..<100 {
         let port = Int.random(in: 20_000..<ephemeralStart)
-        if canBind(port: port) { return port }
+        if !excluding.contains(port), canBind(port: port) { return port }
     }
-    throw TestFailure("no free loopback port found below \(ephemeralStart)")
+    throw LocalClusterError("no free loopback port found below \(ephemeralStart)")
 }
 
 /// Waits (polling every 10 ms) until something accepts TCP connections on 127.0.0.1:`port`.
 ///
 /// - Parameter process: the server expected to listen there; if it ends first, the wait stops.
-/// - Throws: `ChildProcessExited` when `process` ended first; `TestFailure` after `timeout`.
+/// - Throws: `ChildProcessExited` when `process` ended first; `LocalClusterError` after `timeout`.
 public func waitUntilAccepting(port: Int, timeout: Duration = .seconds(10), process: ChildProcess? = nil) async throws {
     let deadline = ContinuousClock.now + timeout
     while true {
@@ -39,7 +42,7 @@ public func waitUntilAccepting(port: Int, timeout: Duration = .seconds(10), proc
         }
         guard ContinuousClock.now < deadline else {
             let who = process.map { "\($0.executable) (pid \($0.pid)): " } ?? ""
-            throw TestFailure("\(who)nothing accepts connections on 127.0.0.1:\(port) after \(timeout)")
+            throw LocalClusterError("\(who)nothing accepts connections on 127.0.0.1:\(port) after \(timeout)")
         }
         try await Task.sleep(for: .milliseconds(10))
     }

@@ -1,6 +1,7 @@
 // Buses on a nats-server each test starts and stops itself: late start, restart, outage shutdown, TLS.
 
 import RelayCore
+import RelayLocalCluster
 import RelayTestSupport
 import Testing
 

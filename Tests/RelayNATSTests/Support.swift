@@ -8,6 +8,7 @@ import Darwin
 import CNats
 import RelayCore
 import RelayProtocol
+import RelayLocalCluster
 import RelayTestSupport
 import Synchronization
 import Testing

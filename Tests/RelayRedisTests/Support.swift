@@ -1,6 +1,7 @@
 // Fixtures: the shared test Redis, private redis-server processes, unique key prefixes.
 
 import RelayCore
+import RelayLocalCluster
 import RelayTestSupport
 import Synchronization
 import Testing

@@ -1,5 +1,6 @@
 import Foundation
 import RelayClient
+import RelayLocalCluster
 import RelayTestSupport
 import Testing
 
@@ -13,7 +14,7 @@ struct ClusterTests {
             let desktop = RelayDesktop(baseURL: cluster.baseURL(0))
             let phone = RelayPhone(baseURL: cluster.baseURL(1))
             let paired = try await RelayPairing.pairConnected(
-                desktop: desktop, phone: phone, desktopSocketURL: cluster.wsURL(0), phoneSocketURL: cluster.wsURL(2))
+                desktop: desktop, phone: phone, desktopSocketURL: cluster.socketURL(0), phoneSocketURL: cluster.socketURL(2))
             #expect(paired.phoneAuthOK["desktopConnected"]?.boolValue == true)
             #expect(paired.pairResult?["approved"]?.boolValue == true)
 
@@ -40,7 +41,7 @@ struct ClusterTests {
         try await withRelayCluster(count: 3) { cluster in
             let desktop = RelayDesktop(baseURL: cluster.baseURL(0))
             #expect(try await desktop.startPairing().status == 200)
-            _ = try await desktop.connect(url: cluster.wsURL(0))
+            _ = try await desktop.connect(url: cluster.socketURL(0))
             let phones = [RelayPhone(baseURL: cluster.baseURL(1)), RelayPhone(baseURL: cluster.baseURL(2))]
             let sessionID = desktop.sessionID, joinToken = desktop.joinToken
             // The desktop approves every request it is shown until both joins have answered: one
@@ -69,7 +70,7 @@ struct ClusterTests {
             let desktop = RelayDesktop(baseURL: cluster.baseURL(0))
             let phone = RelayPhone(baseURL: cluster.baseURL(1))
             _ = try await RelayPairing.pairConnected(
-                desktop: desktop, phone: phone, desktopSocketURL: cluster.wsURL(0), phoneSocketURL: cluster.wsURL(2))
+                desktop: desktop, phone: phone, desktopSocketURL: cluster.socketURL(0), phoneSocketURL: cluster.socketURL(2))
             let tokens = [phone.deviceSessionToken, phone.previousToken].compactMap { $0 }
             let socket = try phone.socket
 
@@ -84,7 +85,7 @@ struct ClusterTests {
             for node in 0..<3 {
                 for token in tokens {
                     await #expect(throws: RelayClientError.self, "node \(node) accepted a revoked token") {
-                        try await phone.connect(url: cluster.wsURL(node), token: token, authTimeout: .seconds(5))
+                        try await phone.connect(url: cluster.socketURL(node), token: token, authTimeout: .seconds(5))
                     }
                 }
             }
@@ -96,11 +97,11 @@ struct ClusterTests {
             let desktop = RelayDesktop(baseURL: cluster.baseURL(0))
             let phone = RelayPhone(baseURL: cluster.baseURL(0))
             _ = try await RelayPairing.pairConnected(
-                desktop: desktop, phone: phone, desktopSocketURL: cluster.wsURL(0), phoneSocketURL: cluster.wsURL(1))
+                desktop: desktop, phone: phone, desktopSocketURL: cluster.socketURL(0), phoneSocketURL: cluster.socketURL(1))
 
             let started = ContinuousClock.now
             try await cluster.kill(0)
-            #expect(try await desktop.connect(url: cluster.wsURL(2))["type"]?.stringValue == "auth_ok")
+            #expect(try await desktop.connect(url: cluster.socketURL(2))["type"]?.stringValue == "auth_ok")
             let status = try await phone.socket.nextFrame(ofType: "relay.desktop_status")
             #expect(status["desktopConnected"]?.boolValue == true)
             try await phone.sendCommand(name: "thread.select", fields: ["threadID": "after-kill"])
@@ -109,7 +110,7 @@ struct ClusterTests {
             let recovered = ContinuousClock.now - started
 
             // The phone moves too, with its rotated token, and events still flow.
-            #expect(try await phone.reconnect(url: cluster.wsURL(2))["desktopConnected"]?.boolValue == true)
+            #expect(try await phone.reconnect(url: cluster.socketURL(2))["desktopConnected"]?.boolValue == true)
             let event = try await desktop.sendEvent(seq: 1)
             #expect(try await phone.socket.nextText(ofType: "event") == event)
             print("cluster: desktop node killed, traffic resumed through another node after \(recovered)")
@@ -124,8 +125,8 @@ struct ClusterTests {
                 let desktop = RelayDesktop(baseURL: cluster.baseURL(index))
                 let phone = RelayPhone(baseURL: cluster.baseURL(index))
                 _ = try await RelayPairing.pairConnected(
-                    desktop: desktop, phone: phone, desktopSocketURL: cluster.wsURL(index),
-                    phoneSocketURL: cluster.wsURL((index + 1) % 3))
+                    desktop: desktop, phone: phone, desktopSocketURL: cluster.socketURL(index),
+                    phoneSocketURL: cluster.socketURL((index + 1) % 3))
                 sessions.append((desktop, phone))
             }
             var placement = (0..<3).map { (desktop: $0, phone: ($0 + 1) % 3) }
@@ -139,13 +140,13 @@ struct ClusterTests {
                         let (texts, code) = try await session.desktop.socket.readUntilClosed(.seconds(5))
                         #expect(texts.last == #"{"reason":"server_shutdown","type":"disconnect"}"#)
                         #expect(code == 1012)
-                        _ = try await session.desktop.connect(url: cluster.wsURL(target))
+                        _ = try await session.desktop.connect(url: cluster.socketURL(target))
                         placement[index].desktop = target
                     }
                     if placement[index].phone == restarting {
                         let (texts, _) = try await session.phone.socket.readUntilClosed(.seconds(5))
                         #expect(texts.last == #"{"reason":"server_shutdown","type":"disconnect"}"#)
-                        _ = try await session.phone.reconnect(url: cluster.wsURL(target))
+                        _ = try await session.phone.reconnect(url: cluster.socketURL(target))
                         placement[index].phone = target
                     }
                 }
@@ -165,13 +166,13 @@ struct ClusterTests {
     }
 
     @Test func redisRestartedWithPersistenceLosesNoPairedSessionAndHeldSocketsKeepRouting() async throws {
-        let redis = try DependencyServer(.redis(appendOnly: true))
+        let redis = try LocalDependencyServer(.redis(appendOnly: true), executable: try TestServices.redisServer())
         try await redis.start()
         try await withRelayCluster(count: 2, redisURL: redis.url) { cluster in
             let desktop = RelayDesktop(baseURL: cluster.baseURL(0))
             let phone = RelayPhone(baseURL: cluster.baseURL(0))
             _ = try await RelayPairing.pairConnected(
-                desktop: desktop, phone: phone, desktopSocketURL: cluster.wsURL(0), phoneSocketURL: cluster.wsURL(1))
+                desktop: desktop, phone: phone, desktopSocketURL: cluster.socketURL(0), phoneSocketURL: cluster.socketURL(1))
 
             try await redis.stop()
             // DECISIONS 6: not ready, new pairings refused with 503, held sockets keep routing.
@@ -189,20 +190,20 @@ struct ClusterTests {
             try await cluster.waitUntilReady(1)
             let recovered = ContinuousClock.now - restarted
             // The paired session survived: the phone authenticates on the other node with its token.
-            #expect(try await phone.reconnect(url: cluster.wsURL(0))["desktopConnected"]?.boolValue == true)
+            #expect(try await phone.reconnect(url: cluster.socketURL(0))["desktopConnected"]?.boolValue == true)
             #expect(try await RelayDesktop(baseURL: cluster.baseURL(1)).startPairing().status == 200)
             print("cluster: Redis restarted, both nodes ready again after \(recovered)")
         }
     }
 
     @Test func natsRestartedTrafficResumesAndPhonesGetTheResyncSignal() async throws {
-        let nats = try DependencyServer(.nats)
+        let nats = try LocalDependencyServer(.nats, executable: try TestServices.natsServer())
         try await nats.start()
         try await withRelayCluster(count: 2, natsURL: nats.url) { cluster in
             let desktop = RelayDesktop(baseURL: cluster.baseURL(0))
             let phone = RelayPhone(baseURL: cluster.baseURL(0))
             _ = try await RelayPairing.pairConnected(
-                desktop: desktop, phone: phone, desktopSocketURL: cluster.wsURL(0), phoneSocketURL: cluster.wsURL(1))
+                desktop: desktop, phone: phone, desktopSocketURL: cluster.socketURL(0), phoneSocketURL: cluster.socketURL(1))
 
             try await nats.stop(graceful: false)
             // The phone's node lost the desktop's node: commands would be lost, so it says offline.

@@ -3,6 +3,7 @@ import Synchronization
 import RelayClient
 import RelayCore
 import RelayServer
+import RelayLocalCluster
 import RelayTestSupport
 import Testing
 
@@ -76,20 +77,16 @@ struct LifecycleTests {
     }
 
     @Test func sigtermDrainsAndExitsZero() async throws {
-        let port = try freeLoopbackPort()
-        let process = try RelayProcess.launch(environment: [
-            "HOST": "127.0.0.1", "PORT": "\(port)", "PUBLIC_BASE_URL": "http://127.0.0.1:\(port)",
-            "ALLOWED_ORIGINS": allowedOrigin, "DRAIN_PERIOD_MS": "200",
-        ])
-        defer { process.terminateIfRunning() }
-        let baseURL = "http://127.0.0.1:\(port)"
-        try await process.waitUntilHealthy(baseURL: baseURL)
-        let paired = try await RelayPairing.pairConnected(baseURL: baseURL)
-        kill(process.pid, SIGTERM)
+        let node = try LocalRelayNode.launch(
+            port: try freeLoopbackPort(), environment: ["ALLOWED_ORIGINS": allowedOrigin, "DRAIN_PERIOD_MS": "200"])
+        defer { node.process.terminateIfRunning() }
+        try await node.waitUntilHealthy()
+        let paired = try await RelayPairing.pairConnected(baseURL: node.baseURL)
+        async let stopped = node.stop(timeout: .seconds(10))
         let (texts, code) = try await paired.phone.socket.readUntilClosed(.seconds(5))
         #expect(texts.last == #"{"reason":"server_shutdown","type":"disconnect"}"#)
         #expect(code == 1012)
-        #expect(try await process.waitForExit(timeout: .seconds(10)) == 0)
+        #expect(try await stopped == 0)
     }
 
     @Test func badConfigurationStopsTheStartNamingTheVariable() async throws {

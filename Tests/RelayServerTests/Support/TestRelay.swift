@@ -3,6 +3,7 @@ import Logging
 import NIOPosix
 import RelayClient
 import RelayServer
+import RelayLocalCluster
 import RelayTestSupport
 import ServiceLifecycle
 import Synchronization

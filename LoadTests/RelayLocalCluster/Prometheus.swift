@@ -1,0 +1,14 @@
+// Reading one sample out of the relay's Prometheus text exposition.
+
+/// The value of the sample `series` in a Prometheus text exposition (such as `prometheus(_:)`
+/// returns), 0 when it is absent.
+///
+/// - Parameter series: the metric name with its labels exactly as the relay writes them, such as
+///   `relay_nats_rejected_total{reason="signature"}` or `relay_sockets_open`.
+public func prometheusSampleValue(_ exposition: String, _ series: String) -> Double {
+    for line in exposition.split(separator: "\n") where line.hasPrefix(series + " ") {
+        let value = line.dropFirst(series.count + 1).drop { $0 == " " || $0 == "\t" }
+        return Double(value.prefix { $0 != " " && $0 != "\t" && $0 != "\r" }) ?? 0
+    }
+    return 0
+}
