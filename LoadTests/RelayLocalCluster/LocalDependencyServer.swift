@@ -110,8 +110,8 @@ public final class LocalDependencyServer: Sendable {
         }
         // Both servers are packaged under their own name on Debian and Ubuntu.
         throw LocalClusterError(
-            "\(name) not found on PATH or in /usr/bin, /usr/sbin, /usr/local/bin: install it with "
-                + "`apt-get install \(name)` (package \(name)) or put it on PATH")
+            "\(name) not found on PATH or in /usr/bin, /usr/sbin, /usr/local/bin: install the \(name) "
+                + "package (apt-get install \(name)) or put it on PATH")
     }
 
     /// Starts the server and waits until it accepts connections. Does nothing if it runs.
