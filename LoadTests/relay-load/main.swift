@@ -12,7 +12,7 @@ struct RelayLoad: AsyncParsableCommand {
         abstract: "Load, soak and gate harness for the relay (PROTOCOL §9). Loopback and RELAY_LOAD_BASE_URL only.",
         subcommands: [
             Load.self, Gate.self, Soak.self, ThroughputMode.self, ScaleMode.self, FanoutMode.self, PairingRateMode.self,
-            SlowConsumersMode.self, CrossNodeMode.self,
+            SlowConsumersMode.self, CrossNodeMode.self, ClusterSoakMode.self,
         ],
         defaultSubcommand: Load.self)
 }
@@ -276,5 +276,44 @@ struct CrossNodeMode: AsyncParsableCommand {
             throw ExitCode(1)
         }
         try finish(result, path: configuration.load.resultsPath, assertionFailures: modeFailures(result, passFlag: "passes_cross_node_target"))
+    }
+}
+
+struct ClusterSoakMode: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cluster-soak",
+        abstract: "Redis, NATS and three relay nodes on loopback; cross-node sessions under churn, a node kill and a rolling restart.")
+
+    func run() async throws {
+        let configuration = ClusterSoakConfiguration(environment: processEnvironment)
+        MachineFacts.raiseOpenFileLimit(to: 65536)
+        let (summary, report, passed): (ArtifactJSON, HTMLReport, Bool)
+        do {
+            (summary, report, passed) = try await ClusterSoak.run(configuration)
+        } catch {
+            harnessLog("relay-load cluster-soak: could not start the local cluster: \(error)")
+            throw ExitCode(1)
+        }
+        let reportPath = SoakRunner.reportPath(forSummary: configuration.summaryPath)
+        do {
+            try summary.write(to: configuration.summaryPath)
+            try report.write(to: reportPath)
+        } catch {
+            harnessLog("relay-load cluster-soak: could not write \(configuration.summaryPath): \(error)")
+            throw ExitCode(1)
+        }
+        for key in ["messages_delivered", "messages_resent", "messages_lost", "messages_reordered", "lost_sessions", "phone_reconnects", "desktop_reconnects", "p50_latency_us", "p99_latency_us", "max_latency_us"] {
+            if let value = summary[key] { print("  \(key)=\(value.pretty.trimmingCharacters(in: .whitespacesAndNewlines))") }
+        }
+        print("summary: \(configuration.summaryPath)\nreport: \(reportPath)")
+        if passed {
+            print("PASS")
+        } else {
+            print("FAILED")
+            if case .array(let failures)? = summary["gate_failures"] {
+                for case .string(let failure) in failures { print("  - \(failure)") }
+            }
+            throw Outcome.fail()
+        }
     }
 }

@@ -322,3 +322,25 @@ struct HarnessLogicTests {
         #expect(!html.contains(" src=") && !html.contains("<link"))
     }
 }
+
+@Suite("Cluster soak gate")
+struct ClusterSoakGateTests {
+    @Test func anyLostSessionLostOrReorderedMessageFailsTheGate() {
+        var tally = ClusterSoakTally()
+        tally.sent = 100
+        tally.delivered = 100
+        tally.resent = 7
+        tally.duplicates = 2
+        #expect(tally.gateFailures.isEmpty, "resends and duplicates are recovery, not loss")
+        var lost = tally
+        lost.lostMessages = 1
+        #expect(lost.gateFailures == ["messages_lost 1 exceeds 0"])
+        var reordered = tally
+        reordered.reordered = 2
+        #expect(reordered.gateFailures == ["messages_reordered 2 exceeds 0"])
+        var session = tally
+        session.lostSessions = ["session 3"]
+        #expect(session.gateFailures.first?.hasPrefix("lost_sessions 1 exceeds 0") == true)
+        #expect(!ClusterSoakTally().gateFailures.isEmpty, "a soak that delivered nothing proves nothing")
+    }
+}
