@@ -184,6 +184,9 @@ public enum SlowConsumers {
             ("calm_p99_latency_us", .int(calmSummary.p99)),
             ("stalled_p50_latency_us", .int(stalledSummary.p50)),
             ("stalled_p99_latency_us", .int(stalledSummary.p99)),
+            // The stalled phase split at the moment the relay had cut every stalled phone off:
+            // while the bursts ran, and after.
+            ("stalled_after_cut_off_p99_latency_us", .optionalInt(allCutOffAt.withLock { $0 }.map { stalled.summary(since: $0 - start).p99 })),
             ("passes_isolation", .bool(errors.isEmpty && cutOff.value == slowCount && isolated(calm: calmSummary, stalled: stalledSummary))),
         ]
         return LoadResult(
