@@ -51,7 +51,7 @@ public struct GateDecision: Sendable, Equatable {
 public enum Gate {
     /// Decides on a load artifact (any mode's: they share the §9.1 fields). Missing numbers count as 0.
     public static func evaluate(_ artifact: RelayJSON, thresholds: GateThresholds) -> GateDecision {
-        func int(_ key: String) -> Int { artifact[key]?.intValue ?? artifact[key]?.doubleValue.map { Int($0) } ?? 0 }
+        func int(_ key: String) -> Int { artifact.artifactInt(key) }
         let status = artifact["status"]?.stringValue ?? ""
         let samples = int("sample_count")
         let p95Micros = int("p95_latency_us")
@@ -98,5 +98,13 @@ public enum Gate {
             return GateDecision(failures: ["\(path) is not a JSON object"], summaryLine: "relay gate: \(path)")
         }
         return evaluate(artifact, thresholds: thresholds)
+    }
+}
+
+extension RelayJSON {
+    /// An artifact's number as an integer (a fractional one truncated); missing counts as 0, as
+    /// §9.1 reads metrics and the gate and the soak read artifacts.
+    func artifactInt(_ key: String) -> Int {
+        self[key]?.intValue ?? self[key]?.doubleValue.map { Int($0) } ?? 0
     }
 }

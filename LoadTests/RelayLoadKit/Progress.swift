@@ -1,7 +1,6 @@
 // A progress line on stderr during long runs, so an operator sees a run is alive and how it goes.
 
 import Foundation
-import Synchronization
 
 /// Prints `line()` to stderr every `interval` until stopped. Artifacts go to files and results to
 /// stdout, so progress never mixes into what tooling parses.
@@ -31,11 +30,4 @@ public final class ProgressReporter: Sendable {
 /// A one-off message on stderr.
 public func harnessLog(_ message: String) {
     FileHandle.standardError.write(Data((message + "\n").utf8))
-}
-
-/// A mutex-protected value that concurrent tasks can capture (a `Mutex` local cannot be).
-public final class Locked<Value: Sendable>: Sendable {
-    private let mutex: Mutex<Value>
-    public init(_ value: Value) { mutex = Mutex(value) }
-    public func withLock<Result>(_ body: (inout Value) -> Result) -> Result { mutex.withLock { body(&$0) } }
 }

@@ -64,11 +64,7 @@ public final class RelayUnderTest: Sendable {
     /// `outboundSendFailures`, `slowConsumerDisconnects` and `wsAuthFailures` from `GET /metricsz`
     /// (JSON); a missing field counts as 0 (§9.1).
     public func counters() async throws -> RelayCounters {
-        let response = try await RelayHTTPClient(baseURL: baseURL).get("/metricsz", headers: [("Accept", "application/json")], timeout: .seconds(10))
-        guard response.status == 200 else {
-            throw RelayClientError.unexpectedStatus(operation: "GET /metricsz", status: response.status, body: response.bodyText)
-        }
-        let metrics = try response.json()
+        let metrics = try await metrics()
         return RelayCounters(
             outboundSendFailures: metrics["outboundSendFailures"]?.intValue ?? 0,
             slowConsumerDisconnects: metrics["slowConsumerDisconnects"]?.intValue ?? 0,
@@ -77,7 +73,11 @@ public final class RelayUnderTest: Sendable {
 
     /// The `/metricsz` JSON, for mode-specific figures.
     public func metrics() async throws -> RelayJSON {
-        try await RelayHTTPClient(baseURL: baseURL).get("/metricsz", headers: [("Accept", "application/json")], timeout: .seconds(10)).json()
+        let response = try await RelayHTTPClient(baseURL: baseURL).get("/metricsz", headers: [("Accept", "application/json")], timeout: .seconds(10))
+        guard response.status == 200 else {
+            throw RelayClientError.unexpectedStatus(operation: "GET /metricsz", status: response.status, body: response.bodyText)
+        }
+        return try response.json()
     }
 
     /// Stops the local relay (SIGTERM, drain, exit); nothing for a remote one.
@@ -92,6 +92,22 @@ public final class RelayUnderTest: Sendable {
             ("relay_process", .string(pids.isEmpty ? "remote" : "local")),
             ("relay_overrides", .object(overrides.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })),
         ]
+    }
+}
+
+extension RelayUnderTest {
+    /// Pairs `count` sessions (desktop and one phone each) with at most `width` pairings at once.
+    func pairSessions(count: Int, width: Int, origin: String, errors: inout [String]) async -> [RelayPairedSession] {
+        let sessions = Locked<[Int: RelayPairedSession]>([:])
+        let baseURL = self.baseURL
+        let failures = await forEachConcurrently(count: count, width: width) { index in
+            let session = try await RelayPairing.pairConnected(
+                desktop: RelayDesktop(baseURL: baseURL), phone: RelayPhone(baseURL: baseURL, origin: origin), deviceName: "Load Harness iPhone",
+                idleTimeoutSeconds: 1800, drainIdle: .milliseconds(1))
+            sessions.withLock { $0[index] = session }
+        }
+        errors += failures.map { "pairing session \($0.0): \($0.1)" }
+        return sessions.withLock { dictionary in dictionary.keys.sorted().map { dictionary[$0]! } }
     }
 }
 

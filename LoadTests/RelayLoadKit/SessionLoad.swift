@@ -5,7 +5,6 @@ import Foundation
 import NIOCore
 import NIOPosix
 import RelayClient
-import Synchronization
 
 /// §9.1's configuration, with the harness defaults (the Makefile exports the script defaults).
 public struct SessionLoadConfiguration: Sendable {
@@ -159,12 +158,4 @@ public enum SessionLoad {
     }
 
     static func ms(_ micros: Int) -> String { String(format: "%.2f", Double(micros) / 1000) }
-}
-
-/// A thread-safe counter for progress lines.
-public final class Counter: Sendable {
-    private let count = Atomic<Int>(0)
-    public init() {}
-    public func increment(by amount: Int = 1) { count.add(amount, ordering: .relaxed) }
-    public var value: Int { count.load(ordering: .relaxed) }
 }

@@ -50,8 +50,8 @@ public enum SlowConsumers {
 
     public static func run(_ configuration: SlowConsumerConfiguration, relay: RelayUnderTest) async -> LoadResult {
         var errors: [String] = []
-        let sessions = await Throughput.pairSessions(
-            count: configuration.sessions, width: configuration.setupConcurrency, relay: relay, origin: configuration.common.origin,
+        let sessions = await relay.pairSessions(
+            count: configuration.sessions, width: configuration.setupConcurrency, origin: configuration.common.origin,
             errors: &errors)
         let slowCount = Int((Double(sessions.count) * configuration.slowShare).rounded())
         // Stalled phones get a small receive buffer so the relay's writes back up within seconds.

@@ -87,7 +87,7 @@ public struct SoakLoop: Sendable {
         switch artifact {
         case .missing: 0
         case .undecodable: key == "error_count" ? 1 : 0
-        case .decoded(let json): json[key]?.intValue ?? json[key]?.doubleValue.map { Int($0) } ?? 0
+        case .decoded(let json): json.artifactInt(key)
         }
     }
 

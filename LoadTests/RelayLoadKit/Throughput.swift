@@ -49,7 +49,7 @@ public enum Throughput {
         let messagesPerSession = Int((configuration.duration.seconds * perSession).rounded())
         var errors: [String] = []
 
-        let paired = await pairSessions(count: sessions, width: configuration.setupConcurrency, relay: relay, origin: configuration.common.origin, errors: &errors)
+        let paired = await relay.pairSessions(count: sessions, width: configuration.setupConcurrency, origin: configuration.common.origin, errors: &errors)
         guard errors.isEmpty else {
             return LoadResult(
                 mode: "throughput", baseURL: relay.baseURL, origin: configuration.common.origin, sessions: sessions,
@@ -128,41 +128,5 @@ public enum Throughput {
             mode: "throughput", baseURL: relay.baseURL, origin: configuration.common.origin, sessions: sessions,
             messagesPerSession: messagesPerSession, latency: summary, p95BudgetMilliseconds: configuration.p95BudgetMilliseconds,
             counters: counters, errors: errors, usage: usage, extra: extra, timeline: recorder.timeline)
-    }
-
-    /// Pairs `count` sessions (desktop and one phone each) with at most `width` pairings at once.
-    static func pairSessions(
-        count: Int, width: Int, relay: RelayUnderTest, origin: String, phoneBaseURL: String? = nil, errors: inout [String]
-    ) async -> [RelayPairedSession] {
-        let sessions = Locked<[Int: RelayPairedSession]>([:])
-        let failures = await forEachConcurrently(count: count, width: width) { index in
-            let phoneBase = phoneBaseURL ?? relay.baseURL
-            let session = try await RelayPairing.pairConnected(
-                desktop: RelayDesktop(baseURL: relay.baseURL), phone: RelayPhone(baseURL: phoneBase, origin: origin),
-                phoneSocketURL: phoneBaseURL.map(SessionLoad.socketURL), deviceName: "Load Harness iPhone",
-                idleTimeoutSeconds: 1800, drainIdle: .milliseconds(1))
-            sessions.withLock { $0[index] = session }
-        }
-        errors += failures.map { "pairing session \($0.0): \($0.1)" }
-        return sessions.withLock { dictionary in dictionary.keys.sorted().map { dictionary[$0]! } }
-    }
-}
-
-/// What every mode reads besides its own variables.
-public struct ModeConfiguration: Sendable {
-    public var baseURL: String?
-    public var origin = "http://localhost:4173"
-    public var resultsPath: String?
-    public var progress = true
-
-    public init() {}
-
-    /// `RELAY_LOAD_BASE_URL`, `RELAY_LOAD_ORIGIN`, `RELAY_LOAD_RESULTS_PATH` (default
-    /// `output/remote-control/relay-<mode>-result.json`), `RELAY_LOAD_PROGRESS`.
-    public init(environment: HarnessEnvironment, mode: String) {
-        baseURL = environment.baseURL("RELAY_LOAD_BASE_URL")
-        origin = environment.string("RELAY_LOAD_ORIGIN") ?? origin
-        resultsPath = environment.string("RELAY_LOAD_RESULTS_PATH") ?? "output/remote-control/relay-\(mode)-result.json"
-        progress = environment.bool("RELAY_LOAD_PROGRESS", default: true)
     }
 }

@@ -70,7 +70,7 @@ func finish(_ result: LoadResult, path: String?, assertionFailures: [String]) th
                     + " harness_cpu_s=\(usage.harnessCPUSeconds.map { String(format: "%.2f", $0) } ?? "n/a")"
                     + " wall_s=\(String(format: "%.2f", usage.wallSeconds)) cores=\(usage.machineCores)"
             } ?? ""))
-    for (key, value) in result.extra where ![.null].contains(value) {
+    for (key, value) in result.extra where value != .null {
         if case .object = value { continue }
         if case .array = value { continue }
         print("  \(key)=\(value.pretty.trimmingCharacters(in: .whitespacesAndNewlines))")
@@ -120,25 +120,33 @@ struct Soak: AsyncParsableCommand {
         let summaryPath = environment.string("RELAY_SOAK_SUMMARY_PATH") ?? "output/remote-control/relay-soak-summary.json"
         let summary = await SoakRunner.run(loops: loops, directory: directory, thresholds: thresholds)
         let reportPath = SoakRunner.reportPath(forSummary: summaryPath)
-        do {
-            try summary.json(reportPath: reportPath).write(to: summaryPath)
-            try SoakRunner.report(summary).write(to: reportPath)
-        } catch {
-            harnessLog("relay-load soak: could not write \(summaryPath): \(error)")
-            throw ExitCode(1)
-        }
-        print(
-            "soak: loops=\(loops) ok_loops=\(summary.okLoops) failing_loops=\(summary.failingLoops) total_samples=\(summary.totalSamples)"
-                + " max_p95=\(summary.maxP95Micros)us total_errors=\(summary.totalErrors)")
-        print("summary: \(summaryPath)\nreport: \(reportPath)")
-        if summary.passed {
-            print("PASS")
-        } else {
-            print("FAILED")
-            for failure in summary.gateFailures { print("  - \(failure)") }
-            throw Outcome.fail()
-        }
+        try finishSoak(
+            "soak", summary: summary.json(reportPath: reportPath), report: SoakRunner.report(summary), path: summaryPath,
+            headline: "soak: loops=\(loops) ok_loops=\(summary.okLoops) failing_loops=\(summary.failingLoops) total_samples=\(summary.totalSamples)"
+                + " max_p95=\(summary.maxP95Micros)us total_errors=\(summary.totalErrors)",
+            failures: summary.gateFailures)
     }
+}
+
+/// Writes a soak summary and its HTML report beside it, prints the headline, and exits 1 on
+/// any gate failure.
+func finishSoak(_ command: String, summary: ArtifactJSON, report: HTMLReport, path: String, headline: String, failures: [String]) throws {
+    let reportPath = SoakRunner.reportPath(forSummary: path)
+    do {
+        try summary.write(to: path)
+        try report.write(to: reportPath)
+    } catch {
+        harnessLog("relay-load \(command): could not write \(path): \(error)")
+        throw ExitCode(1)
+    }
+    print(headline)
+    print("summary: \(path)\nreport: \(reportPath)")
+    guard failures.isEmpty else {
+        print("FAILED")
+        for failure in failures { print("  - \(failure)") }
+        throw Outcome.fail()
+    }
+    print("PASS")
 }
 
 // MARK: Benchmark modes
@@ -146,9 +154,11 @@ struct Soak: AsyncParsableCommand {
 /// Resolves the relay (a local one gets `overrides`), runs `body`, stops a local relay, writes
 /// the artifact and exits 1 when the run failed or missed the mode's target (`passFlag`).
 func runMode(
-    _ mode: String, common: ModeConfiguration, overrides: [String: String], passFlag: String?,
+    _ mode: String, common: ModeConfiguration, overrides: [String: String], passFlag: String?, openFiles: Int = 65536,
     _ body: (RelayUnderTest) async -> LoadResult
 ) async throws {
+    // Raised before a local relay starts, so that it inherits the limit too.
+    MachineFacts.raiseOpenFileLimit(to: openFiles)
     let relay: RelayUnderTest
     do {
         relay = try await RelayUnderTest.resolve(baseURL: common.baseURL, origin: common.origin, overrides: overrides)
@@ -179,7 +189,6 @@ struct ThroughputMode: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = ThroughputConfiguration(environment: processEnvironment)
-        MachineFacts.raiseOpenFileLimit(to: 65536)
         try await runMode("throughput", common: configuration.common, overrides: Throughput.relayOverrides, passFlag: "passes_p99_budget") {
             await Throughput.run(configuration, relay: $0)
         }
@@ -194,13 +203,14 @@ struct ScaleMode: AsyncParsableCommand {
         let configuration = ScaleConfiguration(environment: processEnvironment)
         // Both ends of every socket live on this machine: the harness and the relay it starts
         // (which inherits the limit) each need one descriptor per socket.
-        let limit = MachineFacts.raiseOpenFileLimit(to: configuration.sockets * 2 + 4096)
+        let openFiles = configuration.sockets * 2 + 4096
+        let limit = MachineFacts.raiseOpenFileLimit(to: openFiles)
         if limit < configuration.sockets + 1024 {
             harnessLog("relay-load scale: the open-file limit is \(limit); \(configuration.sockets) sockets need more (run as root or raise ulimit -n)")
         }
         try await runMode(
             "scale", common: configuration.common, overrides: Scale.relayOverrides(sockets: configuration.sockets),
-            passFlag: "passes_memory_budget"
+            passFlag: "passes_memory_budget", openFiles: openFiles
         ) { await Scale.run(configuration, relay: $0) }
     }
 }
@@ -211,7 +221,6 @@ struct FanoutMode: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = FanoutConfiguration(environment: processEnvironment)
-        MachineFacts.raiseOpenFileLimit(to: 65536)
         try await runMode("fanout", common: configuration.common, overrides: Fanout.relayOverrides(phones: configuration.phones), passFlag: nil) {
             await Fanout.run(configuration, relay: $0)
         }
@@ -225,7 +234,6 @@ struct PairingRateMode: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = PairingRateConfiguration(environment: processEnvironment)
-        MachineFacts.raiseOpenFileLimit(to: 65536)
         var redis: LocalRedis?
         var redisURL = configuration.redisURL
         if configuration.common.baseURL == nil, redisURL == nil {
@@ -254,7 +262,6 @@ struct SlowConsumersMode: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = SlowConsumerConfiguration(environment: processEnvironment)
-        MachineFacts.raiseOpenFileLimit(to: 65536)
         try await runMode("slow-consumers", common: configuration.common, overrides: SlowConsumers.relayOverrides, passFlag: "passes_isolation") {
             await SlowConsumers.run(configuration, relay: $0)
         }
@@ -294,26 +301,13 @@ struct ClusterSoakMode: AsyncParsableCommand {
             harnessLog("relay-load cluster-soak: could not start the local cluster: \(error)")
             throw ExitCode(1)
         }
-        let reportPath = SoakRunner.reportPath(forSummary: configuration.summaryPath)
-        do {
-            try summary.write(to: configuration.summaryPath)
-            try report.write(to: reportPath)
-        } catch {
-            harnessLog("relay-load cluster-soak: could not write \(configuration.summaryPath): \(error)")
-            throw ExitCode(1)
+        let figures = ["messages_delivered", "messages_resent", "messages_lost", "messages_reordered", "lost_sessions", "phone_reconnects", "desktop_reconnects", "p50_latency_us", "p99_latency_us", "max_latency_us"]
+        let headline = "cluster-soak:" + figures.compactMap { key in summary[key].map { " \(key)=\($0.pretty.trimmingCharacters(in: .whitespacesAndNewlines))" } }.joined()
+        var failures: [String] = []
+        if case .array(let listed)? = summary["gate_failures"] {
+            for case .string(let failure) in listed { failures.append(failure) }
         }
-        for key in ["messages_delivered", "messages_resent", "messages_lost", "messages_reordered", "lost_sessions", "phone_reconnects", "desktop_reconnects", "p50_latency_us", "p99_latency_us", "max_latency_us"] {
-            if let value = summary[key] { print("  \(key)=\(value.pretty.trimmingCharacters(in: .whitespacesAndNewlines))") }
-        }
-        print("summary: \(configuration.summaryPath)\nreport: \(reportPath)")
-        if passed {
-            print("PASS")
-        } else {
-            print("FAILED")
-            if case .array(let failures)? = summary["gate_failures"] {
-                for case .string(let failure) in failures { print("  - \(failure)") }
-            }
-            throw Outcome.fail()
-        }
+        if !passed && failures.isEmpty { failures.append("status failed") }
+        try finishSoak("cluster-soak", summary: summary, report: report, path: configuration.summaryPath, headline: headline, failures: failures)
     }
 }

@@ -1,0 +1,18 @@
+// Shared state for the many tasks of a run.
+
+import Synchronization
+
+/// A mutex-protected value that concurrent tasks can capture (a `Mutex` local cannot be).
+public final class Locked<Value: Sendable>: Sendable {
+    private let mutex: Mutex<Value>
+    public init(_ value: Value) { mutex = Mutex(value) }
+    public func withLock<Result>(_ body: (inout Value) -> Result) -> Result { mutex.withLock { body(&$0) } }
+}
+
+/// A thread-safe counter for progress lines.
+public final class Counter: Sendable {
+    private let count = Atomic<Int>(0)
+    public init() {}
+    public func increment(by amount: Int = 1) { count.add(amount, ordering: .relaxed) }
+    public var value: Int { count.load(ordering: .relaxed) }
+}
