@@ -7,7 +7,8 @@ APT_PACKAGES := libssl-dev libhiredis-dev libnats-dev redis-server nats-server o
 
 .PHONY: deps build release run test test-unit deploy-validate deploy-render clean harness \
 	load soak gate load-gated remote-control-load remote-control-soak remote-control-gate remote-control-load-gated \
-	load-throughput load-scale load-fanout load-pairing-rate load-slow-consumers load-cross-node soak-cluster
+	load-throughput load-scale load-fanout load-pairing-rate load-slow-consumers load-cross-node soak-cluster \
+	drill-harness drills drill-node-loss drill-redis-restart drill-nats-restart drill-rolling-restart
 
 ## deps: install the Debian packages the build and the tests need (only the missing ones)
 deps:
@@ -85,6 +86,36 @@ load-cross-node: harness
 	$(HARNESS) cross-node
 soak-cluster: harness
 	$(HARNESS) cluster-soak
+
+## Failover drills (Runbooks/failover.md): each starts Redis, NATS and three release relay nodes on
+## loopback, runs client traffic through one disruption and prints what it observed; writes
+## output/remote-control/drill-<name>.json; exit 1 when an expectation of the runbook does not hold.
+## RELAY_DRILL_* variables: LoadTests/README.md.
+DRILL := ./.build/release/relay-drill
+
+drill-harness: deps
+	$(SWIFT) build -c release --product relay
+	$(SWIFT) build -c release --product relay-drill
+
+## drill-node-loss: kill -9 one node, clients move to the others, the node comes back
+drill-node-loss: drill-harness
+	$(DRILL) node-loss
+
+## drill-redis-restart: stop Redis (append-only file) and start it again
+drill-redis-restart: drill-harness
+	$(DRILL) redis-restart
+
+## drill-nats-restart: stop NATS and start it again
+drill-nats-restart: drill-harness
+	$(DRILL) nats-restart
+
+## drill-rolling-restart: drain and replace every node in turn, as a rollout does
+drill-rolling-restart: drill-harness
+	$(DRILL) rolling-restart
+
+## drills: all four, one after the other
+drills: drill-harness
+	$(DRILL) node-loss && $(DRILL) redis-restart && $(DRILL) nats-restart && $(DRILL) rolling-restart
 
 ## deploy-validate: render every overlay and validate it offline
 deploy-validate:

@@ -147,6 +147,24 @@ let package = Package(
             path: "LoadTests/relay-load",
             swiftSettings: swiftSettings
         ),
+        // Failover drills (node loss, Redis and NATS restarts, rolling restart) rehearsed against a
+        // local cluster with client traffic; what Runbooks/failover.md describes, observed.
+        .target(
+            name: "RelayDrills",
+            dependencies: ["RelayLoadKit", "RelayLocalCluster", "RelayClient"],
+            path: "LoadTests/RelayDrills",
+            swiftSettings: swiftSettings
+        ),
+        // The drills' command line: `relay-drill node-loss` and the others; the make drill-* targets.
+        .executableTarget(
+            name: "relay-drill",
+            dependencies: [
+                "RelayDrills", "RelayLoadKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "LoadTests/relay-drill",
+            swiftSettings: swiftSettings
+        ),
         // Test plumbing the integration test targets share: child processes, loopback ports, the
         // required test environment, polling. No Testing: it only throws.
         .target(name: "RelayTestSupport", dependencies: ["RelayLocalCluster"], path: "Tests/RelayTestSupport", swiftSettings: swiftSettings),
@@ -163,7 +181,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RelayLoadKitTests",
-            dependencies: ["RelayLoadKit", "RelayLocalCluster", "RelayClient", "RelayTestSupport"],
+            dependencies: ["RelayLoadKit", "RelayDrills", "RelayLocalCluster", "RelayClient", "RelayTestSupport"],
             swiftSettings: swiftSettings
         ),
     ]

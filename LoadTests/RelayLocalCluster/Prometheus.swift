@@ -12,3 +12,17 @@ public func prometheusSampleValue(_ exposition: String, _ series: String) -> Dou
     }
     return 0
 }
+
+/// The sum of every sample of `metric` whatever its labels (`relay_ws_auth_failures_total` adds up
+/// all reasons), 0 when there is none. Histogram series (`_bucket`, `_sum`, `_count`) are other
+/// names and are not included.
+public func prometheusSum(_ exposition: String, _ metric: String) -> Double {
+    var total = 0.0
+    for line in exposition.split(separator: "\n") where line.hasPrefix(metric) {
+        let rest = line.dropFirst(metric.count)
+        guard rest.first == " " || rest.first == "{" else { continue }
+        let value = rest.split(separator: " ").last.flatMap { Double($0) } ?? 0
+        total += value
+    }
+    return total
+}

@@ -326,7 +326,7 @@ struct HarnessLogicTests {
 @Suite("Cluster soak gate")
 struct ClusterSoakGateTests {
     @Test func anyLostSessionLostOrReorderedMessageFailsTheGate() {
-        var tally = ClusterSoakTally()
+        var tally = ClusterTrafficTally()
         tally.sent = 100
         tally.delivered = 100
         tally.resent = 7
@@ -341,6 +341,6 @@ struct ClusterSoakGateTests {
         var session = tally
         session.lostSessions = ["session 3"]
         #expect(session.gateFailures.first?.hasPrefix("lost_sessions 1 exceeds 0") == true)
-        #expect(!ClusterSoakTally().gateFailures.isEmpty, "a soak that delivered nothing proves nothing")
+        #expect(!ClusterTrafficTally().gateFailures.isEmpty, "a soak that delivered nothing proves nothing")
     }
 }

@@ -1,0 +1,127 @@
+// Failover drills rehearsed on one machine: a local cluster (three relay nodes, Redis with an
+// append-only file, NATS) carrying acknowledged client traffic, one disruption, and a record of
+// what clients and the relay's own endpoints showed. Runbooks/failover.md names each drill.
+
+import Foundation
+import RelayLoadKit
+
+/// A disruption the runbooks describe and a drill rehearses.
+public enum Drill: String, CaseIterable, Sendable {
+    /// A node vanishes without draining (`kill -9`), then comes back.
+    case nodeLoss = "node-loss"
+    /// Redis stops (SIGTERM, so the append-only file is complete) and starts again.
+    case redisRestart = "redis-restart"
+    /// NATS stops and starts again.
+    case natsRestart = "nats-restart"
+    /// Every node is drained (SIGTERM) and replaced in turn, as a Deployment rollout does.
+    case rollingRestart = "rolling-restart"
+}
+
+/// How a drill runs. Every figure has an environment variable (`init(environment:)`).
+public struct DrillConfiguration: Sendable {
+    /// Relay nodes in the local cluster.
+    public var nodes = 3
+    /// Paired sessions carrying traffic; every other group of `nodes` sessions has its desktop and
+    /// phone on the same node, the rest on neighbouring nodes.
+    public var sessions = 12
+    /// Traffic before the disruption.
+    public var warmup: Duration = .seconds(4)
+    /// How long a dependency stays down, or a killed node stays away.
+    public var outage: Duration = .seconds(6)
+    /// How long recovery may take before the drill counts it failed.
+    public var recoveryTimeout: Duration = .seconds(40)
+    /// The nodes' `DRAIN_PERIOD_MS`.
+    public var drainPeriodMilliseconds = 2000
+    /// The phones' `Origin` (the nodes' `ALLOWED_ORIGINS`).
+    public var origin = "http://localhost:4173"
+    /// Where `drill-<name>.json` is written; nil writes nothing.
+    public var outputDirectory: String? = "output/remote-control"
+    /// Print each observation on standard output as it is made.
+    public var echo = true
+    /// The redis-server and nats-server binaries; nil looks them up on PATH.
+    public var redisExecutable: String?
+    public var natsExecutable: String?
+
+    public init() {}
+
+    /// `RELAY_DRILL_NODES`, `RELAY_DRILL_SESSIONS`, `RELAY_DRILL_WARMUP_S`, `RELAY_DRILL_OUTAGE_S`,
+    /// `RELAY_DRILL_RECOVERY_TIMEOUT_S`, `RELAY_DRILL_DRAIN_PERIOD_MS`, `RELAY_DRILL_OUTPUT_DIR`,
+    /// `RELAY_LOAD_ORIGIN`.
+    public init(environment: HarnessEnvironment) {
+        nodes = max(2, environment.positiveInt("RELAY_DRILL_NODES", default: nodes))
+        sessions = max(nodes, environment.positiveInt("RELAY_DRILL_SESSIONS", default: sessions))
+        warmup = .seconds(environment.positiveInt("RELAY_DRILL_WARMUP_S", default: 4))
+        outage = .seconds(environment.positiveInt("RELAY_DRILL_OUTAGE_S", default: 6))
+        recoveryTimeout = .seconds(environment.positiveInt("RELAY_DRILL_RECOVERY_TIMEOUT_S", default: 40))
+        drainPeriodMilliseconds = environment.positiveInt("RELAY_DRILL_DRAIN_PERIOD_MS", default: drainPeriodMilliseconds)
+        outputDirectory = environment.string("RELAY_DRILL_OUTPUT_DIR") ?? outputDirectory
+        origin = environment.string("RELAY_LOAD_ORIGIN") ?? origin
+    }
+}
+
+/// What a drill observed, in order, and the checks it made.
+public final class DrillReport: Sendable {
+    /// One expectation of the runbook, and whether the drill saw it hold.
+    public struct Check: Sendable {
+        public let name: String
+        public let passed: Bool
+        public let detail: String
+    }
+
+    public let drill: Drill
+    private let started: ContinuousClock.Instant
+    private let echo: Bool
+    private let notes = Locked<[(seconds: Double, text: String)]>([])
+    private let recordedChecks = Locked<[Check]>([])
+    private let recordedFacts = Locked<[(String, ArtifactJSON)]>([])
+
+    init(drill: Drill, echo: Bool) {
+        self.drill = drill
+        self.started = .now
+        self.echo = echo
+    }
+
+    /// Observations with their time since the drill started, in seconds.
+    public var observations: [(seconds: Double, text: String)] { notes.withLock { $0 } }
+    /// The checks, in the order they were made.
+    public var checks: [Check] { recordedChecks.withLock { $0 } }
+    /// True when every check passed.
+    public var passed: Bool { checks.allSatisfy(\.passed) && !checks.isEmpty }
+
+    /// Records (and echoes) something the drill saw.
+    func note(_ text: String) {
+        let seconds = (ContinuousClock.now - started).seconds
+        notes.withLock { $0.append((seconds, text)) }
+        if echo { Self.write(String(format: "[%6.2f s] ", seconds) + text) }
+    }
+
+    /// Records (and echoes) an expectation and whether it held.
+    func check(_ name: String, _ passed: Bool, _ detail: String) {
+        recordedChecks.withLock { $0.append(Check(name: name, passed: passed, detail: detail)) }
+        if echo { Self.write("check \(passed ? "PASS" : "FAIL"): \(name): \(detail)") }
+    }
+
+    /// Records a figure for the artifact.
+    func fact(_ key: String, _ value: ArtifactJSON) { recordedFacts.withLock { $0.append((key, value)) } }
+
+    /// The artifact: status, observations, checks and figures.
+    public var json: ArtifactJSON {
+        .object(
+            [
+                ("drill", .string(drill.rawValue)),
+                ("status", .string(passed ? "ok" : "failed")),
+                (
+                    "observations",
+                    .array(observations.map { .object([("second", .number($0.seconds, places: 2)), ("event", .string($0.text))]) })
+                ),
+                ("checks", .array(checks.map { .object([("check", .string($0.name)), ("passed", .bool($0.passed)), ("detail", .string($0.detail))]) })),
+            ] + recordedFacts.withLock { $0 })
+    }
+
+    private static func write(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
+}
+
+extension Duration {
+    /// "1.23 s".
+    var secondsText: String { String(format: "%.2f s", seconds) }
+}
