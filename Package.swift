@@ -184,5 +184,7 @@ let package = Package(
             dependencies: ["RelayLoadKit", "RelayDrills", "RelayLocalCluster", "RelayClient", "RelayTestSupport"],
             swiftSettings: swiftSettings
         ),
+        // The runbooks and alert rules against a running relay and the repository's commands.
+        .testTarget(name: "DeployTests", dependencies: ["RelayClient", "RelayDrills", "RelayLocalCluster", "RelayTestSupport"], swiftSettings: swiftSettings),
     ]
 )

@@ -141,6 +141,7 @@ extension Relay {
             stats.pairSuccess(.join)
             return body
         } catch {
+            stats.pairJoinFailure(error.code)
             logger.info("pair_join_failure code=\(error.code.rawValue) status=\(error.status)")
             throw error
         }

@@ -28,6 +28,7 @@ public final class RelayStats: Sendable {
     private let mobileErrorCounters: [Counter]
     private let pairRequestCounters: [PairEndpoint: Counter]
     private let pairSuccessCounters: [PairEndpoint: Counter]
+    private let pairJoinFailureCounters: [HTTPErrorCode: Counter]
     private let mobileToDesktopCounter = Counter(label: "relay_ws_messages_total", dimensions: [("direction", "mobile_to_desktop")])
     private let desktopToMobileCounter = Counter(label: "relay_ws_messages_total", dimensions: [("direction", "desktop_to_mobile")])
     private let approvalWaitTimer = Metrics.Timer(label: "relay_pair_approval_wait_seconds")
@@ -55,6 +56,10 @@ public final class RelayStats: Sendable {
         }
         pairRequestCounters = requests
         pairSuccessCounters = successes
+        // Every code up front, so a failure alert has a series to read before the first failure.
+        pairJoinFailureCounters = Dictionary(uniqueKeysWithValues: HTTPErrorCode.allCases.map {
+            ($0, Counter(label: "relay_pair_join_failures_total", dimensions: [("code", $0.rawValue)]))
+        })
     }
 
     func pairRequest(_ endpoint: PairEndpoint) {
@@ -73,6 +78,11 @@ public final class RelayStats: Sendable {
         case .refresh: pairRefreshSuccesses.add(1, ordering: .relaxed)
         }
         pairSuccessCounters[endpoint]?.increment()
+    }
+
+    /// Counts a `/pair/join` that ended in an error response, by its `error` code.
+    func pairJoinFailure(_ code: HTTPErrorCode) {
+        pairJoinFailureCounters[code]?.increment()
     }
 
     /// Counts one WebSocket upgrade that reached the handler.

@@ -556,6 +556,22 @@ struct HTTPAPITests {
         }
     }
 
+    @Test func failedPairJoinsAreCountedByCode() async throws {
+        try await withRelay { relay in
+            let before = try await relay.http.get("/metricsz", headers: [("Accept", "text/plain")]).bodyText
+            #expect(before.contains("relay_pair_join_failures_total{code=\"join_token_expired\"} 0"), "every code is exported before its first failure")
+            // Well-formed, for a session that does not exist.
+            let unknown = try await relay.http.postJSON(
+                path: "/pair/join", body: ["sessionID": .string(RelayTokens.sessionID()), "joinToken": .string(RelayTokens.token())])
+            let code = try #require(unknown.errorCode)
+            #expect(unknown.status >= 400)
+            let text = try await relay.http.get("/metricsz", headers: [("Accept", "text/plain")]).bodyText
+            #expect(text.contains("relay_pair_join_failures_total{code=\"\(code)\"} 1"))
+            #expect(text.contains("relay_pair_requests_total{endpoint=\"join\"} 1"))
+            #expect(text.contains("relay_pair_successes_total{endpoint=\"join\"} 0"))
+        }
+    }
+
     @Test func metricszServesPrometheusTextToAScrape() async throws {
         try await withRelay { relay in
             _ = try await RelayPairing.pairConnected(baseURL: relay.baseURL)
