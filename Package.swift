@@ -185,6 +185,6 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // The runbooks and alert rules against a running relay and the repository's commands.
-        .testTarget(name: "DeployTests", dependencies: ["RelayClient", "RelayDrills", "RelayLocalCluster", "RelayTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "DeployTests", dependencies: ["RelayClient", "RelayServer", "RelayDrills", "RelayLocalCluster", "RelayTestSupport"], swiftSettings: swiftSettings),
     ]
 )

@@ -2,6 +2,7 @@ import Foundation
 import RelayClient
 import RelayDrills
 import RelayLocalCluster
+import RelayServer
 import RelayTestSupport
 import Testing
 
@@ -114,6 +115,15 @@ struct RunbookConsistencyTests {
         }
         #expect(alerts >= 12)
         #expect(problems.isEmpty, "alert expressions reading metrics the relay does not export: \(problems)")
+    }
+
+    // MARK: Configuration
+
+    @Test func theConfigMapListsEveryVariableTheRelayReads() throws {
+        let listed = Set(Self.matches("^([A-Z][A-Z0-9_]*)=", in: try Self.read("Deploy/kubernetes/base/config.env"), group: 1))
+        let read = Set(RelayConfiguration.variables.map(\.name))
+        #expect(read.count > 30)
+        #expect(read.subtracting(listed).isEmpty, "read by the relay, missing from base/config.env: \(read.subtracting(listed).sorted())")
     }
 
     // MARK: Commands
