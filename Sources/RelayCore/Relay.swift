@@ -54,7 +54,7 @@ public final class Relay: Sendable {
             if countFailure {
                 stats.sendFailure(slowConsumer: true)
                 logger.warning("slow_consumer_disconnect", metadata: ["connection": "\(connection.connectionID)"])
-                logger.debug("outbound_send_failure reason=queue_full")
+                logger.warning("outbound_send_failure reason=queue_full")
             }
             stats.disconnect(.slowConsumer)
             connection.terminate(.slowConsumer)

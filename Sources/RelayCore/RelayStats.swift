@@ -33,7 +33,8 @@ public final class RelayStats: Sendable {
     private let desktopToMobileCounter = Counter(label: "relay_ws_messages_total", dimensions: [("direction", "desktop_to_mobile")])
     private let approvalWaitTimer = Metrics.Timer(label: "relay_pair_approval_wait_seconds")
 
-    /// The three endpoints with request/success counters.
+    /// The three endpoints with request/success counters (label `operation`: Prometheus Operator
+    /// scrapes own the `endpoint` label and would rename ours to `exported_endpoint`).
     public enum PairEndpoint: String, Sendable, CaseIterable {
         case start, join, refresh
     }
@@ -51,8 +52,8 @@ public final class RelayStats: Sendable {
         var requests: [PairEndpoint: Counter] = [:]
         var successes: [PairEndpoint: Counter] = [:]
         for endpoint in PairEndpoint.allCases {
-            requests[endpoint] = Counter(label: "relay_pair_requests_total", dimensions: [("endpoint", endpoint.rawValue)])
-            successes[endpoint] = Counter(label: "relay_pair_successes_total", dimensions: [("endpoint", endpoint.rawValue)])
+            requests[endpoint] = Counter(label: "relay_pair_requests_total", dimensions: [("operation", endpoint.rawValue)])
+            successes[endpoint] = Counter(label: "relay_pair_successes_total", dimensions: [("operation", endpoint.rawValue)])
         }
         pairRequestCounters = requests
         pairSuccessCounters = successes

@@ -12,8 +12,9 @@ public struct NATSClusterBusConfiguration: Sendable {
     /// `NATS_HMAC_SECRET`, trimmed; nil runs unsigned (no signature, time or nonce checks).
     public var secret: String?
     /// `NATS_HMAC_PREVIOUS_SECRET`, trimmed: also accepted when verifying, never used to sign. For
-    /// rotating the secret in a running cluster: first every node gets the new secret with the old
-    /// one as previous, then the previous is removed.
+    /// rotating the secret in a running cluster, three rollouts (Runbooks/secret-rotation.md):
+    /// every node keeps signing with the old secret and accepts the new one as previous; then every
+    /// node signs with the new one and accepts the old one; then the previous is removed.
     public var previousSecret: String?
     /// `NATS_REPLAY_WINDOW_MS`: the oldest signed envelope accepted.
     public var replayWindowMillis: Int64

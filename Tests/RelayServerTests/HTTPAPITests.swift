@@ -585,7 +585,7 @@ struct HTTPAPITests {
             let text = scrape.bodyText
             for name in [
                 "relay_active_websockets ", "relay_active_websockets_limit ", "relay_ws_auth_attempts_total",
-                "relay_ws_auth_successes_total", "relay_pair_requests_total{endpoint=\"start\"}",
+                "relay_ws_auth_successes_total", "relay_pair_requests_total{operation=\"start\"}",
                 "relay_http_request_duration_seconds_bucket", "relay_ready 1", "relay_draining 0",
             ] {
                 #expect(text.contains(name), "missing \(name)")
