@@ -8,7 +8,7 @@ APT_PACKAGES := libssl-dev libhiredis-dev libnats-dev redis-server nats-server o
 .PHONY: deps build release run test test-unit deploy-validate deploy-render clean harness \
 	load soak gate load-gated remote-control-load remote-control-soak remote-control-gate remote-control-load-gated \
 	load-throughput load-scale load-fanout load-pairing-rate load-slow-consumers load-cross-node soak-cluster \
-	drill-harness drills drill-node-loss drill-redis-restart drill-nats-restart drill-rolling-restart
+	drill-harness drills drill-node-loss drill-redis-restart drill-nats-restart drill-rolling-restart drill-secret-rotation
 
 ## deps: install the Debian packages the build and the tests need (only the missing ones)
 deps:
@@ -113,9 +113,14 @@ drill-nats-restart: drill-harness
 drill-rolling-restart: drill-harness
 	$(DRILL) rolling-restart
 
-## drills: all four, one after the other
+## drill-secret-rotation: NATS_HMAC_SECRET rotated in three rolling restarts, nothing rejected
+drill-secret-rotation: drill-harness
+	$(DRILL) secret-rotation
+
+## drills: all five, one after the other
 drills: drill-harness
-	$(DRILL) node-loss && $(DRILL) redis-restart && $(DRILL) nats-restart && $(DRILL) rolling-restart
+	$(DRILL) node-loss && $(DRILL) redis-restart && $(DRILL) nats-restart && $(DRILL) rolling-restart \
+		&& $(DRILL) secret-rotation
 
 ## deploy-validate: render every overlay and validate it offline
 deploy-validate:

@@ -15,6 +15,8 @@ public enum Drill: String, CaseIterable, Sendable {
     case natsRestart = "nats-restart"
     /// Every node is drained (SIGTERM) and replaced in turn, as a Deployment rollout does.
     case rollingRestart = "rolling-restart"
+    /// `NATS_HMAC_SECRET` rotated in three rolling restarts (Runbooks/secret-rotation.md).
+    case secretRotation = "secret-rotation"
 }
 
 /// How a drill runs. Every figure has an environment variable (`init(environment:)`).

@@ -50,6 +50,7 @@ public enum DrillRunner {
         case .redisRestart: await context.redisRestart()
         case .natsRestart: await context.natsRestart()
         case .rollingRestart: await context.rollingRestart()
+        case .secretRotation: await context.secretRotation()
         }
 
         let final = await traffic.finish()
@@ -230,6 +231,54 @@ public enum DrillRunner {
             report.check(
                 "reconnects authenticate with the tokens clients hold", failures == 0,
                 "relay_ws_auth_successes_total \(Int(successes)), relay_ws_auth_failures_total \(Int(failures)) on the new processes")
+        }
+
+        // MARK: Secret rotation
+
+        /// The three rollouts of Runbooks/secret-rotation.md, each a rolling restart with the
+        /// Secret's new values, under cross-node traffic: no envelope may be rejected.
+        func secretRotation() async {
+            let old = cluster.environment["NATS_HMAC_SECRET"] ?? ""
+            let new = String((0..<64).map { _ in "0123456789abcdef".randomElement()! })
+            let rollouts: [(String, [String: String])] = [
+                ("rollout 1: NEW added as NATS_HMAC_PREVIOUS_SECRET (verify-only), OLD still signs",
+                 ["NATS_HMAC_SECRET": old, "NATS_HMAC_PREVIOUS_SECRET": new]),
+                ("rollout 2: NEW signs, OLD accepted as previous", ["NATS_HMAC_SECRET": new, "NATS_HMAC_PREVIOUS_SECRET": old]),
+                ("rollout 3: previous removed", ["NATS_HMAC_SECRET": new, "NATS_HMAC_PREVIOUS_SECRET": ""]),
+            ]
+            var rejected = 0.0
+            var resumed = true
+            for (label, values) in rollouts {
+                report.note(label)
+                let began = ContinuousClock.now
+                for node in nodes {
+                    // The process about to go: what it rejected over its life.
+                    rejected += prometheusSum((try? await cluster.prometheus(node)) ?? "", "relay_nats_rejected_total")
+                    do {
+                        try await cluster.restart(
+                            node, overrides: values, drainTimeout: .seconds(Int64(configuration.drainPeriodMilliseconds / 1000 + 15)),
+                            readyTimeout: configuration.recoveryTimeout)
+                    } catch {
+                        report.check("node \(node) restarts with the rotated values", false, "\(error)")
+                        return
+                    }
+                }
+                let restarted = ContinuousClock.now
+                let recovered = await traffic.waitUntilEverySessionDelivers(since: restarted, timeout: configuration.recoveryTimeout)
+                resumed = resumed && recovered != nil
+                report.note(
+                    "all \(cluster.count) nodes restarted in \((restarted - began).secondsText); "
+                        + (recovered.map { "every session delivering again \(($0 - restarted).secondsText) later" } ?? "not every session delivers"))
+            }
+            let final = await scrape(Array(nodes))
+            rejected += nodes.reduce(0.0) { $0 + prometheusSum(final[$1] ?? "", "relay_nats_rejected_total") }
+            report.check(
+                "every session delivers after each rollout", resumed,
+                resumed ? "cross-node traffic resumed after all three rollouts" : "a rollout left sessions that did not deliver")
+            report.check(
+                "no envelope rejected during the rotation", rejected == 0,
+                "relay_nats_rejected_total summed over every process of the drill: \(Int(rejected))")
+            report.fact("nats_envelopes_rejected", .int(Int(rejected)))
         }
 
         // MARK: Shared steps

@@ -47,6 +47,8 @@ public struct ClusterTrafficConfiguration: Sendable {
     public var ackTimeout: Duration = .seconds(2)
     /// How long a phone keeps resending one command before it counts it lost and stops.
     public var giveUpAfter: Duration = .seconds(45)
+    /// How long `finish()` tries each session's final round trip, reconnects included.
+    public var finalRoundTripTimeout: Duration = .seconds(20)
     /// The phones' `Origin`.
     public var origin: String
     /// The nodes session `index` of a `nodes`-node cluster connects its desktop and its phone to
@@ -335,7 +337,7 @@ public final class ClusterTraffic: Sendable {
 
     /// A command and its acknowledgement after the disruptions, reconnecting as a client would.
     private func finalRoundTrip(_ driver: Driver) async -> Bool {
-        let deadline = ContinuousClock.now + .seconds(20)
+        let deadline = ContinuousClock.now + configuration.finalRoundTripTimeout
         guard await reconnectDesktop(driver, deadline: deadline) else {
             harnessLog("[cluster-traffic] session \(driver.index): the desktop could not reconnect")
             return false

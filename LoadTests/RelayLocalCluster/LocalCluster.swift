@@ -134,8 +134,8 @@ public final class LocalCluster: Sendable {
         return String((0..<64).map { _ in digits.randomElement()! })
     }
 
-    private func launch(port: Int) throws -> LocalRelayNode {
-        var env = environment
+    private func launch(port: Int, overrides: [String: String] = [:]) throws -> LocalRelayNode {
+        var env = environment.merging(overrides) { _, override in override }
         env["PUBLIC_BASE_URL"] = "http://127.0.0.1:\(port)"
         return try LocalRelayNode.launch(executable: executable, port: port, environment: env)
     }
@@ -177,14 +177,18 @@ public final class LocalCluster: Sendable {
         try await node(index).stop(timeout: timeout)
     }
 
-    /// Starts node `index` again on the same port, with the same environment, and waits until it
-    /// is ready. A node that still runs is stopped first (SIGTERM, up to `drainTimeout`).
-    public func restart(_ index: Int, drainTimeout: Duration = .seconds(15), readyTimeout: Duration = .seconds(20))
-        async throws
-    {
+    /// Starts node `index` again on the same port and waits until it is ready. A node that still
+    /// runs is stopped first (SIGTERM, up to `drainTimeout`).
+    ///
+    /// - Parameter overrides: variables that differ from the cluster's environment for the new
+    ///   process, as a changed Secret does for a restarted pod (`NATS_HMAC_SECRET`, say); an empty
+    ///   value unsets the variable for the relay.
+    public func restart(
+        _ index: Int, overrides: [String: String] = [:], drainTimeout: Duration = .seconds(15), readyTimeout: Duration = .seconds(20)
+    ) async throws {
         let old = node(index)
         if old.isRunning { try await old.stop(timeout: drainTimeout) }
-        let new = try launch(port: old.port)
+        let new = try launch(port: old.port, overrides: overrides)
         nodes.withLock { $0[index] = new }
         try await waitUntilReady(index, timeout: readyTimeout)
     }

@@ -1,4 +1,6 @@
 import RelayDrills
+import RelayLoadKit
+import RelayLocalCluster
 import RelayTestSupport
 import Testing
 
@@ -50,5 +52,36 @@ struct DrillTests {
         #expect(Self.names(report).isSuperset(of: [
             "every node drains and exits cleanly", "reconnects authenticate with the tokens clients hold",
         ]))
+    }
+
+    @Test func secretRotationInThreeRolloutsRejectsNothing() async throws {
+        let report = try await Self.run(.secretRotation)
+        #expect(Self.names(report).contains("no envelope rejected during the rotation"))
+    }
+
+    /// The drill's rejection check can fail: changing the signing secret in one step makes the
+    /// nodes reject each other's envelopes, which is what the three rollouts avoid.
+    @Test func aOneStepSecretChangeIsRejected() async throws {
+        let cluster = try await LocalCluster.start(
+            nodes: 2, redis: .external(url: try TestServices.redisURL()), nats: .external(url: try TestServices.natsURL()),
+            environment: ["ALLOWED_ORIGINS": "http://localhost:4173"], prefix: "relaydrilltest")
+        defer { cluster.killAll() }
+        var configuration = ClusterTrafficConfiguration(sessions: 2, origin: "http://localhost:4173")
+        // The broken session is expected: give up on it quickly.
+        configuration.giveUpAfter = .seconds(3)
+        configuration.finalRoundTripTimeout = .seconds(3)
+        let traffic = try await ClusterTraffic.start(on: cluster, configuration)
+        try await cluster.restart(0, overrides: ["NATS_HMAC_SECRET": String(repeating: "n", count: 64)])
+        // Clients that fled node 0 while it restarted go home (phones try their home node first):
+        // session 1's phone on node 0, its desktop on node 1.
+        for index in 0..<traffic.sessionCount { traffic.dropPhone(index) }
+        let rejected = try await eventually(timeout: .seconds(15)) {
+            var signature = 0.0
+            for node in 0..<2 { signature += prometheusSampleValue(try await cluster.prometheus(node), "relay_nats_rejected_total{reason=\"signature\"}") }
+            return signature > 0
+        }
+        #expect(rejected, "neither node rejected an envelope signed with the other secret")
+        let tally = await traffic.finish()
+        #expect(!tally.gateFailures.isEmpty, "the sessions across the two secrets cannot have gone on talking")
     }
 }
