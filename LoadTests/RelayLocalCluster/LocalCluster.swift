@@ -107,9 +107,8 @@ public final class LocalCluster: Sendable {
         do {
             var ports: Set<Int> = []
             for _ in 0..<count {
-                let port = try freeLoopbackPort(excluding: ports)
-                ports.insert(port)
-                let node = try cluster.launch(port: port)
+                let node = try await cluster.launchOnFreePort(excluding: ports)
+                ports.insert(node.port)
                 cluster.nodes.withLock { $0.append(node) }
             }
             for index in 0..<count { try await cluster.waitUntilReady(index, timeout: readyTimeout) }
@@ -132,6 +131,27 @@ public final class LocalCluster: Sendable {
     private static func randomSecret() -> String {
         let digits = Array("0123456789abcdef")
         return String((0..<64).map { _ in digits.randomElement()! })
+    }
+
+    /// Launches a node on a free port and waits until it serves HTTP. A free port can be taken by
+    /// another process before the relay binds it (tests run clusters side by side): then another.
+    private func launchOnFreePort(excluding ports: Set<Int>) async throws -> LocalRelayNode {
+        var tried = ports
+        for attempt in 1...5 {
+            let port = try freeLoopbackPort(excluding: tried)
+            tried.insert(port)
+            let node = try launch(port: port)
+            do {
+                try await node.waitUntilHealthy()
+                return node
+            } catch where attempt < 5 && node.logs.contains("Address already in use") {
+                continue
+            } catch {
+                node.process.terminateIfRunning()
+                throw error
+            }
+        }
+        throw LocalClusterError("no free loopback port for a relay node after 5 attempts")
     }
 
     private func launch(port: Int, overrides: [String: String] = [:]) throws -> LocalRelayNode {
