@@ -130,31 +130,14 @@ public enum DrillRunner {
         // MARK: Redis restart
 
         func redisRestart() async {
-            guard let redis = cluster.redisServer else { return }
-            let beforeMetrics = await scrape(Array(nodes))
-            let stopped = ContinuousClock.now
-            try? await redis.stop()
-            report.note("redis-server stopped (SIGTERM; append-only file complete)")
-            let unready = await waitForReadiness(false, since: stopped)
-            let down = await scrape(Array(nodes))
-            report.note(
-                "relay_dependency_up{dependency=\"redis\"} per node: "
-                    + nodes.map { "\(Int(prometheusSampleValue(down[$0] ?? "", "relay_dependency_up{dependency=\"redis\"}")))" }.joined(separator: ", "))
-            let startStatus = await pairStartStatus(node: 0)
-            report.check(
-                "new pairings are refused while Redis is down", startStatus.status == 503,
-                "POST /pair/start answered \(startStatus.status.map(String.init) ?? "nothing") after \(startStatus.elapsed.secondsText)")
-            await holdOutage(since: stopped, expectingSameNodeOnly: false, unready: unready)
-
-            let started = ContinuousClock.now
-            do {
-                try await redis.start()
-                report.note("redis-server started again on the same port (\(redis.port))")
-            } catch {
-                report.check("redis-server restarts", false, "\(error)")
-                return
-            }
-            _ = await waitForReadiness(true, since: started)
+            guard let redis = cluster.redisServer,
+                let beforeMetrics = await outage(of: redis, "redis", stopped: "redis-server stopped (SIGTERM; append-only file complete)", sameNodeOnly: false, during: {
+                    let startStatus = await pairStartStatus(node: 0)
+                    report.check(
+                        "new pairings are refused while Redis is down", startStatus.status == 503,
+                        "POST /pair/start answered \(startStatus.status.map(String.init) ?? "nothing") after \(startStatus.elapsed.secondsText)")
+                })?.before
+            else { return }
             let afterMetrics = await scrape(Array(nodes))
             report.note(
                 "relay_redis_reconnects_total +\(Int(delta(beforeMetrics, afterMetrics, "relay_redis_reconnects_total"))),"
@@ -165,27 +148,10 @@ public enum DrillRunner {
         // MARK: NATS restart
 
         func natsRestart() async {
-            guard let nats = cluster.natsServer else { return }
-            let beforeMetrics = await scrape(Array(nodes))
-            let stopped = ContinuousClock.now
-            try? await nats.stop()
-            report.note("nats-server stopped")
-            let unready = await waitForReadiness(false, since: stopped)
-            let down = await scrape(Array(nodes))
-            report.note(
-                "relay_dependency_up{dependency=\"nats\"} per node: "
-                    + nodes.map { "\(Int(prometheusSampleValue(down[$0] ?? "", "relay_dependency_up{dependency=\"nats\"}")))" }.joined(separator: ", "))
-            await holdOutage(since: stopped, expectingSameNodeOnly: true, unready: unready)
-
-            let started = ContinuousClock.now
-            do {
-                try await nats.start()
-                report.note("nats-server started again on the same port (\(nats.port))")
-            } catch {
-                report.check("nats-server restarts", false, "\(error)")
-                return
-            }
-            _ = await waitForReadiness(true, since: started)
+            guard let nats = cluster.natsServer,
+                let result = await outage(of: nats, "nats", stopped: "nats-server stopped", sameNodeOnly: true, during: {})
+            else { return }
+            let (beforeMetrics, started) = result
             let recovered = await traffic.waitUntilEverySessionDelivers(since: started, timeout: configuration.recoveryTimeout)
             report.check(
                 "cross-node traffic resumes", recovered != nil,
@@ -282,6 +248,39 @@ public enum DrillRunner {
         }
 
         // MARK: Shared steps
+
+        /// Stops a dependency for `configuration.outage`: every node must turn unready with
+        /// `relay_dependency_up{dependency=<name>}` at 0 and established sockets must keep routing
+        /// (same-node ones only, with `sameNodeOnly`); `during` runs while it is down. Then starts
+        /// it again on the same port and waits until every node is ready.
+        ///
+        /// - Returns: every node's metrics before the stop and when the restart began; nil when
+        ///   the server could not be started again (a failed check).
+        func outage(
+            of server: LocalDependencyServer, _ name: String, stopped note: String, sameNodeOnly: Bool, during: () async -> Void
+        ) async -> (before: [Int: String], started: ContinuousClock.Instant)? {
+            let before = await scrape(Array(nodes))
+            let stopped = ContinuousClock.now
+            try? await server.stop()
+            report.note(note)
+            let unready = await waitForReadiness(false, since: stopped)
+            let down = await scrape(Array(nodes))
+            let series = "relay_dependency_up{dependency=\"\(name)\"}"
+            report.note("\(series) per node: " + nodes.map { "\(Int(prometheusSampleValue(down[$0] ?? "", series)))" }.joined(separator: ", "))
+            await during()
+            await holdOutage(since: stopped, expectingSameNodeOnly: sameNodeOnly, unready: unready)
+
+            let started = ContinuousClock.now
+            do {
+                try await server.start()
+                report.note("\(URL(fileURLWithPath: server.executable).lastPathComponent) started again on the same port (\(server.port))")
+            } catch {
+                report.check("\(name) restarts", false, "\(error)")
+                return nil
+            }
+            _ = await waitForReadiness(true, since: started)
+            return (before, started)
+        }
 
         /// While a dependency is down: established sockets keep routing (same-node ones at least),
         /// until `configuration.outage` has passed since `since`.
