@@ -175,7 +175,8 @@ let package = Package(
         .testTarget(
             name: "RelayServerTests",
             dependencies: [
-                "RelayServer", "RelayCore", "RelayClient", "RelayProtocol", "RelayRedis", "RelayNATS", "RelayTestSupport",
+                "RelayServer", "RelayCore", "RelayClient", "RelayProtocol", "RelayRedis", "RelayNATS", "RelayLocalCluster",
+                "RelayTestSupport",
             ],
             swiftSettings: swiftSettings
         ),

@@ -184,47 +184,48 @@ public final class ClusterTraffic: Sendable {
 
     private func socketURL(_ node: Int) -> String { cluster.socketURL(node % cluster.count) }
 
-    /// Connects the desktop, trying its home node first, then the others, until `deadline`.
-    private func reconnectDesktop(_ driver: Driver, deadline: ContinuousClock.Instant) async -> Bool {
-        var attempt = 0
+    /// Tries `connect` on `home`, then on the next nodes in turn, until it succeeds or `deadline`
+    /// passes, as an app reconnecting through a load balancer would land somewhere else.
+    private func reconnect(home: Int, deadline: ContinuousClock.Instant, _ connect: (_ url: String) async -> Bool) async -> Bool {
+        var node = home
         while ContinuousClock.now < deadline {
-            let node = driver.desktopHome + attempt
-            attempt += 1
-            await driver.desktop.disconnect()
-            if (try? await driver.desktop.connect(url: socketURL(node), authTimeout: .seconds(3))) != nil {
-                tally.withLock { $0.desktopReconnects += 1 }
-                return true
-            }
+            if await connect(socketURL(node)) { return true }
+            node += 1
             try? await Task.sleep(for: .milliseconds(100))
         }
         return false
     }
 
-    /// Connects the phone with its current token, trying its home node first, then the others,
-    /// until `deadline`.
+    /// Connects the desktop, home node first.
+    private func reconnectDesktop(_ driver: Driver, deadline: ContinuousClock.Instant) async -> Bool {
+        await reconnect(home: driver.desktopHome, deadline: deadline) { url in
+            await driver.desktop.disconnect()
+            guard (try? await driver.desktop.connect(url: url, authTimeout: .seconds(3))) != nil else { return false }
+            tally.withLock { $0.desktopReconnects += 1 }
+            return true
+        }
+    }
+
+    /// Connects the phone with its current token, home node first.
     private func reconnectPhone(_ driver: Driver, deadline: ContinuousClock.Instant) async -> Bool {
-        var attempt = 0
-        while ContinuousClock.now < deadline {
-            let node = driver.phoneHome + attempt
-            attempt += 1
+        await reconnect(home: driver.phoneHome, deadline: deadline) { url in
             await driver.phone.disconnect()
             do {
-                try await driver.phone.connect(url: socketURL(node), authTimeout: .seconds(3))
+                try await driver.phone.connect(url: url, authTimeout: .seconds(3))
                 tally.withLock { $0.phoneReconnects += 1 }
                 return true
             } catch RelayClientError.authRejected {
                 // The rotated token may not have reached the store before the node died: the
                 // previous one is honoured for the grace period.
-                if let previous = driver.phone.previousToken,
-                    (try? await driver.phone.connect(url: socketURL(node), token: previous, authTimeout: .seconds(3))) != nil
-                {
-                    tally.withLock { $0.phoneReconnects += 1; $0.tokenFallbacks += 1 }
-                    return true
-                }
-            } catch {}
-            try? await Task.sleep(for: .milliseconds(100))
+                guard let previous = driver.phone.previousToken,
+                    (try? await driver.phone.connect(url: url, token: previous, authTimeout: .seconds(3))) != nil
+                else { return false }
+                tally.withLock { $0.phoneReconnects += 1; $0.tokenFallbacks += 1 }
+                return true
+            } catch {
+                return false
+            }
         }
-        return false
     }
 
     private func runLoops() async {
