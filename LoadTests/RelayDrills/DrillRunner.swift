@@ -106,12 +106,9 @@ public enum DrillRunner {
             try? await cluster.kill(victim)
             report.note("kill -9 node \(victim) (pid \(pid)): it held \(Int(held)) sockets; \(affected.count) sessions had a client on it")
 
-            let recovered = await traffic.waitUntilEverySessionDelivers(since: killed, timeout: configuration.recoveryTimeout)
-            report.check(
-                "every session delivers again without the node", recovered != nil,
-                recovered.map { "the last session had a command acknowledged \(($0 - killed).secondsText) after the kill" }
-                    ?? "not within \(configuration.recoveryTimeout.secondsText)")
-            report.fact("recovery_seconds", .number(recovered.map { ($0 - killed).seconds }))
+            await checkRecovery("every session delivers again without the node", since: killed) {
+                "the last session had a command acknowledged \($0.secondsText) after the kill"
+            }
             let afterMetrics = await scrape(survivors)
             let successes = delta(beforeMetrics, afterMetrics, "relay_ws_auth_successes_total")
             let failures = delta(beforeMetrics, afterMetrics, "relay_ws_auth_failures_total")
@@ -152,12 +149,9 @@ public enum DrillRunner {
                 let result = await outage(of: nats, "nats", stopped: "nats-server stopped", sameNodeOnly: true, during: {})
             else { return }
             let (beforeMetrics, started) = result
-            let recovered = await traffic.waitUntilEverySessionDelivers(since: started, timeout: configuration.recoveryTimeout)
-            report.check(
-                "cross-node traffic resumes", recovered != nil,
-                recovered.map { "every session had a command acknowledged \(($0 - started).secondsText) after NATS was back" }
-                    ?? "not within \(configuration.recoveryTimeout.secondsText)")
-            report.fact("recovery_seconds", .number(recovered.map { ($0 - started).seconds }))
+            await checkRecovery("cross-node traffic resumes", since: started) {
+                "every session had a command acknowledged \($0.secondsText) after NATS was back"
+            }
             let afterMetrics = await scrape(Array(nodes))
             report.note(
                 "relay_nats_reconnects_total +\(Int(delta(beforeMetrics, afterMetrics, "relay_nats_reconnects_total"))) across the nodes,"
@@ -185,11 +179,9 @@ public enum DrillRunner {
                 "every node drains and exits cleanly", statuses.allSatisfy { $0 == 0 },
                 "exit statuses \(statuses.map(String.init).joined(separator: ", "))")
             let finished = ContinuousClock.now
-            let recovered = await traffic.waitUntilEverySessionDelivers(since: finished, timeout: configuration.recoveryTimeout)
-            report.check(
-                "every session delivers after the rollout", recovered != nil,
-                recovered.map { "rollout took \((finished - began).secondsText); every session acknowledged again \(($0 - finished).secondsText) after it" }
-                    ?? "not within \(configuration.recoveryTimeout.secondsText)")
+            await checkRecovery("every session delivers after the rollout", since: finished, recordFact: false) {
+                "rollout took \((finished - began).secondsText); every session acknowledged again \($0.secondsText) after it"
+            }
             // Every node is a new process now: its counters cover the reconnects of the rollout.
             let metrics = await scrape(Array(nodes))
             let failures = nodes.reduce(0.0) { $0 + prometheusSum(metrics[$1] ?? "", "relay_ws_auth_failures_total") }
@@ -248,6 +240,18 @@ public enum DrillRunner {
         }
 
         // MARK: Shared steps
+
+        /// Waits until every session has had a command acknowledged since `since`, checks that
+        /// as `name` (described by `describe` with the time it took) and records it as
+        /// `recovery_seconds` unless `recordFact` is false.
+        func checkRecovery(
+            _ name: String, since: ContinuousClock.Instant, recordFact: Bool = true, describe: (Duration) -> String
+        ) async {
+            let recovered = await traffic.waitUntilEverySessionDelivers(since: since, timeout: configuration.recoveryTimeout)
+            report.check(
+                name, recovered != nil, recovered.map { describe($0 - since) } ?? "not within \(configuration.recoveryTimeout.secondsText)")
+            if recordFact { report.fact("recovery_seconds", .number(recovered.map { ($0 - since).seconds })) }
+        }
 
         /// Stops a dependency for `configuration.outage`: every node must turn unready with
         /// `relay_dependency_up{dependency=<name>}` at 0 and established sockets must keep routing
