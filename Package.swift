@@ -42,7 +42,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // C bridges: Debian's hiredis 0.14, the NATS C client 3.4, OpenSSL's libcrypto (HMAC).
+        // C bridges: Debian's hiredis 0.14, the NATS C client 3.4, OpenSSL's libcrypto (HMAC, SHA-256).
         // No pkgConfig for hiredis: its .pc adds -D_FILE_OFFSET_BITS=64, which SwiftPM drops with a
         // warning; the headers are in /usr/include and the module map links the library.
         .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
@@ -52,7 +52,7 @@ let package = Package(
         .target(
             name: "RelayRedis",
             dependencies: [
-                "CHiredis", "RelayCore", "RelayProtocol",
+                "CHiredis", "COpenSSL", "RelayCore", "RelayProtocol",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ],

@@ -1,6 +1,7 @@
 import Synchronization
 
-/// The per-client-IP fixed-window budget shared by the six POST endpoints (PROTOCOL §2.4).
+/// A per-client-IP fixed-window budget: the one the six POST endpoints share (PROTOCOL §2.4), and
+/// the WebSocket auth-failure budget.
 final class IPRateLimiter: Sendable {
     private let buckets = Mutex<[String: RateWindow]>([:])
 
@@ -11,6 +12,14 @@ final class IPRateLimiter: Sendable {
             let allowed = window.consume(limit: limit, now: now)
             buckets[ip] = window
             return allowed
+        }
+    }
+
+    /// True when `ip` has already used `limit` hits in its current window (nothing is counted).
+    func isExhausted(ip: String, limit: Int, now: Int64) -> Bool {
+        buckets.withLock { buckets in
+            guard let window = buckets[ip], !window.isExpired(now: now) else { return false }
+            return window.count >= limit
         }
     }
 

@@ -64,6 +64,12 @@ extension Relay {
         return configuration.defaultWebSocketURL
     }
 
+    /// Join tokens are short-lived whatever the desktop asks: an expiry further out than
+    /// `MAX_JOIN_TOKEN_TTL_MS` is brought in to it.
+    func cappedJoinTokenExpiry(_ requested: Int64, now: Int64) -> Int64 {
+        min(requested, now + configuration.maxJoinTokenTTLMillis)
+    }
+
     // MARK: /pair/start
 
     /// `POST /pair/start` (PROTOCOL §2.5): creates, or replaces, a session.
@@ -82,10 +88,11 @@ extension Relay {
             throw APIError(400, .invalidPairStart, "joinTokenExpiresAt must be a valid RFC3339 timestamp.")
         }
         guard expiresAt > now else { throw .expiredJoinToken }
+        let joinTokenExpiry = cappedJoinTokenExpiry(expiresAt, now: now)
         let wsURL = webSocketURL(requested: request.relayWebSocketURL)
         let idle = min(max(request.idleTimeoutSeconds ?? 1800, 60), 86_400)
         let record = SessionRecord(
-            sessionID: request.sessionID, joinToken: request.joinToken, joinTokenExpiresAtMillis: expiresAt,
+            sessionID: request.sessionID, joinToken: request.joinToken, joinTokenExpiresAtMillis: joinTokenExpiry,
             desktopSessionToken: request.desktopSessionToken, relayWebSocketURL: wsURL, idleTimeoutSeconds: idle,
             createdAtMillis: now, lastActivityAtMillis: now)
 
@@ -293,7 +300,7 @@ extension Relay {
         let (wsURL, _) = try await write(sessionID) { (stored: inout SessionRecord?) throws(APIError) -> String in
             var r = try Self.ownedRecord(stored, desktopToken: request.desktopSessionToken)
             r.joinToken = request.joinToken
-            r.joinTokenExpiresAtMillis = expiresAt
+            r.joinTokenExpiresAtMillis = self.cappedJoinTokenExpiry(expiresAt, now: now)
             r.joinTokenUsedAtMillis = nil
             r.touch(now)
             stored = r

@@ -36,9 +36,17 @@ extension Relay {
     /// token, admission cap, then the role's own checks. On success `auth_ok` is the first frame
     /// queued on `connection`, before any other traffic can reach it.
     public func authenticate(token: String, peer: SocketPeer, connection: any RelayConnection) async -> AuthOutcome {
+        // A client IP that keeps presenting wrong credentials is refused before any lookup.
+        let limit = configuration.maxWSAuthFailuresPerMinute
+        if authFailureLimiter.isExhausted(ip: peer.remoteIP, limit: limit, now: wallClockMillis()) {
+            recordAuthFailure(.authRateLimited, peer: peer)
+            return .rejected(.authRateLimited)
+        }
         let outcome = await authenticateUnlogged(token: token, peer: peer, connection: connection)
         switch outcome {
-        case .rejected(let reason): recordAuthFailure(reason, peer: peer)
+        case .rejected(let reason):
+            if reason.spendsFailureBudget { _ = authFailureLimiter.consume(ip: peer.remoteIP, limit: limit, now: wallClockMillis()) }
+            recordAuthFailure(reason, peer: peer)
         case .authenticated: stats.authSuccess()
         }
         return outcome
@@ -56,13 +64,7 @@ extension Relay {
         guard Identifiers.isOpaqueToken(token, minLength: 22) else { return .rejected(.invalidAuthPayload) }
         var owner = registry.owner(ofToken: token, now: wallClockMillis())
         if owner == nil, store.isShared {
-            // A token minted or rotated on another node a moment ago (PROTOCOL §6.2's forced reload).
-            do {
-                try await reloadAll()
-            } catch {
-                logger.warning("state store reload failed", metadata: ["error": "\(error)"])
-            }
-            owner = registry.owner(ofToken: token, now: wallClockMillis())
+            owner = await storedOwner(ofToken: token)
         }
         guard let owner else { return .rejected(.tokenNotFound) }
         switch owner {
@@ -70,6 +72,32 @@ extension Relay {
             return await authenticateDesktop(session, token: token, connection: connection)
         case .device(let session, let deviceID):
             return await authenticateMobile(session, deviceID: deviceID, token: token, peer: peer, connection: connection)
+        }
+    }
+
+    /// A token this node does not hold, looked up in the cluster (PROTOCOL §6.2's forced reload,
+    /// made O(1)): the store's token index names the session, which is reloaded alone. A token
+    /// the index does not know may still come from a node that writes no index; for that, a full
+    /// reload runs at most once per `tokenReloadFallbackIntervalMillis`, so unknown tokens cannot
+    /// make a node re-read every session.
+    private func storedOwner(ofToken token: String) async -> TokenOwner? {
+        do {
+            if let sessionID = try await store.sessionID(forToken: token) {
+                try await reloadSession(sessionID)
+                return registry.owner(ofToken: token, now: wallClockMillis())
+            }
+            let now = wallClockMillis()
+            let due = tokenReloadFallback.withLock { last -> Bool in
+                if let last, now - last < configuration.tokenReloadFallbackIntervalMillis { return false }
+                last = now
+                return true
+            }
+            guard due else { return nil }
+            try await reloadAll()
+            return registry.owner(ofToken: token, now: wallClockMillis())
+        } catch {
+            logger.warning("state store read failed", metadata: ["error": "\(error)"])
+            return nil
         }
     }
 

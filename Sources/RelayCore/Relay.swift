@@ -11,6 +11,8 @@ public final class Relay: Sendable {
     public let stats = RelayStats()
     let registry = SessionRegistry()
     let ipLimiter = IPRateLimiter()
+    let authFailureLimiter = IPRateLimiter()
+    let tokenReloadFallback = Mutex<Int64?>(nil)
     let store: any StateStore
     let bus: (any ClusterBus)?
     let logger: Logger

@@ -80,6 +80,17 @@ public struct SessionRecord: Sendable, Equatable {
 
 extension SessionRecord {
     /// Records activity at `now`; activity never moves back.
+    /// Every token that can authenticate a socket of this session: the desktop's, then each
+    /// device's current and retired tokens (those still in their grace period or not).
+    public var authTokens: [String] {
+        var tokens = [desktopSessionToken]
+        for device in devices.values {
+            tokens.append(device.currentToken)
+            tokens.append(contentsOf: device.retiredTokens.map(\.token))
+        }
+        return tokens
+    }
+
     mutating func touch(_ now: Int64) {
         if now > lastActivityAtMillis { lastActivityAtMillis = now }
     }

@@ -36,6 +36,10 @@ public protocol StateStore: Sendable {
     /// Extends the expiry of sessions this node holds sockets for (DECISIONS 5); a store without
     /// expiry does nothing.
     func keepAlive(_ records: [SessionRecord]) async throws
+    /// The session whose stored record holds `token` (desktop, device or retired device token),
+    /// from the store's token index: one lookup, whatever the number of sessions. nil when the
+    /// index has no entry: the token is unknown, or a node that writes no index stored it.
+    func sessionID(forToken token: String) async throws -> String?
 }
 
 /// The single-node store: records in this process's memory, version-guarded like the shared one.
@@ -79,4 +83,10 @@ public final class InMemoryStateStore: StateStore {
     }
 
     public func keepAlive(_ records: [SessionRecord]) async throws {}
+
+    public func sessionID(forToken token: String) async throws -> String? {
+        records.withLock { entries in
+            entries.values.first { $0.record?.authTokens.contains(token) == true }?.record?.sessionID
+        }
+    }
 }

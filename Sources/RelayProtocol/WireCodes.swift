@@ -55,8 +55,9 @@ public enum DisconnectReason: String, Sendable, CaseIterable {
         case .desktopReconnected, .deviceReconnected, .stoppedByDesktop, .replacedByNewPairStart,
             .idleTimeout, .retentionExpired, .removedFromPersistence:
             1000
-        case .sessionExpired, .deviceRevoked, .slowConsumer, .socketRateLimited, .messageTooLarge:
+        case .sessionExpired, .deviceRevoked, .slowConsumer, .socketRateLimited:
             1008
+        case .messageTooLarge: 1009  // RFC 6455 §7.4.1: a message too big to process
         }
     }
 
@@ -77,6 +78,20 @@ public enum AuthFailureReason: String, Sendable, CaseIterable, Error {
     case deviceCapReached = "device_cap_reached"
     case deviceRecordMissing = "device_record_missing"
     case tokenRotationPersistFailed = "token_rotation_persist_failed"
+    /// Ours: the client IP spent its `MAX_WS_AUTH_FAILURES_PER_MINUTE`; refused before any lookup.
+    case authRateLimited = "auth_rate_limited"
+
+    /// Failures that say the credential was wrong: they spend the client IP's auth-failure budget.
+    public var spendsFailureBudget: Bool {
+        switch self {
+        case .invalidAuthPayload, .tokenNotFound, .desktopSessionMissing, .mobileSessionMissing, .deviceNotRegistered,
+            .deviceRecordMissing:
+            true
+        case .authTimeoutOrMissingPayload, .relayOverCapacity, .mobileOriginNotAllowed, .deviceCapReached,
+            .tokenRotationPersistFailed, .authRateLimited:
+            false
+        }
+    }
 }
 
 /// Application error codes of the HTTP API, with their contract messages (PROTOCOL §2).

@@ -1,5 +1,6 @@
 // The cluster's StateStore: session records in Redis, in the reference relay's key layout.
 
+import COpenSSL
 import Logging
 import RelayCore
 import RelayProtocol
@@ -9,6 +10,13 @@ import RelayProtocol
 /// Keys: `<prefix>:sessions:index:v1` (a SET of session ids), `<prefix>:session:v1:<id>` (the
 /// session JSON) and `<prefix>:session:version:v1:<id>` (the write version). Every write is one
 /// Lua script, so record, index and version change together.
+///
+/// Beside that layout, ours: a token index, so finding the session of a token is one GET instead
+/// of a reload of every session. `<prefix>:token:v1:<sha256 hex of the token>` holds the session
+/// id of every token that can authenticate (desktop, device, retired device), and
+/// `<prefix>:session:tokens:v1:<id>` the SET of that session's digests, so a write drops the
+/// entries of tokens it removed. Keys are digests, never tokens. Reference nodes neither write
+/// nor read these keys; a record they write is found by the core's rate-limited full reload.
 ///
 /// Expiry (DECISIONS 5): a record without devices lives `sessionRetentionMillis`, one with
 /// trusted devices `trustedSessionTTLMillis`, refreshed by every write and by ``keepAlive(_:)``;
@@ -56,6 +64,30 @@ public final class RedisStateStore: StateStore {
     public func versionKey(_ sessionID: String) -> String { "\(keyPrefix):session:version:v1:\(sessionID)" }
     /// The SET of stored session ids.
     public var indexKeyName: String { String(decoding: indexKey, as: UTF8.self) }
+    /// The prefix of the token index keys; a key is this plus ``tokenDigest(_:)``.
+    public var tokenKeyPrefix: String { "\(keyPrefix):token:v1:" }
+    /// The SET of the token digests indexed for `sessionID`.
+    public func tokenSetKey(_ sessionID: String) -> String { "\(keyPrefix):session:tokens:v1:\(sessionID)" }
+
+    /// The lower-case hex SHA-256 of `token`: what the token index is keyed by.
+    public static func tokenDigest(_ token: String) -> String {
+        var digest = [UInt8](repeating: 0, count: 32)
+        var length: UInt32 = 0
+        var bytes = Array(token.utf8)
+        _ = EVP_Digest(&bytes, bytes.count, &digest, &length, EVP_sha256(), nil)
+        let hex = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(64)
+        for byte in digest {
+            out.append(hex[Int(byte >> 4)])
+            out.append(hex[Int(byte & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    private func tokenDigests(_ record: SessionRecord) -> [[UInt8]] {
+        record.authTokens.map { Array(Self.tokenDigest($0).utf8) }
+    }
 
     /// The expiry a record gets: longer once a device trusts the session.
     public func ttlMillis(for record: SessionRecord) -> Int64 {
@@ -78,16 +110,20 @@ public final class RedisStateStore: StateStore {
         while start < ids.count {
             let chunk = ids[start..<min(start + Self.loadChunk, ids.count)]
             start += Self.loadChunk
-            var commands: [[[UInt8]]] = []
-            commands.reserveCapacity(chunk.count * 2)
-            for id in chunk {
-                commands.append([Array("GET".utf8), Array(versionKey(id).utf8)])
-                commands.append([Array("GET".utf8), Array(recordKey(id).utf8)])
+            // Two MGETs a chunk: a reload of thousands of sessions is a handful of commands.
+            let replies = try await connection.pipeline([
+                [Array("MGET".utf8)] + chunk.map { Array(versionKey($0).utf8) },
+                [Array("MGET".utf8)] + chunk.map { Array(recordKey($0).utf8) },
+            ])
+            guard let versions = try replies[0].throwingServerError().array, versions.count == chunk.count else {
+                throw unexpected("MGET", replies[0])
             }
-            let replies = try await connection.pipeline(commands)
+            guard let records = try replies[1].throwingServerError().array, records.count == chunk.count else {
+                throw unexpected("MGET", replies[1])
+            }
             for (offset, id) in chunk.enumerated() {
-                let version = try parseVersion(replies[offset * 2], sessionID: id)
-                switch replies[offset * 2 + 1] {
+                let version = try parseVersion(versions[offset], sessionID: id)
+                switch records[offset] {
                 case .null:
                     expired.append(id)
                 case .string(let bytes):
@@ -124,7 +160,10 @@ public final class RedisStateStore: StateStore {
     public func save(_ record: SessionRecord, version: UInt64) async throws {
         _ = try await evaluate(
             RedisScripts.save, sessionID: record.sessionID,
-            arguments: [Array(String(version).utf8), SessionRecordJSON.encode(record), Array(String(ttlMillis(for: record)).utf8)])
+            arguments: [
+                Array(String(version).utf8), SessionRecordJSON.encode(record), Array(String(ttlMillis(for: record)).utf8),
+                Array(tokenKeyPrefix.utf8),
+            ] + tokenDigests(record))
     }
 
     /// Writes `record` at `version` only if the stored version (0 when absent) is `expected`.
@@ -133,8 +172,8 @@ public final class RedisStateStore: StateStore {
             RedisScripts.compareAndSave, sessionID: record.sessionID,
             arguments: [
                 Array(String(version).utf8), SessionRecordJSON.encode(record), Array(String(ttlMillis(for: record)).utf8),
-                Array(String(expected).utf8),
-            ])
+                Array(String(expected).utf8), Array(tokenKeyPrefix.utf8),
+            ] + tokenDigests(record))
         return applied == 1
     }
 
@@ -143,7 +182,18 @@ public final class RedisStateStore: StateStore {
     public func delete(sessionID: String, version: UInt64) async throws {
         _ = try await evaluate(
             RedisScripts.delete, sessionID: sessionID,
-            arguments: [Array(String(version).utf8), Array(String(sessionRetentionMillis).utf8)])
+            arguments: [Array(String(version).utf8), Array(String(sessionRetentionMillis).utf8), Array(tokenKeyPrefix.utf8)])
+    }
+
+    /// One GET in the token index.
+    public func sessionID(forToken token: String) async throws -> String? {
+        let reply = try await connection.send([Array("GET".utf8), Array((tokenKeyPrefix + Self.tokenDigest(token)).utf8)])
+            .throwingServerError()
+        switch reply {
+        case .null: return nil
+        case .string(let bytes): return String(decoding: bytes, as: UTF8.self)
+        case let other: throw unexpected("GET", other)
+        }
     }
 
     /// Re-extends the expiry of these sessions' record and version keys, in one round trip.
@@ -155,6 +205,11 @@ public final class RedisStateStore: StateStore {
             let ttl = Array(String(ttlMillis(for: record)).utf8)
             commands.append([Array("PEXPIRE".utf8), Array(recordKey(record.sessionID).utf8), ttl])
             commands.append([Array("PEXPIRE".utf8), Array(versionKey(record.sessionID).utf8), ttl])
+            // The token index lives as long as the record it points at.
+            commands.append([Array("PEXPIRE".utf8), Array(tokenSetKey(record.sessionID).utf8), ttl])
+            for digest in tokenDigests(record) {
+                commands.append([Array("PEXPIRE".utf8), Array(tokenKeyPrefix.utf8) + digest, ttl])
+            }
         }
         for reply in try await connection.pipeline(commands) { _ = try reply.throwingServerError() }
     }
@@ -164,8 +219,8 @@ public final class RedisStateStore: StateStore {
     /// Runs a write script on the session's record, version and index keys; returns its integer.
     private func evaluate(_ script: [UInt8], sessionID: String, arguments: [[UInt8]]) async throws -> Int64 {
         var command: [[UInt8]] = [
-            Array("EVAL".utf8), script, Array("3".utf8), Array(recordKey(sessionID).utf8), Array(versionKey(sessionID).utf8),
-            indexKey, Array(sessionID.utf8),
+            Array("EVAL".utf8), script, Array("4".utf8), Array(recordKey(sessionID).utf8), Array(versionKey(sessionID).utf8),
+            indexKey, Array(tokenSetKey(sessionID).utf8), Array(sessionID.utf8),
         ]
         command.append(contentsOf: arguments)
         let reply = try await connection.send(command).throwingServerError()
@@ -228,7 +283,7 @@ public final class RedisStateStore: StateStore {
 /// The store's Lua scripts. Versions are compared as decimal strings, so every `UInt64` compares
 /// exactly (Lua numbers are doubles).
 enum RedisScripts {
-    /// KEYS: record, version, index. ARGV: session id, then the script's own arguments.
+    /// KEYS: record, version, index, token set. ARGV: session id, then the script's own arguments.
     private static let prelude = """
         local function canonical(v)
           if not v or not string.match(v, '^%d+$') then return '0' end
@@ -240,10 +295,27 @@ enum RedisScripts {
           if #a ~= #b then return #a > #b end
           return a > b
         end
+        -- The token index: ARGV[first] is the key prefix, the digests follow. Entries of digests
+        -- the record no longer has are deleted; the rest point at this session until its expiry.
+        local function indexTokens(first, ttl)
+          local prefix = ARGV[first]
+          local keep = {}
+          for i = first + 1, #ARGV do keep[ARGV[i]] = true end
+          for _, digest in ipairs(redis.call('SMEMBERS', KEYS[4])) do
+            if not keep[digest] then redis.call('DEL', prefix .. digest) end
+          end
+          redis.call('DEL', KEYS[4])
+          for i = first + 1, #ARGV do
+            redis.call('SET', prefix .. ARGV[i], ARGV[1], 'PX', ttl)
+            redis.call('SADD', KEYS[4], ARGV[i])
+          end
+          if #ARGV > first then redis.call('PEXPIRE', KEYS[4], ttl) end
+        end
 
         """
 
-    /// ARGV: id, version, json, ttl. Applies iff the stored version is absent or <= version.
+    /// ARGV: id, version, json, ttl, token key prefix, digests. Applies iff the stored version is
+    /// absent or <= version.
     static let save = Array(
         (prelude + """
             local stored = redis.call('GET', KEYS[2])
@@ -251,22 +323,24 @@ enum RedisScripts {
             redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
             redis.call('SADD', KEYS[3], ARGV[1])
             redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[4])
+            indexTokens(5, ARGV[4])
             return 1
             """).utf8)
 
-    /// ARGV: id, version, json, ttl, expected. Applies iff the stored version (absent = 0) is
-    /// exactly `expected`.
+    /// ARGV: id, version, json, ttl, expected, token key prefix, digests. Applies iff the stored
+    /// version (absent = 0) is exactly `expected`.
     static let compareAndSave = Array(
         (prelude + """
             if canonical(redis.call('GET', KEYS[2])) ~= canonical(ARGV[5]) then return 0 end
             redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
             redis.call('SADD', KEYS[3], ARGV[1])
             redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[4])
+            indexTokens(6, ARGV[4])
             return 1
             """).utf8)
 
-    /// ARGV: id, version, ttl of the kept version key. Applies iff the stored version is absent
-    /// or <= version.
+    /// ARGV: id, version, ttl of the kept version key, token key prefix. Applies iff the stored
+    /// version is absent or <= version; the session's token index goes with it.
     static let delete = Array(
         (prelude + """
             local stored = redis.call('GET', KEYS[2])
@@ -274,6 +348,7 @@ enum RedisScripts {
             redis.call('DEL', KEYS[1])
             redis.call('SREM', KEYS[3], ARGV[1])
             redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+            indexTokens(4, ARGV[3])
             return 1
             """).utf8)
 

@@ -52,13 +52,10 @@ public struct RelayApplication: Service {
             heartbeatTimeoutMillis: configuration.effectiveHeartbeatTimeoutMillis,
             outboundCapacity: configuration.effectiveOutboundQueue,
             writeStallTimeoutMillis: configuration.writeStallTimeoutMillis, logger: logger)
-        let child = RelayChildChannel(
-            responder: { request, writer, channel in
-                let response = await routes.respond(to: request, channel: channel)
-                try await writer.write(response: response.head, body: response.body)
-            },
-            settings: settings, trustedProxyHops: configuration.trustedProxyHops,
-            allowLegacyQueryToken: configuration.allowLegacyQueryTokenAuth)
+        let child = RelayChildChannel(settings: HTTPConnectionSettings(
+            limits: configuration.http, maxBodyBytes: configuration.maxJSONBytes, routes: routes, webSocket: settings,
+            trustedProxyHops: configuration.trustedProxyHops, allowLegacyQueryToken: configuration.allowLegacyQueryTokenAuth,
+            gate: HTTPConnectionGate(limit: configuration.http.maxConnections), logger: logger))
         let logger = self.logger
         let onListening = self.onListening
         let relay = self.relay, health = self.health, configuration = self.configuration

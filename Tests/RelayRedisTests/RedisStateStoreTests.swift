@@ -23,7 +23,52 @@ struct RedisStateStoreTests {
             #expect(try await fixture.raw.send("TYPE", store.recordKey("session-0123456789")) == .status("string"))
             #expect(try await fixture.get(store.versionKey("session-0123456789")).text == "12")
             let keys = try await fixture.raw.send("KEYS", "\(fixture.prefix):*").array?.compactMap(\.text).sorted()
-            #expect(keys == [store.indexKeyName, store.recordKey("session-0123456789"), store.versionKey("session-0123456789")].sorted())
+            // The reference layout, plus our token index (digest keys and the session's digest set).
+            let tokenIndex = [store.tokenSetKey("session-0123456789"), store.tokenKeyPrefix + RedisStateStore.tokenDigest("desktop-token-0123456789")]
+            #expect(keys == ([store.indexKeyName, store.recordKey("session-0123456789"), store.versionKey("session-0123456789")] + tokenIndex).sorted())
+        }
+    }
+
+    @Test func tokenDigestIsTheHexSHA256OfTheToken() {
+        // FIPS 180-2 test vector.
+        #expect(RedisStateStore.tokenDigest("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+    }
+
+    @Test func theTokenIndexFollowsEveryWriteAndHoldsNoToken() async throws {
+        try await RedisStoreFixture.with { fixture in
+            let store = fixture.store
+            var record = Records.paired()
+            try await store.save(record, version: 1)
+            for token in ["desktop-token-0123456789", "device-token-0123456789", "retired-token-0123456789"] {
+                #expect(try await store.sessionID(forToken: token) == "session-0123456789", "\(token)")
+            }
+            #expect(try await store.sessionID(forToken: "join-token-0123456789") == nil)
+            #expect(try await store.sessionID(forToken: "never-issued-0123456789") == nil)
+
+            // A rotation drops the old token's entry and adds the new one's.
+            record.devices["dev_0123456789ab"]?.retiredTokens = []
+            record.devices["dev_0123456789ab"]?.currentToken = "rotated-token-0123456789"
+            #expect(try await store.compareAndSave(record, version: 2, expected: 1))
+            #expect(try await store.sessionID(forToken: "rotated-token-0123456789") == "session-0123456789")
+            #expect(try await store.sessionID(forToken: "device-token-0123456789") == nil)
+            #expect(try await store.sessionID(forToken: "retired-token-0123456789") == nil)
+
+            // Keys and values carry digests and ids, never a token.
+            let keys = try await fixture.raw.send("KEYS", "\(fixture.prefix):*").array?.compactMap(\.text) ?? []
+            for key in keys where key.contains(":token") {
+                #expect(!key.contains("token-0123456789"), "\(key)")
+                let value = try await fixture.raw.send("TYPE", key) == .status("set")
+                    ? try await fixture.raw.send("SMEMBERS", key).array?.compactMap(\.text).joined(separator: ",") ?? ""
+                    : try await fixture.get(key).text ?? ""
+                #expect(!value.contains("token-0123456789"), "\(key) = \(value)")
+            }
+
+            // Deleting the session deletes its index.
+            try await store.delete(sessionID: "session-0123456789", version: 3)
+            #expect(try await store.sessionID(forToken: "rotated-token-0123456789") == nil)
+            #expect(try await store.sessionID(forToken: "desktop-token-0123456789") == nil)
+            let left = try await fixture.raw.send("KEYS", "\(fixture.prefix):*token*").array ?? []
+            #expect(left.isEmpty, "\(left)")
         }
     }
 

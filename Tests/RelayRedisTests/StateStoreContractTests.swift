@@ -26,6 +26,20 @@ enum StoreKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
 @Suite("StateStore contract")
 struct StateStoreContractTests {
     @Test(arguments: StoreKind.allCases)
+    func everyTokenOfAStoredRecordNamesItsSession(_ kind: StoreKind) async throws {
+        try await kind.withStore { store in
+            #expect(try await store.sessionID(forToken: "desktop-token-0123456789") == nil)
+            try await store.save(Records.paired(), version: 1)
+            try await store.save(Records.plain("session-other-0123"), version: 1)
+            #expect(try await store.sessionID(forToken: "device-token-0123456789") == "session-0123456789")
+            #expect(try await store.sessionID(forToken: "retired-token-0123456789") == "session-0123456789")
+            #expect(try await store.sessionID(forToken: "unknown-token-0123456789") == nil)
+            try await store.delete(sessionID: "session-0123456789", version: 2)
+            #expect(try await store.sessionID(forToken: "device-token-0123456789") == nil)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
     func savedRecordLoadsWithItsVersion(_ kind: StoreKind) async throws {
         try await kind.withStore { store in
             #expect(store.isShared == (kind == .redis))

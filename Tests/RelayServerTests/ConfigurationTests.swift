@@ -199,11 +199,81 @@ struct ConfigurationTests {
         #expect(Self.refusal(env) == nil)
     }
 
-    @Test func validateRejectsMissingNATSHMACSecretWhenNATSEnabledInProduction() {
-        #expect(Self.refusal(["NATS_URL": "nats://127.0.0.1:4222", "RELAY_ENV": "production"])
+    @Test(arguments: ["development", "staging", "production"])
+    func natsWithoutAnHMACSecretIsRefusedInEveryEnvironment(environment: String) {
+        #expect(Self.refusal(["NATS_URL": "nats://127.0.0.1:4222", "RELAY_ENV": environment])
             == "NATS_HMAC_SECRET must be set when NATS_URL is configured.")
-        #expect(Self.refusal(["NATS_URL": "nats://127.0.0.1:4222", "RELAY_ENV": "production", "NATS_HMAC_SECRET": "   "])
+        #expect(Self.refusal(["NATS_URL": "nats://127.0.0.1:4222", "RELAY_ENV": environment, "NATS_HMAC_SECRET": "   "])
             == "NATS_HMAC_SECRET must be set when NATS_URL is configured.")
+        #expect(Self.refusal(["NATS_URL": "nats://127.0.0.1:4222", "RELAY_ENV": environment, "NATS_ALLOW_UNSIGNED": "false"])
+            == "NATS_HMAC_SECRET must be set when NATS_URL is configured.")
+    }
+
+    @Test func anUnsignedBusStartsOnlyWhenAskedForByName() throws {
+        let c = try Self.load(["NATS_URL": "nats://127.0.0.1:4222", "NATS_ALLOW_UNSIGNED": "true"])
+        #expect(c.natsAllowUnsigned)
+        #expect(c.nats?.secret == nil)
+    }
+
+    // MARK: HTTP limits and edge budgets
+
+    @Test func httpLimitsHaveTheirDocumentedDefaults() throws {
+        let c = try Self.load([:])
+        #expect(c.http.idleTimeoutMillis == 65_000)
+        #expect(c.http.headerTimeoutMillis == 20_000)
+        #expect(c.http.bodyTimeoutMillis == 30_000)
+        #expect(c.http.maxHeaderBytes == 16_384)
+        #expect(c.http.maxConnections == 4_096)
+        #expect(c.core.maxWSAuthFailuresPerMinute == 60)
+        #expect(c.core.maxJoinTokenTTLMillis == 600_000)
+        for name in [
+            "HTTP_IDLE_TIMEOUT_MS", "HTTP_HEADER_TIMEOUT_MS", "HTTP_BODY_TIMEOUT_MS", "MAX_HTTP_HEADER_BYTES",
+            "MAX_HTTP_CONNECTIONS", "MAX_WS_AUTH_FAILURES_PER_MINUTE", "MAX_JOIN_TOKEN_TTL_MS", "NATS_ALLOW_UNSIGNED",
+        ] {
+            #expect(RelayConfiguration.variables.contains { $0.name == name }, "\(name) is not in --help")
+        }
+    }
+
+    @Test func httpLimitsAreReadAndZeroIsRefused() throws {
+        let c = try Self.load([
+            "HTTP_IDLE_TIMEOUT_MS": "1001", "HTTP_HEADER_TIMEOUT_MS": "1002", "HTTP_BODY_TIMEOUT_MS": "1003",
+            "MAX_HTTP_HEADER_BYTES": "4096", "MAX_HTTP_CONNECTIONS": "7", "MAX_WS_AUTH_FAILURES_PER_MINUTE": "5",
+            "MAX_JOIN_TOKEN_TTL_MS": "1234",
+        ])
+        #expect(c.http == {
+            var limits = HTTPLimits()
+            limits.idleTimeoutMillis = 1001
+            limits.headerTimeoutMillis = 1002
+            limits.bodyTimeoutMillis = 1003
+            limits.maxHeaderBytes = 4096
+            limits.maxConnections = 7
+            return limits
+        }())
+        #expect(c.core.maxWSAuthFailuresPerMinute == 5)
+        #expect(c.core.maxJoinTokenTTLMillis == 1234)
+        for name in ["HTTP_IDLE_TIMEOUT_MS", "HTTP_HEADER_TIMEOUT_MS", "HTTP_BODY_TIMEOUT_MS", "MAX_HTTP_CONNECTIONS",
+                     "MAX_WS_AUTH_FAILURES_PER_MINUTE", "MAX_JOIN_TOKEN_TTL_MS"] {
+            #expect(Self.refusal([name: "0"]) == "\(name) must be greater than 0.")
+        }
+        #expect(Self.refusal(["MAX_HTTP_HEADER_BYTES": "100"]) == "MAX_HTTP_HEADER_BYTES must be at least 1024.")
+    }
+
+    @Test func printingTheConfigurationShowsNoSecret() throws {
+        let secret = "hmac-secret-" + String(repeating: "x", count: 32)
+        let previous = "hmac-previous-" + String(repeating: "y", count: 32)
+        let c = try Self.load([
+            "REDIS_URL": "redis://admin:redis-pass-123@cache:6379/2", "NATS_URL": "nats://bus-user:nats-pass-456@bus:4222",
+            "NATS_HMAC_SECRET": secret, "NATS_HMAC_PREVIOUS_SECRET": previous,
+        ])
+        var dumped = ""
+        dump(c, to: &dumped)
+        for text in ["\(c)", String(reflecting: c), dumped] {
+            for leaked in [secret, previous, "redis-pass-123", "nats-pass-456"] {
+                #expect(!text.contains(leaked), "\(leaked) printed")
+            }
+        }
+        #expect(c.natsHMACSecret == secret)
+        #expect(c.redisURL == "redis://admin:redis-pass-123@cache:6379/2")
     }
 
     @Test func validateRejectsShortNATSHMACSecret() throws {

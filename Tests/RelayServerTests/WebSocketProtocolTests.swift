@@ -427,7 +427,7 @@ struct WebSocketProtocolTests {
             try await paired.phone.socket.sendText(String(repeating: "x", count: 2048))
             let (texts, code) = try await paired.phone.socket.readUntilClosed()
             #expect(texts == [#"{"reason":"message_too_large","type":"disconnect"}"#])
-            #expect(code == 1008)
+            #expect(code == 1009)
         }
     }
 

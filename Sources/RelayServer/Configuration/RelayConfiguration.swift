@@ -27,12 +27,36 @@ public struct RelayConfiguration: Sendable {
     /// Proxy hops trusted for `X-Forwarded-For` (0: use the TCP peer).
     public var trustedProxyHops = 0
     public var allowLegacyQueryTokenAuth = false
-    public var redisURL: String?
+    /// `REDIS_URL` as given (it may carry a password: never printed, see ``SecretValue``).
+    public var redisURL: String? {
+        get { storedRedisURL?.value }
+        set { storedRedisURL = newValue.map(SecretValue.init) }
+    }
     public var redisKeyPrefix = "codexchat:remote-control:relay"
-    public var natsURL: String?
+    /// `NATS_URL` as given (it may carry credentials).
+    public var natsURL: String? {
+        get { storedNATSURL?.value }
+        set { storedNATSURL = newValue.map(SecretValue.init) }
+    }
     public var natsSubjectPrefix = "codexchat.remote.relay"
-    public var natsHMACSecret: String?
-    public var natsHMACPreviousSecret: String?
+    /// `NATS_HMAC_SECRET`.
+    public var natsHMACSecret: String? {
+        get { storedNATSHMACSecret?.value }
+        set { storedNATSHMACSecret = newValue.map(SecretValue.init) }
+    }
+    /// `NATS_HMAC_PREVIOUS_SECRET`.
+    public var natsHMACPreviousSecret: String? {
+        get { storedNATSHMACPreviousSecret?.value }
+        set { storedNATSHMACPreviousSecret = newValue.map(SecretValue.init) }
+    }
+    // Secret-bearing values are stored wrapped, so printing or reflecting the configuration (the
+    // lifecycle library logs its services at debug level) shows `<redacted>` instead.
+    private var storedRedisURL: SecretValue?
+    private var storedNATSURL: SecretValue?
+    private var storedNATSHMACSecret: SecretValue?
+    private var storedNATSHMACPreviousSecret: SecretValue?
+    /// `NATS_ALLOW_UNSIGNED`: run a bus without `NATS_HMAC_SECRET` (reference test clusters only).
+    public var natsAllowUnsigned = false
     public var natsReplayWindowMillis: Int64 = 120_000
     public var natsMaxClockSkewMillis: Int64 = 30_000
     public var natsTLSCAFile: String?
@@ -45,6 +69,8 @@ public struct RelayConfiguration: Sendable {
     public var logFormat = "text"
     /// The limits the core enforces.
     public var core = CoreConfiguration()
+    /// Time and size limits of HTTP connections before they become WebSockets.
+    public var http = HTTPLimits()
 
     public init() {
         core.defaultWebSocketURL = Self.defaultWebSocketURL(publicBaseURL: publicBaseURL, port: port)
@@ -104,7 +130,15 @@ public struct RelayConfiguration: Sendable {
         .init(name: "TRUSTED_SESSION_TTL_MS", defaultValue: "2592000000", help: "Lifetime of an inactive session with trusted devices (30 days)"),
         .init(name: "DRAIN_PERIOD_MS", defaultValue: "10000", help: "On SIGTERM, sockets are sent server_shutdown in batches over this period"),
         .init(name: "WS_WRITE_STALL_TIMEOUT_MS", defaultValue: "10000", help: "A socket whose writes make no progress this long is a slow consumer"),
-        .init(name: "RELAY_ENV", defaultValue: "development", help: "development, staging or production (production requires NATS_HMAC_SECRET with NATS_URL)"),
+        .init(name: "NATS_ALLOW_UNSIGNED", defaultValue: "false", help: "Run NATS_URL without NATS_HMAC_SECRET (unsigned envelopes); otherwise such a start is refused"),
+        .init(name: "HTTP_IDLE_TIMEOUT_MS", defaultValue: "65000", help: "An HTTP connection with no request in flight is closed after this long (above common proxies' 60 s)"),
+        .init(name: "HTTP_HEADER_TIMEOUT_MS", defaultValue: "20000", help: "Time allowed for a whole request head once its first byte arrived (408, then close)"),
+        .init(name: "HTTP_BODY_TIMEOUT_MS", defaultValue: "30000", help: "Time allowed for a whole request body once the head is in (408, then close); not the response wait"),
+        .init(name: "MAX_HTTP_HEADER_BYTES", defaultValue: "16384", help: "Request line plus headers; over it 431 (414 for the request line alone), then close"),
+        .init(name: "MAX_HTTP_CONNECTIONS", defaultValue: "4096", help: "Open HTTP connections not yet upgraded, per node; over it new ones are closed at once"),
+        .init(name: "MAX_WS_AUTH_FAILURES_PER_MINUTE", defaultValue: "60", help: "Failed WebSocket auths per client IP per minute; further attempts are refused before any lookup"),
+        .init(name: "MAX_JOIN_TOKEN_TTL_MS", defaultValue: "600000", help: "Longest join-token lifetime honoured, whatever joinTokenExpiresAt asks"),
+        .init(name: "RELAY_ENV", defaultValue: "development", help: "development, staging or production"),
         .init(name: "LOG_LEVEL", defaultValue: "info", help: "trace, debug, info, notice, warning, error or critical (RUST_LOG is read too)"),
         .init(name: "LOG_FORMAT", defaultValue: "text", help: "text or json"),
     ]
@@ -163,6 +197,18 @@ public struct RelayConfiguration: Sendable {
         try positive("TRUSTED_SESSION_TTL_MS") { c.core.trustedSessionTTLMillis = Int64($0) }
         try positive("WS_WRITE_STALL_TIMEOUT_MS") { c.writeStallTimeoutMillis = Int64($0) }
         if let drain = try reader.integer("DRAIN_PERIOD_MS") { c.drainPeriodMillis = Int64(drain) }
+        try positive("HTTP_IDLE_TIMEOUT_MS") { c.http.idleTimeoutMillis = Int64($0) }
+        try positive("HTTP_HEADER_TIMEOUT_MS") { c.http.headerTimeoutMillis = Int64($0) }
+        try positive("HTTP_BODY_TIMEOUT_MS") { c.http.bodyTimeoutMillis = Int64($0) }
+        if let bytes = try reader.integer("MAX_HTTP_HEADER_BYTES") {
+            guard bytes >= HTTPLimits.minimumHeaderBytes else {
+                throw ConfigurationError("MAX_HTTP_HEADER_BYTES must be at least \(HTTPLimits.minimumHeaderBytes).")
+            }
+            c.http.maxHeaderBytes = bytes
+        }
+        try positive("MAX_HTTP_CONNECTIONS") { c.http.maxConnections = $0 }
+        try positive("MAX_WS_AUTH_FAILURES_PER_MINUTE") { c.core.maxWSAuthFailuresPerMinute = $0 }
+        try positive("MAX_JOIN_TOKEN_TTL_MS") { c.core.maxJoinTokenTTLMillis = Int64($0) }
 
         let originEntries = reader.rawString("ALLOWED_ORIGINS").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
             ?? defaultOrigins(publicBaseURL: c.publicBaseURL)
@@ -191,8 +237,11 @@ public struct RelayConfiguration: Sendable {
         if let prefix = reader.string("NATS_SUBJECT_PREFIX") { c.natsSubjectPrefix = prefix }
         c.natsHMACSecret = reader.string("NATS_HMAC_SECRET")
         c.natsHMACPreviousSecret = reader.string("NATS_HMAC_PREVIOUS_SECRET")
+        c.natsAllowUnsigned = reader.string("NATS_ALLOW_UNSIGNED").flatMap(EnvironmentReader.boolean) ?? false
         if c.natsURL != nil {
-            if c.natsHMACSecret == nil, c.environment == "production" {
+            // PROTOCOL §8: a bus without a signing secret is refused in every environment, unless
+            // the operator asked for it by name.
+            if c.natsHMACSecret == nil, !c.natsAllowUnsigned {
                 throw ConfigurationError("NATS_HMAC_SECRET must be set when NATS_URL is configured.")
             }
             if let secret = c.natsHMACSecret, secret.utf8.count < 32 {

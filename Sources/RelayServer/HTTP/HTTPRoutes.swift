@@ -1,8 +1,7 @@
-import HTTPTypes
-import HummingbirdCore
 import Logging
 import Metrics
 import NIOCore
+import NIOHTTP1
 import RelayCore
 import RelayProtocol
 
@@ -29,32 +28,34 @@ struct HTTPRoutes: Sendable {
     }
 
 
-    /// Answers one request.
-    func respond(to request: Request, channel: any Channel) async -> Response {
+    /// Answers one request. `HEAD` is answered as `GET` (the connection drops the body).
+    func respond(to request: HTTPRequestMessage, remoteAddress: SocketAddress?) async -> HTTPRouteResponse {
         let started = ContinuousClock.now
-        let origin = request.headers[.origin].flatMap { $0.allSatisfy { $0.isASCII && !$0.isNewline } ? $0 : nil }
-        let route = Route(rawValue: request.uri.path)
-        var response: Response
-        if request.method == .options {
-            response = Response(status: .ok)
-            response.headers[.accessControlAllowMethods] = "POST,OPTIONS"
-            response.headers[.accessControlAllowHeaders] = "content-type"
+        let origin = request.head.headers.first(name: "Origin").flatMap { $0.allSatisfy { $0.isASCII && !$0.isNewline } ? $0 : nil }
+        let route = Route(rawValue: request.path)
+        let method = request.head.method
+        var response: HTTPRouteResponse
+        if method == .OPTIONS {
+            response = HTTPRouteResponse(status: .ok)
+            response.headers.add(name: "Access-Control-Allow-Methods", value: "POST,OPTIONS")
+            response.headers.add(name: "Access-Control-Allow-Headers", value: "content-type")
         } else if let route {
-            if route.isPost == (request.method == .post) || (route == .ws && request.method == .get) {
-                response = await dispatch(route, request: request, channel: channel, origin: origin)
+            let isGet = method == .GET || method == .HEAD
+            if route.isPost ? method == .POST : isGet {
+                response = await dispatch(route, request: request, remoteAddress: remoteAddress, origin: origin)
             } else {
-                response = Response(status: .methodNotAllowed)
-                response.headers[.allow] = route.isPost ? "POST" : "GET,HEAD"
+                response = HTTPRouteResponse(status: .methodNotAllowed)
+                response.headers.add(name: "Allow", value: route.isPost ? "POST" : "GET,HEAD")
             }
         } else {
-            response = Response(status: .notFound)
+            response = HTTPRouteResponse(status: .notFound)
         }
         if let allow = configuration.core.origins.corsAllowOrigin(for: origin) {
-            response.headers[.accessControlAllowOrigin] = allow
+            response.headers.add(name: "Access-Control-Allow-Origin", value: allow)
         }
-        response.headers.append(HTTPField(name: .vary, value: "origin"))
-        response.headers.append(HTTPField(name: .vary, value: "access-control-request-method"))
-        response.headers.append(HTTPField(name: .vary, value: "access-control-request-headers"))
+        response.headers.add(name: "Vary", value: "origin")
+        response.headers.add(name: "Vary", value: "access-control-request-method")
+        response.headers.add(name: "Vary", value: "access-control-request-headers")
         let label = route?.rawValue ?? "other"
         Counter(label: "relay_http_requests_total", dimensions: [("route", label), ("status", String(response.status.code))]).increment()
         let (seconds, attoseconds) = (ContinuousClock.now - started).components
@@ -63,7 +64,7 @@ struct HTTPRoutes: Sendable {
         return response
     }
 
-    private func dispatch(_ route: Route, request: Request, channel: any Channel, origin: String?) async -> Response {
+    private func dispatch(_ route: Route, request: HTTPRequestMessage, remoteAddress: SocketAddress?, origin: String?) async -> HTTPRouteResponse {
         switch route {
         case .healthz:
             return json(metrics.healthJSON())
@@ -73,33 +74,35 @@ struct HTTPRoutes: Sendable {
             let (ready, body) = health.readiness()
             return json(body, status: ready ? .ok : .serviceUnavailable)
         case .metricsz:
-            let accept = request.headers[.accept] ?? ""
+            let accept = request.head.headers[canonicalForm: "Accept"].joined(separator: ",")
             if accept.contains("text/plain") || accept.contains("application/openmetrics-text") {
-                var response = Response(status: .ok, body: .init(byteBuffer: ByteBuffer(bytes: metrics.prometheusText())))
-                response.headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
+                var response = HTTPRouteResponse(status: .ok, body: ByteBuffer(bytes: metrics.prometheusText()))
+                response.headers.add(name: "Content-Type", value: "text/plain; version=0.0.4; charset=utf-8")
                 return response
             }
             return json(metrics.metricsJSON())
         case .ws:
-            return plain(.badRequest, "Expected a WebSocket upgrade request")
+            // A `GET /ws` the connection did not upgrade: no or invalid upgrade headers (PROTOCOL §4.1).
+            var response = plain(.badRequest, "Expected a WebSocket upgrade request")
+            response.headers.add(name: "Sec-WebSocket-Version", value: "13")
+            return response
         default:
-            var request = request
             let body: JSONValue
-            switch await readJSONBody(&request) {
+            switch readJSONBody(request) {
             case .json(let value): body = value
             case .rejected(let rejection): return rejection
             }
             let meta = RequestMeta(
                 clientIP: ClientAddress.resolve(
-                    peer: channel.remoteAddress, forwardedFor: request.headers[values: .xForwardedFor],
+                    peer: remoteAddress, forwardedFor: request.head.headers["X-Forwarded-For"],
                     trustedHops: configuration.trustedProxyHops),
                 origin: origin)
             do {
                 return json(try await call(route, body: body, meta: meta))
             } catch let error as BodyShapeError {
-                return plain(.unprocessableContent, "Failed to deserialize the JSON body into the target type: \(error)")
+                return plain(.unprocessableEntity, "Failed to deserialize the JSON body into the target type: \(error)")
             } catch let error as APIError {
-                return json(error.body, status: HTTPResponse.Status(code: error.status))
+                return json(error.body, status: HTTPResponseStatus(statusCode: error.status))
             } catch {
                 logger.error("unexpected error", metadata: ["route": "\(route.rawValue)", "error": "\(error)"])
                 return plain(.internalServerError, "Internal error")
@@ -122,28 +125,18 @@ struct HTTPRoutes: Sendable {
     /// PROTOCOL §2.2, in table order: content type (415), size (413), syntax (400). Shape (422) is the caller's.
     private enum BodyOutcome {
         case json(JSONValue)
-        case rejected(Response)
+        case rejected(HTTPRouteResponse)
     }
 
-    private func readJSONBody(_ request: inout Request) async -> BodyOutcome {
-        guard Self.isJSONContentType(request.headers[.contentType]) else {
+    private func readJSONBody(_ request: HTTPRequestMessage) -> BodyOutcome {
+        guard Self.isJSONContentType(request.head.headers.first(name: "Content-Type")) else {
             return .rejected(plain(.unsupportedMediaType, "Expected request with `Content-Type: application/json`"))
         }
-        let limit = configuration.maxJSONBytes
-        let tooLarge = plain(.contentTooLarge, "Failed to buffer the request body: length limit exceeded")
-        if let length = request.headers[.contentLength].flatMap(Int.init), length > limit { return .rejected(tooLarge) }
-        var buffer = ByteBuffer()
-        do {
-            for try await part in request.body {
-                guard buffer.readableBytes + part.readableBytes <= limit else { return .rejected(tooLarge) }
-                var part = part
-                buffer.writeBuffer(&part)
-            }
-        } catch {
-            return .rejected(plain(.badRequest, "Failed to read the request body"))
+        guard !request.bodyTooLarge, request.body.readableBytes <= configuration.maxJSONBytes else {
+            return .rejected(plain(.payloadTooLarge, "Failed to buffer the request body: length limit exceeded"))
         }
         do {
-            return .json(try JSONValue.parse(buffer.readableBytesView))
+            return .json(try JSONValue.parse(request.body.readableBytesView))
         } catch {
             return .rejected(plain(.badRequest, "Failed to parse the request body as JSON: \(error)"))
         }
@@ -156,19 +149,15 @@ struct HTTPRoutes: Sendable {
         return mime.hasPrefix("application/") && mime.hasSuffix("+json")
     }
 
-    private func json(_ bytes: [UInt8], status: HTTPResponse.Status = .ok) -> Response {
-        var response = Response(status: status, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
-        response.headers[.contentType] = "application/json"
+    private func json(_ bytes: [UInt8], status: HTTPResponseStatus = .ok) -> HTTPRouteResponse {
+        var response = HTTPRouteResponse(status: status, body: ByteBuffer(bytes: bytes))
+        response.headers.add(name: "Content-Type", value: "application/json")
         return response
     }
 
-    private func plain(_ status: HTTPResponse.Status, _ text: String) -> Response {
-        var response = Response(status: status, body: .init(byteBuffer: ByteBuffer(string: text)))
-        response.headers[.contentType] = "text/plain; charset=utf-8"
+    func plain(_ status: HTTPResponseStatus, _ text: String) -> HTTPRouteResponse {
+        var response = HTTPRouteResponse(status: status, body: ByteBuffer(string: text))
+        response.headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
         return response
     }
-}
-
-extension HTTPField.Name {
-    static let xForwardedFor = HTTPField.Name("X-Forwarded-For")!
 }

@@ -43,6 +43,10 @@ final class WebSocketHandler: ChannelInboundHandler {
     private var lastInboundNanos: UInt64 = 0
     private var authTimer: Scheduled<Void>?
     private var heartbeat: Scheduled<Void>?
+    private var quiesceRequested = false
+
+    /// Text frames that may wait behind the auth frame while it is checked.
+    static let maxFramesBeforeAuth = 16
 
     init(settings: WebSocketSettings, peer: SocketPeer, legacyToken: String?, channel: any Channel) {
         self.settings = settings
@@ -67,6 +71,9 @@ final class WebSocketHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
+        // RFC 6455 §5.1-5.2: every client frame is masked, and no extension was negotiated that
+        // could give the RSV bits a meaning.
+        guard frame.maskKey != nil, !frame.rsv1, !frame.rsv2, !frame.rsv3 else { return protocolError() }
         switch frame.opcode {
         case .text, .binary, .continuation:
             receiveDataFrame(frame, context: context)
@@ -86,10 +93,30 @@ final class WebSocketHandler: ChannelInboundHandler {
                 phase = .closed
             }
             var data = frame.unmaskedData
+            // RFC 6455 §5.5.1, §7.4: no body, or a valid code and a UTF-8 reason, echoed back.
+            guard data.readableBytes != 1 else { return protocolError() }
             let code = data.readInteger(as: UInt16.self) ?? 1000
+            guard Self.isValidReceivedCloseCode(code) else { return protocolError() }
+            guard UTF8Validation.isValid(Array(data.readableBytesView)) else {
+                return connection.close(text: nil, code: 1007, closeReason: "invalid utf-8")
+            }
             connection.close(text: nil, code: code, closeReason: "")
         default:
-            connection.close(text: nil, code: 1002, closeReason: "protocol error")
+            protocolError()
+        }
+    }
+
+    /// Close 1002: the peer broke RFC 6455 framing.
+    private func protocolError() {
+        connection.close(text: nil, code: 1002, closeReason: "protocol error")
+    }
+
+    /// The codes a peer may send (RFC 6455 §7.4.1-7.4.2 and the IANA registry): 1000-1003 and
+    /// 1007-1014; 3000-4999 for libraries and applications. 1004-1006 and 1015 must never be sent.
+    static func isValidReceivedCloseCode(_ code: UInt16) -> Bool {
+        switch code {
+        case 1000...1003, 1007...1014, 3000...4999: true
+        default: false
         }
     }
 
@@ -142,6 +169,13 @@ final class WebSocketHandler: ChannelInboundHandler {
             guard type == "relay.auth" else { return rejectAuth(.invalidAuthPayload) }
             startAuth(token: token, context: context)
         case .authenticating(var buffered):
+            // Frames sent before auth_ok wait in order, within a bound: a client may pipeline a
+            // few commands behind its auth frame, not flood a socket nobody has admitted yet.
+            let bytes = buffered.reduce(text.count) { $0 + $1.count }
+            guard buffered.count < Self.maxFramesBeforeAuth, bytes <= 2 * settings.maxMessageBytes else {
+                phase = .closed
+                return terminate(.socketRateLimited)
+            }
             buffered.append(text)
             phase = .authenticating(buffered: buffered)
         case .open(let endpoint):
@@ -174,6 +208,11 @@ final class WebSocketHandler: ChannelInboundHandler {
                 return
             }
             phase = .open(endpoint)
+            if quiesceRequested {
+                // The server began shutting down while this socket authenticated: the drain has
+                // already listed its sockets, so this one is told here.
+                return terminate(.serverShutdown)
+            }
             rate = RateWindow(startingAt: wallClockMillis())
             lastInboundNanos = WebSocketConnection.monotonicNanos()
             scheduleHeartbeat()
@@ -208,6 +247,9 @@ final class WebSocketHandler: ChannelInboundHandler {
             connection.close(text: nil, code: 1011, closeReason: reason.rawValue)
         case .relayOverCapacity:
             connection.terminate(.relayOverCapacity)
+        case .authRateLimited:
+            // Not `session_expired`: the credentials may be fine, the client IP must slow down.
+            connection.terminate(.socketRateLimited)
         case .tokenNotFound, .desktopSessionMissing, .mobileSessionMissing, .deviceNotRegistered, .deviceRecordMissing:
             connection.terminate(.sessionExpired)
         }
@@ -247,8 +289,12 @@ final class WebSocketHandler: ChannelInboundHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         // Server quiescing: authenticated sockets are drained by the shutdown sequence; a socket
         // still waiting to authenticate has nothing to lose.
-        if case .awaitingAuth = phase, event is ChannelShouldQuiesceEvent {
-            connection.close(text: nil, code: 1012, closeReason: "server_shutdown")
+        if event is ChannelShouldQuiesceEvent {
+            switch phase {
+            case .awaitingAuth: connection.close(text: nil, code: 1012, closeReason: "server_shutdown")
+            case .authenticating: quiesceRequested = true
+            case .open, .closed: break
+            }
         }
         context.fireUserInboundEventTriggered(event)
     }

@@ -1,0 +1,69 @@
+import CoreMetrics
+import Metrics
+import Synchronization
+
+/// Why the relay refused or cut an HTTP connection or request, as counted in
+/// `relay_http_rejections_total{reason}`.
+enum HTTPRejection: String, CaseIterable, Sendable {
+    /// `MAX_HTTP_CONNECTIONS` open connections: a new one was closed at once.
+    case connectionLimit = "connection_limit"
+    /// No request for `HTTP_IDLE_TIMEOUT_MS`.
+    case idleTimeout = "idle_timeout"
+    /// A request head not complete within `HTTP_HEADER_TIMEOUT_MS` (408).
+    case headerTimeout = "header_timeout"
+    /// A request body not complete within `HTTP_BODY_TIMEOUT_MS` (408).
+    case bodyTimeout = "body_timeout"
+    /// Request line and headers over `MAX_HTTP_HEADER_BYTES` (431).
+    case headerTooLarge = "header_too_large"
+    /// A request line alone over `MAX_HTTP_HEADER_BYTES` (414).
+    case uriTooLong = "uri_too_long"
+    /// A body over `MAX_JSON_BYTES`: answered, then the connection closed unread (413).
+    case bodyTooLarge = "body_too_large"
+    /// Framing RFC 9112 forbids (400), or an expectation other than `100-continue` (417).
+    case malformedRequest = "malformed_request"
+}
+
+/// The node's count of HTTP connections that are open and not yet WebSockets, against
+/// `MAX_HTTP_CONNECTIONS`, and the counters of every refusal and timeout.
+final class HTTPConnectionGate: Sendable {
+    private let open = Atomic<Int>(0)
+    private let limit: Int
+    private let openGauge = Gauge(label: "relay_http_open_connections")
+    private let rejections: [Counter]
+
+    init(limit: Int) {
+        self.limit = limit
+        // Every reason up front, so an alert has a series before the first refusal.
+        rejections = HTTPRejection.allCases.map { Counter(label: "relay_http_rejections_total", dimensions: [("reason", $0.rawValue)]) }
+        openGauge.record(0)
+    }
+
+    /// Admits one more connection, or counts a `connection_limit` refusal and returns false.
+    func tryOpen() -> Bool {
+        var current = open.load(ordering: .relaxed)
+        while current < limit {
+            let (exchanged, original) = open.compareExchange(expected: current, desired: current + 1, ordering: .relaxed)
+            if exchanged {
+                openGauge.record(current + 1)
+                return true
+            }
+            current = original
+        }
+        count(.connectionLimit)
+        return false
+    }
+
+    /// A connection admitted by ``tryOpen()`` closed or became a WebSocket.
+    func release() {
+        let now = open.subtract(1, ordering: .relaxed).newValue
+        openGauge.record(now)
+    }
+
+    /// Open HTTP connections now.
+    var openConnections: Int { open.load(ordering: .relaxed) }
+
+    /// Counts one refusal or timeout.
+    func count(_ reason: HTTPRejection) {
+        rejections[HTTPRejection.allCases.firstIndex(of: reason)!].increment()
+    }
+}
