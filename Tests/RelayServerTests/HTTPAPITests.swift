@@ -267,10 +267,11 @@ struct HTTPAPITests {
 
     @Test func pairJoinExpiredTokenIs410() async throws {
         try await withRelay { relay in
-            let desktop = RelayDesktop(baseURL: relay.baseURL, joinTokenExpiresAt: Date().addingTimeInterval(0.6))
+            // Room for the start on a busy machine; the sleep past the expiry can only overshoot.
+            let desktop = RelayDesktop(baseURL: relay.baseURL, joinTokenExpiresAt: Date().addingTimeInterval(2))
             #expect(try await desktop.startPairing().status == 200)
             _ = try await desktop.connect()
-            try await Task.sleep(for: .milliseconds(800))
+            try await Task.sleep(for: .milliseconds(2300))
             let response = try await RelayPhone(baseURL: relay.baseURL).join(sessionID: desktop.sessionID, joinToken: desktop.joinToken)
             #expect(response.status == 410)
             #expect(response.errorCode == "join_token_expired")

@@ -29,7 +29,7 @@ struct LifecycleTests {
         try await withRelay({
             // Retention leaves room for a pairing on a busy machine (the desktop has no socket
             // between /pair/start and its auth); the sleep spans several sweeps past it.
-            $0["SESSION_RETENTION_MS"] = "500"
+            $0["SESSION_RETENTION_MS"] = "2000"
             $0["SESSION_SWEEP_INTERVAL_MS"] = "50"
             $0["WS_HEARTBEAT_INTERVAL_MS"] = "50"
             $0["TOKEN_ROTATION_GRACE_MS"] = "120"
@@ -37,7 +37,7 @@ struct LifecycleTests {
             let paired = try await RelayPairing.pairConnected(baseURL: relay.baseURL)
             await paired.desktop.disconnect()
             await paired.phone.disconnect()
-            try await Task.sleep(for: .milliseconds(900))
+            try await Task.sleep(for: .milliseconds(3000))
             #expect(try await paired.desktop.connect()["type"]?.stringValue == "auth_ok")
             #expect(try await paired.phone.connect()["desktopConnected"]?.boolValue == true)
         }
@@ -45,13 +45,15 @@ struct LifecycleTests {
 
     @Test func sessionWithAConnectedSocketIsNeverSwept() async throws {
         try await withRelay({
-            $0["SESSION_RETENTION_MS"] = "500"
+            // Retention leaves room for the start-to-auth gap on a machine busy with the rest of
+            // the suite; the sleep spans many sweeps past it.
+            $0["SESSION_RETENTION_MS"] = "2000"
             $0["SESSION_SWEEP_INTERVAL_MS"] = "50"
         }) { relay in
             let desktop = RelayDesktop(baseURL: relay.baseURL)
             try await desktop.startPairing()
             _ = try await desktop.connect()
-            try await Task.sleep(for: .milliseconds(900))
+            try await Task.sleep(for: .milliseconds(3000))
             try await desktop.socket.expectSilence(for: .milliseconds(50))
             #expect(try await relay.metrics()["sessionsWithDesktop"]?.intValue == 1)
         }
@@ -95,6 +97,9 @@ struct LifecycleTests {
             (["MAX_PAIR_REQUESTS_PER_MINUTE": "lots"], "MAX_PAIR_REQUESTS_PER_MINUTE"),
             (["PUBLIC_BASE_URL": "ftp://x"], "PUBLIC_BASE_URL must use http or https."),
             (["HOST": "192.0.2.77"], "HOST"),
+            // PROTOCOL §8: a bus without a signing secret is refused in every RELAY_ENV.
+            (["NATS_URL": "nats://127.0.0.1:4222"], "NATS_HMAC_SECRET must be set when NATS_URL is configured."),
+            (["NATS_URL": "nats://127.0.0.1:4222", "RELAY_ENV": "staging"], "NATS_HMAC_SECRET must be set when NATS_URL is configured."),
         ] {
             let process = try RelayProcess.launch(environment: env.merging(["PORT": "18999"]) { a, _ in a })
             #expect(try await process.waitForExit(timeout: .seconds(10)) != 0, "\(env)")

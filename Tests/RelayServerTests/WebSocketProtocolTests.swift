@@ -165,7 +165,9 @@ struct WebSocketProtocolTests {
     }
 
     @Test func graceTokenWorksUntilItExpires() async throws {
-        try await withRelay({ $0["TOKEN_ROTATION_GRACE_MS"] = "300" }) { relay in
+        // Grace long enough for a reconnect on a machine busy with the rest of the suite; the
+        // sleep past it can only overshoot.
+        try await withRelay({ $0["TOKEN_ROTATION_GRACE_MS"] = "3000" }) { relay in
             let paired = try await RelayPairing.pairConnected(baseURL: relay.baseURL)
             let original = try #require(paired.phone.previousToken)
             #expect(try await relay.metrics()["deviceTokens"]?.intValue == 2)
@@ -174,7 +176,7 @@ struct WebSocketProtocolTests {
             let viaGrace = try await paired.phone.connect(token: original)
             #expect(viaGrace["type"]?.stringValue == "auth_ok")
             await paired.phone.disconnect()
-            try await Task.sleep(for: .milliseconds(400))
+            try await Task.sleep(for: .milliseconds(3200))
             let late = try await RelayWebSocket.connect(to: relay.wsURL, headers: [("Origin", allowedOrigin)])
             try await late.sendText(#"{"type":"relay.auth","token":"\#(original)"}"#)
             #expect(try await late.readUntilClosed().closeCode == 1008)

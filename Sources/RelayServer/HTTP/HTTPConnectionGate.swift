@@ -29,6 +29,7 @@ final class HTTPConnectionGate: Sendable {
     private let open = Atomic<Int>(0)
     private let limit: Int
     private let openGauge = Gauge(label: "relay_http_open_connections")
+    private let limitGauge = Gauge(label: "relay_http_open_connections_limit")
     private let rejections: [Counter]
 
     init(limit: Int) {
@@ -36,6 +37,7 @@ final class HTTPConnectionGate: Sendable {
         // Every reason up front, so an alert has a series before the first refusal.
         rejections = HTTPRejection.allCases.map { Counter(label: "relay_http_rejections_total", dimensions: [("reason", $0.rawValue)]) }
         openGauge.record(0)
+        limitGauge.record(limit)
     }
 
     /// Admits one more connection, or counts a `connection_limit` refusal and returns false.

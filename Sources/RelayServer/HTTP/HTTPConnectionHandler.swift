@@ -304,6 +304,11 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             updateTimer()
             let response = settings.routes.plain(status, status.reasonPhrase)
             write(response, version: .http1_1, isHEAD: false, keepAlive: false)
+        case .request(let request) where request.isWebSocketUpgrade && !request.bodyTooLarge && quiescing:
+            // The server is shutting down: a socket opened now would miss the drain. The client
+            // reconnects, through the load balancer, to a node that stays.
+            responding = true
+            write(settings.routes.plain(.serviceUnavailable, "Server is shutting down"), version: .http1_1, isHEAD: false, keepAlive: false)
         case .request(let request) where request.isWebSocketUpgrade && !request.bodyTooLarge:
             upgrading = true
             cancelTimer()

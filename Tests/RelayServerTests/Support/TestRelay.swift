@@ -23,7 +23,26 @@ final class TestRelay: Sendable {
 
     /// Starts a node with the reference test defaults (PROTOCOL §10): allowed origin
     /// `http://localhost:4173`, `PUBLIC_BASE_URL` on the bound port, then `configure`'s changes.
+    ///
+    /// The port is chosen free, but another test may take it before this node binds: a start
+    /// that fails is tried again on another port (a few times), and never waits forever.
     static func start(_ configure: (inout [String: String]) -> Void = { _ in }) async throws -> TestRelay {
+        var failures: [String] = []
+        for _ in 0..<5 {
+            switch try await attemptStart(configure) {
+            case .started(let relay): return relay
+            case .failed(let why): failures.append(why)
+            }
+        }
+        throw TestFailure("relay did not start in 5 attempts: \(failures)")
+    }
+
+    private enum StartOutcome {
+        case started(TestRelay)
+        case failed(String)
+    }
+
+    private static func attemptStart(_ configure: (inout [String: String]) -> Void) async throws -> StartOutcome {
         let port = try freeLoopbackPort()
         var env = [
             "HOST": "127.0.0.1", "PORT": "\(port)", "PUBLIC_BASE_URL": "http://127.0.0.1:\(port)",
@@ -40,14 +59,19 @@ final class TestRelay: Sendable {
             continuation.finish()
         }
         let group = ServiceGroup(configuration: .init(services: [.init(service: application)], logger: logger))
-        let task = Task { try await group.run() }
+        // The stream also ends when the group stops before listening (a bind that failed), so the
+        // wait below always ends.
+        let task = Task {
+            defer { continuation.finish() }
+            try await group.run()
+        }
         var bound: Int?
         for await p in listening { bound = p }
         guard let bound else {
-            task.cancel()
-            throw TestFailure("relay did not start: \(logs.lines.suffix(5))")
+            let error = await task.result
+            return .failed("\(error) \(logs.lines.suffix(3))")
         }
-        return TestRelay(application: application, port: bound, logs: logs, group: group, task: task)
+        return .started(TestRelay(application: application, port: bound, logs: logs, group: group, task: task))
     }
 
     private init(application: RelayApplication, port: Int, logs: LogCapture, group: ServiceGroup, task: Task<Void, any Error>) {
@@ -58,10 +82,25 @@ final class TestRelay: Sendable {
         self.task = task
     }
 
-    /// Graceful shutdown, as SIGTERM would do it; waits for `run` to return.
-    func stop() async {
+    /// Graceful shutdown, as SIGTERM would do it; waits for `run` to return. A shutdown that does
+    /// not finish within 30 s fails the test with the node's last log lines instead of hanging it.
+    func stop(sourceLocation: SourceLocation = #_sourceLocation) async {
         await group.triggerGracefulShutdown()
-        _ = await task.result
+        let task = self.task
+        // Unstructured on purpose: awaiting a task's result cannot be cancelled, so a task group
+        // would wait for a hung shutdown after all.
+        let finished = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            let resumed = Mutex(false)
+            let resume: @Sendable (Bool) -> Void = { value in
+                if resumed.withLock({ done in defer { done = true }; return !done }) { continuation.resume(returning: value) }
+            }
+            Task { _ = await task.result; resume(true) }
+            Task { try? await Task.sleep(for: .seconds(30)); resume(false) }
+        }
+        if !finished {
+            Issue.record("the relay did not stop within 30 s; last log lines: \(logs.lines.suffix(8))", sourceLocation: sourceLocation)
+            task.cancel()
+        }
     }
 
     /// `GET /metricsz` as JSON.
