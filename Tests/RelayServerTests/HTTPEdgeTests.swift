@@ -247,8 +247,9 @@ struct HTTPEdgeTests {
     }
 
     @Test func keepAliveConnectionIsClosedAfterTheIdleTimeoutFollowingAResponse() async throws {
+        // Idle long enough for the request itself to arrive on a busy machine.
         try await withRelay({
-            $0["HTTP_IDLE_TIMEOUT_MS"] = "400"
+            $0["HTTP_IDLE_TIMEOUT_MS"] = "1500"
             $0["HTTP_HEADER_TIMEOUT_MS"] = "60000"
             $0["HTTP_BODY_TIMEOUT_MS"] = "60000"
         }) { relay in
@@ -256,14 +257,14 @@ struct HTTPEdgeTests {
             try await connection.send(get("/healthz"))
             #expect(try await connection.readResponse()?.status == 200)
             #expect(
-                try await connection.waitForClose(timeout: .seconds(30)), "an idle keep-alive connection outlived a 400 ms idle timeout by 30 s")
+                try await connection.waitForClose(timeout: .seconds(30)), "an idle keep-alive connection outlived a 1.5 s idle timeout by 30 s")
         }
     }
 
     @Test func pairJoinLongPollOutlivesTheBodyAndHeaderTimeouts() async throws {
         try await withRelay({
-            $0["HTTP_BODY_TIMEOUT_MS"] = "300"
-            $0["HTTP_HEADER_TIMEOUT_MS"] = "300"
+            $0["HTTP_BODY_TIMEOUT_MS"] = "1000"
+            $0["HTTP_HEADER_TIMEOUT_MS"] = "1000"
         }) { relay in
             let desktop = RelayDesktop(baseURL: relay.baseURL)
             #expect(try await desktop.startPairing().status == 200)
@@ -272,7 +273,7 @@ struct HTTPEdgeTests {
                 .join(sessionID: desktop.sessionID, joinToken: desktop.joinToken, timeout: .seconds(30))
             // The pair request proves the join is in flight; then it waits well past both timeouts.
             let request = try await desktop.nextPairRequest(timeout: .seconds(10))
-            try await Task.sleep(for: .seconds(1))
+            try await Task.sleep(for: .seconds(3))
             try await desktop.decide(requestID: request.requestID, approved: true)
             let response = try await join
             #expect(response.status == 200, "\(response.status) \(response.bodyText)")
@@ -281,13 +282,15 @@ struct HTTPEdgeTests {
     }
 
     @Test func upgradedWebSocketsOutliveTheHTTPTimeouts() async throws {
+        // Timeouts short enough to pass several times over, long enough for each request of the
+        // pairing to arrive on a busy machine.
         try await withRelay({
-            $0["HTTP_IDLE_TIMEOUT_MS"] = "300"
-            $0["HTTP_HEADER_TIMEOUT_MS"] = "300"
-            $0["HTTP_BODY_TIMEOUT_MS"] = "300"
+            $0["HTTP_IDLE_TIMEOUT_MS"] = "1000"
+            $0["HTTP_HEADER_TIMEOUT_MS"] = "1000"
+            $0["HTTP_BODY_TIMEOUT_MS"] = "1000"
         }) { relay in
             let paired = try await RelayPairing.pairConnected(baseURL: relay.baseURL, timeout: .seconds(10))
-            try await Task.sleep(for: .milliseconds(1500))
+            try await Task.sleep(for: .milliseconds(4000))
             try await paired.desktop.sendEvent(seq: 1)
             #expect(try await paired.phone.socket.nextFrame()["seq"]?.intValue == 1)
             await paired.phone.disconnect()
