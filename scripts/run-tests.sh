@@ -2,10 +2,10 @@
 # Builds and runs the test suite. A run that makes no progress for RELAY_TEST_RUN_TIMEOUT seconds
 # is killed and started again (at most RELAY_TEST_ATTEMPTS times): on Linux we have seen the whole
 # test process stall, every thread idle and no socket open, as if one awaited continuation were
-# never resumed (see the issue notes). A whole run takes 10-40 s here, so 150 s means stalled. A
+# never resumed (see the issue notes). A whole run takes 80-110 s here, so 400 s means stalled. A
 # failing test is never retried: only a timeout is.
 set -uo pipefail
-timeout_s=${RELAY_TEST_RUN_TIMEOUT:-150}
+timeout_s=${RELAY_TEST_RUN_TIMEOUT:-400}
 attempts=${RELAY_TEST_ATTEMPTS:-4}
 
 swift build --build-tests || exit $?

@@ -42,6 +42,7 @@ extension Relay {
         if store.isShared { await keepAliveHeldSessions() }
         _ = registry.pruneExpiredTokens(now: now)
         ipLimiter.prune(now: now)
+        authFailureLimiter.prune(now: now)
     }
 
     private func pruneStoredTokens(_ session: Session, now: Int64) async {
