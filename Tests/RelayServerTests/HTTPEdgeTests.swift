@@ -383,6 +383,33 @@ struct HTTPEdgeTests {
         }
     }
 
+    @Test func oversizedOrFragmentedControlFramesAreProtocolErrors() async throws {
+        try await withWebSocket { connection in
+            try await connection.sendFrame(opcode: WSOpcode.ping, payload: [UInt8](repeating: 0x61, count: 126))
+            try await expectCloseCode(connection, 1002)
+        }
+        try await withWebSocket { connection in
+            try await connection.sendFrame(opcode: WSOpcode.ping, payload: Array("hi".utf8), fin: false)
+            try await expectCloseCode(connection, 1002)
+        }
+    }
+
+    @Test func closeFrameWithAReasonThatIsNotUTF8IsClosed1007() async throws {
+        try await withWebSocket { connection in
+            try await connection.sendFrame(opcode: WSOpcode.close, payload: [0x03, 0xE8, 0xC3, 0x28])
+            try await expectCloseCode(connection, 1007)
+        }
+    }
+
+    @Test func validCloseCodesAreEchoed() async throws {
+        for code: UInt16 in [1000, 1001, 3000, 4999] {
+            try await withWebSocket { connection in
+                try await connection.sendFrame(opcode: WSOpcode.close, payload: [UInt8(code >> 8), UInt8(code & 0xFF)])
+                try await expectCloseCode(connection, code)
+            }
+        }
+    }
+
     @Test func closeFrameWithAOneBytePayloadIsAProtocolError() async throws {
         try await withWebSocket { connection in
             try await connection.sendFrame(opcode: WSOpcode.close, payload: [0x03])

@@ -300,9 +300,15 @@ final class WebSocketHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if let wsError = error as? NIOWebSocketError, wsError == .invalidFrameLength {
-            if case .open = phase { return terminate(.messageTooLarge) }
-            connection.close(text: Array(DisconnectReason.messageTooLarge.frameText.utf8), code: 1009, closeReason: "message_too_large")
+        if let wsError = error as? NIOWebSocketError {
+            switch wsError {
+            case .invalidFrameLength:
+                if case .open = phase { return terminate(.messageTooLarge) }
+                connection.close(text: Array(DisconnectReason.messageTooLarge.frameText.utf8), code: 1009, closeReason: "message_too_large")
+            default:
+                // A fragmented control frame, or one with a payload over 125 bytes (RFC 6455 §5.5).
+                protocolError()
+            }
             return
         }
         // Once a termination is under way its own deadline closes the socket; bytes the peer
