@@ -330,13 +330,18 @@ struct HTTPEdgeTests {
         try await withRelay({
             $0["HTTP_IDLE_TIMEOUT_MS"] = "2000"
             $0["HTTP_HEADER_TIMEOUT_MS"] = "2000"
+            $0["HTTP_BODY_TIMEOUT_MS"] = "2000"
         }) { relay in
             let idleBefore = try await relay.httpRejections("idle_timeout")
             let headerBefore = try await relay.httpRejections("header_timeout")
+            let bodyBefore = try await relay.httpRejections("body_timeout")
             let partialHead = Array("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Partial: ".utf8)
-            let idle = try await openConnections(500, port: relay.port)
-            let partial = try await openConnections(500, port: relay.port, sending: partialHead)
-            let all = idle + partial
+            let partialBody = Array(
+                "POST /pair/start HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"s".utf8)
+            let idle = try await openConnections(400, port: relay.port)
+            let partial = try await openConnections(300, port: relay.port, sending: partialHead)
+            let slowBodies = try await openConnections(300, port: relay.port, sending: partialBody)
+            let all = idle + partial + slowBodies
             defer { for connection in all { connection.close() } }
 
             let health = try await relay.http.get("/healthz", timeout: .seconds(10))
@@ -353,8 +358,9 @@ struct HTTPEdgeTests {
                 if try await !connection.waitForClose(timeout: remaining) { stillOpen += 1 }
             }
             #expect(stillOpen == 0, "\(stillOpen) of 1000 hostile connections outlived 2 s timeouts by 15 s")
-            try await expectRejectionsGrow(relay, "idle_timeout", from: idleBefore, by: 500)
-            try await expectRejectionsGrow(relay, "header_timeout", from: headerBefore, by: 500)
+            try await expectRejectionsGrow(relay, "idle_timeout", from: idleBefore, by: 400)
+            try await expectRejectionsGrow(relay, "header_timeout", from: headerBefore, by: 300)
+            try await expectRejectionsGrow(relay, "body_timeout", from: bodyBefore, by: 300)
         }
     }
 

@@ -181,6 +181,9 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
                 } else {
                     reject(.uriTooLong, status: .uriTooLong)
                 }
+            } else if parserError == .invalidVersion {
+                // HTTP/2.0 and the like in an HTTP/1 request line (RFC 9110 §15.6.6).
+                reject(.malformedRequest, status: .httpVersionNotSupported)
             } else {
                 reject(.malformedRequest, status: .badRequest)
             }
