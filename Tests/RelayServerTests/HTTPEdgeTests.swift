@@ -364,6 +364,42 @@ struct HTTPEdgeTests {
         }
     }
 
+    @Test func upgradedSocketsHoldAPlaceUntilTheyAuthenticate() async throws {
+        try await withRelay({ $0["MAX_HTTP_CONNECTIONS"] = "3" }) { relay in
+            let before = try await relay.httpRejections("connection_limit")
+            // Three upgraded sockets that have not authenticated fill the node's places.
+            var sockets: [RawConnection] = []
+            for _ in 0..<3 {
+                let socket = try await RawConnection.connect(port: relay.port)
+                try await socket.upgradeToWebSocket()
+                sockets.append(socket)
+            }
+            let refused = try await RawConnection.connect(port: relay.port)
+            #expect(try await refused.waitForClose(), "a fourth connection was kept beside three unauthenticated sockets")
+            // Closed sockets give their place back, and so do sockets that authenticate: with a
+            // desktop and a phone connected, all three places take HTTP connections again.
+            for socket in sockets { socket.close() }
+            try await expectRejectionsGrow(relay, "connection_limit", from: before, by: 1)
+            #expect(await eventually { (try? await relay.http.get("/healthz", timeout: .seconds(2)).status) == 200 })
+            let paired = try await RelayPairing.pairConnected(baseURL: relay.baseURL, timeout: .seconds(10))
+            let threeFit = try await eventually {
+                var held: [RawConnection] = []
+                defer { for connection in held { connection.close() } }
+                for _ in 0..<3 {
+                    let connection = try await RawConnection.connect(port: relay.port)
+                    held.append(connection)
+                    guard await connection.sendIfOpen(Array(get("/livez").utf8)),
+                        (try? await connection.readResponse(timeout: .seconds(2)))??.status == 200
+                    else { return false }
+                }
+                return true
+            }
+            #expect(threeFit, "authenticated sockets still hold places under MAX_HTTP_CONNECTIONS")
+            await paired.phone.disconnect()
+            await paired.desktop.disconnect()
+        }
+    }
+
     // MARK: WebSocket framing (RFC 6455)
 
     @Test func frameWithRSV1IsAProtocolError() async throws {

@@ -35,8 +35,8 @@ struct SecretLoggingTests {
         try await node.waitUntilReady()
         let paired = try await RelayPairing.pairConnected(baseURL: node.baseURL)
         let tokens = [paired.desktop.desktopSessionToken, paired.desktop.joinToken] + [paired.phone.deviceSessionToken].compactMap { $0 }
-        await try paired.phone.socket.close()
-        await try paired.desktop.socket.close()
+        try await paired.phone.socket.close()
+        try await paired.desktop.socket.close()
         _ = try await node.stop()
 
         let output = node.logs

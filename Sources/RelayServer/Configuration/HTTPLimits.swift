@@ -14,8 +14,8 @@ public struct HTTPLimits: Sendable, Equatable {
     /// `MAX_HTTP_HEADER_BYTES`: request line plus header lines. Over it: 431 (414 while still in the
     /// request line), then close.
     public var maxHeaderBytes = 16_384
-    /// `MAX_HTTP_CONNECTIONS`: connections open and not yet upgraded on this node; over it a new
-    /// connection is closed at once.
+    /// `MAX_HTTP_CONNECTIONS`: connections open and not yet admitted on this node (HTTP, and
+    /// upgraded sockets until they authenticate); over it a new connection is closed at once.
     public var maxConnections = 4_096
 
     /// The smallest header limit accepted: a browser's ordinary request head fits.

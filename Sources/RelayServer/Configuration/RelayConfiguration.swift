@@ -135,7 +135,7 @@ public struct RelayConfiguration: Sendable {
         .init(name: "HTTP_HEADER_TIMEOUT_MS", defaultValue: "20000", help: "Time allowed for a whole request head once its first byte arrived (408, then close)"),
         .init(name: "HTTP_BODY_TIMEOUT_MS", defaultValue: "30000", help: "Time allowed for a whole request body once the head is in (408, then close); not the response wait"),
         .init(name: "MAX_HTTP_HEADER_BYTES", defaultValue: "16384", help: "Request line plus headers; over it 431 (414 for the request line alone), then close"),
-        .init(name: "MAX_HTTP_CONNECTIONS", defaultValue: "4096", help: "Open HTTP connections not yet upgraded, per node; over it new ones are closed at once"),
+        .init(name: "MAX_HTTP_CONNECTIONS", defaultValue: "4096", help: "Open connections not yet admitted (HTTP, or WebSocket before auth), per node; over it new ones are closed at once"),
         .init(name: "MAX_WS_AUTH_FAILURES_PER_MINUTE", defaultValue: "60", help: "Failed WebSocket auths per client IP per minute; further attempts are refused before any lookup"),
         .init(name: "MAX_JOIN_TOKEN_TTL_MS", defaultValue: "600000", help: "Longest join-token lifetime honoured, whatever joinTokenExpiresAt asks"),
         .init(name: "RELAY_ENV", defaultValue: "development", help: "development, staging or production"),

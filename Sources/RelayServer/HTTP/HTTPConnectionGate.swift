@@ -23,8 +23,9 @@ enum HTTPRejection: String, CaseIterable, Sendable {
     case malformedRequest = "malformed_request"
 }
 
-/// The node's count of HTTP connections that are open and not yet WebSockets, against
-/// `MAX_HTTP_CONNECTIONS`, and the counters of every refusal and timeout.
+/// The node's count of connections that are open and not yet admitted (HTTP, or a WebSocket
+/// before it authenticates), against `MAX_HTTP_CONNECTIONS`, and the counters of every refusal
+/// and timeout.
 final class HTTPConnectionGate: Sendable {
     private let open = Atomic<Int>(0)
     private let limit: Int
@@ -55,7 +56,7 @@ final class HTTPConnectionGate: Sendable {
         return false
     }
 
-    /// A connection admitted by ``tryOpen()`` closed or became a WebSocket.
+    /// A connection admitted by ``tryOpen()`` closed, or its WebSocket authenticated.
     func release() {
         let now = open.subtract(1, ordering: .relaxed).newValue
         openGauge.record(now)

@@ -463,6 +463,12 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         let token = settings.allowLegacyQueryToken ? RelayChildChannel.queryToken(head.uri) : nil
         let pipeline = channel.pipeline.syncOperations
         let decoder = self.decoder
+        // The connection's place under MAX_HTTP_CONNECTIONS passes to the socket, which gives it
+        // back once it authenticates: an upgraded socket that never does costs what an idle
+        // connection costs.
+        released = true
+        let gate = settings.gate
+        var handedOver = false
         // HTTP out, WebSocket in. The decoder goes last, so what it holds after the upgrade
         // request (frames a client sent without waiting for the 101) flows into the frame decoder.
         do {
@@ -471,9 +477,12 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             pipeline.removeHandler(context: context, promise: nil)
             try pipeline.addHandler(WebSocketFrameEncoder())
             try pipeline.addHandler(ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: settings.webSocket.maxMessageBytes)))
-            try pipeline.addHandler(WebSocketHandler(settings: settings.webSocket, peer: peer, legacyToken: token, channel: channel))
+            try pipeline.addHandler(WebSocketHandler(
+                settings: settings.webSocket, peer: peer, legacyToken: token, channel: channel, admitted: { gate.release() }))
+            handedOver = true
             pipeline.removeHandler(decoder, promise: nil)
         } catch {
+            if !handedOver { gate.release() }
             settings.logger.debug("websocket upgrade failed", metadata: ["error": "\(error)"])
             channel.close(promise: nil)
         }

@@ -44,14 +44,28 @@ final class WebSocketHandler: ChannelInboundHandler {
     private var authTimer: Scheduled<Void>?
     private var heartbeat: Scheduled<Void>?
     private var quiesceRequested = false
+    private var admitted: (@Sendable () -> Void)?
+
+    /// Gives back the place this socket held before it authenticated.
+    private func leaveAdmission() {
+        admitted?()
+        admitted = nil
+    }
 
     /// Text frames that may wait behind the auth frame while it is checked.
     static let maxFramesBeforeAuth = 16
 
-    init(settings: WebSocketSettings, peer: SocketPeer, legacyToken: String?, channel: any Channel) {
+    /// `admitted` runs once, when the socket authenticates or ends, whichever comes first: until
+    /// then it holds a place among the node's `MAX_HTTP_CONNECTIONS` (an upgraded socket that never
+    /// authenticates is as cheap to open as an idle connection).
+    init(
+        settings: WebSocketSettings, peer: SocketPeer, legacyToken: String?, channel: any Channel,
+        admitted: @escaping @Sendable () -> Void = {}
+    ) {
         self.settings = settings
         self.peer = peer
         self.legacyToken = legacyToken
+        self.admitted = admitted
         self.connection = WebSocketConnection(
             channel: channel, capacity: settings.outboundCapacity, stallTimeoutMillis: settings.writeStallTimeoutMillis)
     }
@@ -208,6 +222,7 @@ final class WebSocketHandler: ChannelInboundHandler {
                 return
             }
             phase = .open(endpoint)
+            leaveAdmission()
             if quiesceRequested {
                 // The server began shutting down while this socket authenticated: the drain has
                 // already listed its sockets, so this one is told here.
@@ -287,6 +302,12 @@ final class WebSocketHandler: ChannelInboundHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // The server allows half-closure (for HTTP), but a WebSocket peer that sent FIN is gone:
+        // close now rather than hold the socket until the auth or heartbeat timeout.
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            context.close(promise: nil)
+            return
+        }
         // Server quiescing: authenticated sockets are drained by the shutdown sequence; a socket
         // still waiting to authenticate has nothing to lose.
         if event is ChannelShouldQuiesceEvent {
@@ -322,6 +343,7 @@ final class WebSocketHandler: ChannelInboundHandler {
         authTimer?.cancel()
         heartbeat?.cancel()
         connection.markClosed()
+        leaveAdmission()
         let previous = phase
         phase = .closed
         if case .open(let endpoint) = previous { endpoint.closed() }
