@@ -365,13 +365,13 @@ struct HTTPEdgeTests {
     }
 
     @Test func upgradedSocketsHoldAPlaceUntilTheyAuthenticate() async throws {
-        try await withRelay({ $0["MAX_HTTP_CONNECTIONS"] = "3" }) { relay in
+        try await withRelay({ $0["MAX_HTTP_CONNECTIONS"] = "6" }) { relay in
             let before = try await relay.httpRejections("connection_limit")
-            // Three upgraded sockets that have not authenticated fill the node's places (an attempt
+            // Six upgraded sockets that have not authenticated fill the node's places (an attempt
             // refused while the metrics request above still held its place is made again).
             var sockets: [RawConnection] = []
             let filled = await eventually {
-                while sockets.count < 3 {
+                while sockets.count < 6 {
                     guard let socket = try? await RawConnection.connect(port: relay.port),
                         (try? await socket.upgradeToWebSocket()) != nil
                     else { return false }
@@ -379,19 +379,19 @@ struct HTTPEdgeTests {
                 }
                 return true
             }
-            #expect(filled, "three sockets could not be upgraded with MAX_HTTP_CONNECTIONS=3")
+            #expect(filled, "six sockets could not be upgraded with MAX_HTTP_CONNECTIONS=6")
             let refused = try await RawConnection.connect(port: relay.port)
-            #expect(try await refused.waitForClose(), "a fourth connection was kept beside three unauthenticated sockets")
+            #expect(try await refused.waitForClose(), "a seventh connection was kept beside six unauthenticated sockets")
             // Closed sockets give their place back, and so do sockets that authenticate: with a
-            // desktop and a phone connected, all three places take HTTP connections again.
+            // desktop and a phone connected, all six places take HTTP connections again.
             for socket in sockets { socket.close() }
             try await expectRejectionsGrow(relay, "connection_limit", from: before, by: 1)
             #expect(await eventually { (try? await relay.http.get("/healthz", timeout: .seconds(2)).status) == 200 })
             let paired = try await RelayPairing.pairConnected(baseURL: relay.baseURL, timeout: .seconds(10))
-            let threeFit = try await eventually {
+            let sixFit = try await eventually {
                 var held: [RawConnection] = []
                 defer { for connection in held { connection.close() } }
-                for _ in 0..<3 {
+                for _ in 0..<6 {
                     let connection = try await RawConnection.connect(port: relay.port)
                     held.append(connection)
                     guard await connection.sendIfOpen(Array(get("/livez").utf8)),
@@ -400,7 +400,7 @@ struct HTTPEdgeTests {
                 }
                 return true
             }
-            #expect(threeFit, "authenticated sockets still hold places under MAX_HTTP_CONNECTIONS")
+            #expect(sixFit, "authenticated sockets still hold places under MAX_HTTP_CONNECTIONS")
             await paired.phone.disconnect()
             await paired.desktop.disconnect()
         }

@@ -254,12 +254,11 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         let stopsDecoder = head.method == .CONNECT || (head.headers.contains(name: "Upgrade") && connectionTokens.contains("upgrade"))
         let isWebSocket = stopsDecoder && isHTTP11 && head.method == .GET
             && HTTPRequestMessage.path(of: head.uri) == "/ws" && Self.tokens(head.headers["Upgrade"]).contains("websocket")
-        var request = Request(
+        let request = Request(
             head: head, stopsDecoder: stopsDecoder, isWebSocketUpgrade: isWebSocket,
             keepAlive: head.isKeepAlive && head.method != .CONNECT)
 
         if let length = head.headers.first(name: "Content-Length").flatMap({ Int($0) }), length > settings.maxBodyBytes {
-            request.bodyTooLarge = true
             return answerEarly(request)
         }
         receiving = request
