@@ -248,7 +248,7 @@ func eventuallyStatus(_ url: String, _ status: Int, timeout: Duration = .seconds
 extension RelayWebSocket {
     /// The next text frame whose `type` (or, with `inPayload`, whose `payload.type`) is `type`,
     /// skipping everything else.
-    func nextFrame(ofType type: String, inPayload: Bool = false, timeout: Duration = .seconds(5)) async throws -> RelayJSON {
+    func nextFrame(ofType type: String, inPayload: Bool = false, timeout: Duration = .seconds(30)) async throws -> RelayJSON {
         let deadline = ContinuousClock.now + timeout
         while true {
             let frame = try await nextJSON(timeout: deadline - ContinuousClock.now)
@@ -258,7 +258,7 @@ extension RelayWebSocket {
     }
 
     /// The next text frame whose `payload.type` is `type`, as the exact text received.
-    func nextText(ofType type: String, timeout: Duration = .seconds(5)) async throws -> String {
+    func nextText(ofType type: String, timeout: Duration = .seconds(30)) async throws -> String {
         let deadline = ContinuousClock.now + timeout
         while true {
             let text = try await nextText(timeout: deadline - ContinuousClock.now)
