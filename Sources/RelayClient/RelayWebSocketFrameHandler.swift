@@ -80,6 +80,13 @@ final class RelayWebSocketFrameHandler: ChannelInboundHandler {
         }
     }
 
+    func handlerAdded(context: ChannelHandlerContext) {
+        // The upgrade completes asynchronously: a server that answered and closed at once (an
+        // auth timeout on a busy machine) may have ended the connection before this handler was
+        // added, and then no channelInactive reaches it.
+        if !context.channel.isActive { inbox.finish() }
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
         inbox.finish()
         context.fireChannelInactive()
