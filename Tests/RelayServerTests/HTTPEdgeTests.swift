@@ -194,25 +194,17 @@ struct HTTPEdgeTests {
     // MARK: Timeouts
 
     @Test func silentConnectionIsClosedAfterTheIdleTimeout() async throws {
-        try await withRelay({
-            $0["HTTP_IDLE_TIMEOUT_MS"] = "400"
-            $0["HTTP_HEADER_TIMEOUT_MS"] = "60000"
-            $0["HTTP_BODY_TIMEOUT_MS"] = "60000"
-        }) { relay in
+        try await withShortTimeout("HTTP_IDLE_TIMEOUT_MS", 400) { relay in
             let before = try await relay.httpRejections("idle_timeout")
             let connection = try await RawConnection.connect(port: relay.port)
-            #expect(try await connection.waitForClose(timeout: .seconds(30)), "a silent connection outlived a 400 ms idle timeout by 30 s")
-            try expectNothingOr408(connection)
-            try await expectRejectionsGrow(relay, "idle_timeout", from: before, by: 1)
+            try await expectTimedOut(
+                connection, relay, "idle_timeout", from: before, within: .seconds(30),
+                "a silent connection outlived a 400 ms idle timeout by 30 s")
         }
     }
 
     @Test func trickledRequestHeadIsClosedAfterTheHeaderTimeout() async throws {
-        try await withRelay({
-            $0["HTTP_IDLE_TIMEOUT_MS"] = "60000"
-            $0["HTTP_HEADER_TIMEOUT_MS"] = "400"
-            $0["HTTP_BODY_TIMEOUT_MS"] = "60000"
-        }) { relay in
+        try await withShortTimeout("HTTP_HEADER_TIMEOUT_MS", 400) { relay in
             let before = try await relay.httpRejections("header_timeout")
             let connection = try await RawConnection.connect(port: relay.port)
             // One byte every 100 ms of a head that would take 100 s to finish: activity never stops.
@@ -224,35 +216,27 @@ struct HTTPEdgeTests {
                 sent += 1
                 try await Task.sleep(for: .milliseconds(100))
             }
-            #expect(try await connection.waitForClose(timeout: .seconds(1)), "a trickled head outlived a 400 ms header timeout by 10 s")
-            try expectNothingOr408(connection)
-            try await expectRejectionsGrow(relay, "header_timeout", from: before, by: 1)
+            try await expectTimedOut(
+                connection, relay, "header_timeout", from: before, within: .seconds(1),
+                "a trickled head outlived a 400 ms header timeout by 10 s")
         }
     }
 
     @Test func stalledRequestBodyIsClosedAfterTheBodyTimeout() async throws {
-        try await withRelay({
-            $0["HTTP_IDLE_TIMEOUT_MS"] = "60000"
-            $0["HTTP_HEADER_TIMEOUT_MS"] = "60000"
-            $0["HTTP_BODY_TIMEOUT_MS"] = "400"
-        }) { relay in
+        try await withShortTimeout("HTTP_BODY_TIMEOUT_MS", 400) { relay in
             let before = try await relay.httpRejections("body_timeout")
             let connection = try await RawConnection.connect(port: relay.port)
             try await connection.send(
                 "POST /pair/start HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"sessionI")
-            #expect(try await connection.waitForClose(timeout: .seconds(30)), "a stalled body outlived a 400 ms body timeout by 30 s")
-            try expectNothingOr408(connection)
-            try await expectRejectionsGrow(relay, "body_timeout", from: before, by: 1)
+            try await expectTimedOut(
+                connection, relay, "body_timeout", from: before, within: .seconds(30),
+                "a stalled body outlived a 400 ms body timeout by 30 s")
         }
     }
 
     @Test func keepAliveConnectionIsClosedAfterTheIdleTimeoutFollowingAResponse() async throws {
         // Idle long enough for the request itself to arrive on a busy machine.
-        try await withRelay({
-            $0["HTTP_IDLE_TIMEOUT_MS"] = "1500"
-            $0["HTTP_HEADER_TIMEOUT_MS"] = "60000"
-            $0["HTTP_BODY_TIMEOUT_MS"] = "60000"
-        }) { relay in
+        try await withShortTimeout("HTTP_IDLE_TIMEOUT_MS", 1500) { relay in
             let connection = try await RawConnection.connect(port: relay.port)
             try await connection.send(get("/healthz"))
             #expect(try await connection.readResponse()?.status == 200)
@@ -614,6 +598,17 @@ private func expectUnknownTokenGetsSessionExpired(_ connection: RawConnection, s
     #expect(second?.closeCode == 1008, "got \(second.map(String.init(describing:)) ?? "end of connection")", sourceLocation: sourceLocation)
 }
 
+/// The server ends `connection` within `bound` (a 408 before the close is allowed) and counts it
+/// as `reason`.
+private func expectTimedOut(
+    _ connection: RawConnection, _ relay: TestRelay, _ reason: String, from before: Double, within bound: Duration,
+    _ message: Comment, sourceLocation: SourceLocation = #_sourceLocation
+) async throws {
+    #expect(try await connection.waitForClose(timeout: bound), message, sourceLocation: sourceLocation)
+    try expectNothingOr408(connection, sourceLocation: sourceLocation)
+    try await expectRejectionsGrow(relay, reason, from: before, by: 1, sourceLocation: sourceLocation)
+}
+
 /// Reads until the server's close frame, expects `code`, answers it, and expects the TCP close.
 private func expectCloseCode(_ connection: RawConnection, _ code: UInt16, sourceLocation: SourceLocation = #_sourceLocation) async throws {
     let frames = try await connection.readFramesUntilClose()
@@ -628,6 +623,14 @@ private func expectCloseCode(_ connection: RawConnection, _ code: UInt16, source
 }
 
 // MARK: - Setup
+
+/// A relay whose only short HTTP timeout is `variable` (the other two are a minute).
+private func withShortTimeout(_ variable: String, _ millis: Int, _ body: (TestRelay) async throws -> Void) async throws {
+    try await withRelay({ env in
+        for name in ["HTTP_IDLE_TIMEOUT_MS", "HTTP_HEADER_TIMEOUT_MS", "HTTP_BODY_TIMEOUT_MS"] { env[name] = "60000" }
+        env[variable] = "\(millis)"
+    }, body)
+}
 
 /// Runs `body` with a raw connection upgraded to a WebSocket (not authenticated) on a fresh relay.
 private func withWebSocket(

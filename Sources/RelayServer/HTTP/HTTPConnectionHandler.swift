@@ -302,15 +302,11 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
         switch item {
         case .failure(let status):
-            responding = true
-            updateTimer()
-            let response = settings.routes.plain(status, status.reasonPhrase)
-            write(response, version: .http1_1, isHEAD: false, keepAlive: false)
+            answerAndClose(settings.routes.plain(status, status.reasonPhrase))
         case .request(let request) where request.isWebSocketUpgrade && !request.bodyTooLarge && quiescing:
             // The server is shutting down: a socket opened now would miss the drain. The client
             // reconnects, through the load balancer, to a node that stays.
-            responding = true
-            write(settings.routes.plain(.serviceUnavailable, "Server is shutting down"), version: .http1_1, isHEAD: false, keepAlive: false)
+            answerAndClose(settings.routes.plain(.serviceUnavailable, "Server is shutting down"))
         case .request(let request) where request.isWebSocketUpgrade && !request.bodyTooLarge:
             upgrading = true
             cancelTimer()
@@ -368,6 +364,11 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
         processNext()
         updateTimer()
+    }
+
+    /// A response of the relay's own (an error, a refusal), after which the connection closes.
+    private func answerAndClose(_ response: HTTPRouteResponse) {
+        write(response, version: .http1_1, isHEAD: false, keepAlive: false)
     }
 
     private func sendContinue() {
@@ -441,10 +442,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// Missing or invalid handshake fields (PROTOCOL §4.1: 400), then close.
     private func refuseUpgrade() {
         upgrading = false
-        responding = true
-        var response = settings.routes.plain(.badRequest, "Expected a WebSocket upgrade request")
-        response.headers.add(name: "Sec-WebSocket-Version", value: "13")
-        write(response, version: .http1_1, isHEAD: false, keepAlive: false)
+        answerAndClose(settings.routes.webSocketUpgradeExpected())
     }
 
     private func completeUpgrade(_ head: HTTPRequestHead, responseHeaders: HTTPHeaders) {

@@ -82,10 +82,8 @@ struct HTTPRoutes: Sendable {
             }
             return json(metrics.metricsJSON())
         case .ws:
-            // A `GET /ws` the connection did not upgrade: no or invalid upgrade headers (PROTOCOL §4.1).
-            var response = plain(.badRequest, "Expected a WebSocket upgrade request")
-            response.headers.add(name: "Sec-WebSocket-Version", value: "13")
-            return response
+            // A `GET /ws` the connection did not upgrade: no upgrade headers (PROTOCOL §4.1).
+            return webSocketUpgradeExpected()
         default:
             let body: JSONValue
             switch readJSONBody(request) {
@@ -152,6 +150,13 @@ struct HTTPRoutes: Sendable {
     private func json(_ bytes: [UInt8], status: HTTPResponseStatus = .ok) -> HTTPRouteResponse {
         var response = HTTPRouteResponse(status: status, body: ByteBuffer(bytes: bytes))
         response.headers.add(name: "Content-Type", value: "application/json")
+        return response
+    }
+
+    /// 400 for `/ws` without a valid upgrade (PROTOCOL §4.1), naming the version we speak.
+    func webSocketUpgradeExpected() -> HTTPRouteResponse {
+        var response = plain(.badRequest, "Expected a WebSocket upgrade request")
+        response.headers.add(name: "Sec-WebSocket-Version", value: "13")
         return response
     }
 

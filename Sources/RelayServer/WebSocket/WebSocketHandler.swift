@@ -140,11 +140,11 @@ final class WebSocketHandler: ChannelInboundHandler {
 
     private func receiveDataFrame(_ frame: WebSocketFrame, context: ChannelHandlerContext) {
         if frame.opcode != .continuation {
-            guard fragmentOpcode == nil else { return connection.close(text: nil, code: 1002, closeReason: "protocol error") }
+            guard fragmentOpcode == nil else { return protocolError() }
             fragmentOpcode = frame.opcode
             fragments.removeAll(keepingCapacity: true)
         } else if fragmentOpcode == nil {
-            return connection.close(text: nil, code: 1002, closeReason: "protocol error")
+            return protocolError()
         }
         guard fragments.count + frame.length <= settings.maxMessageBytes else {
             return terminate(.messageTooLarge)
