@@ -1,5 +1,7 @@
 // Loopback ports for local servers: picking a free one, waiting until one accepts.
 
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -15,7 +17,9 @@ import Darwin
 /// the local port of some outgoing connection, while a server we stopped is down: either would
 /// hold the port the server is about to bind again.
 ///
-/// Free when checked, not reserved: another process may bind it before the server does.
+/// Free when checked, not reserved: another process may bind it before the server does. This
+/// process never hands out one port twice, so servers it starts at the same time (parallel tests,
+/// a harness beside a cluster) cannot pick the same port while neither has bound it yet.
 ///
 /// - Parameter excluding: ports not to return, such as ones picked for servers not started yet.
 /// - Throws: `LocalClusterError` when no bindable port turns up.
@@ -24,10 +28,14 @@ public func freeLoopbackPort(excluding: Set<Int> = []) throws -> Int {
     guard ephemeralStart > 20_100 else { throw LocalClusterError("no port range below \(ephemeralStart) to pick from") }
     for _ in 0..<100 {
         let port = Int.random(in: 20_000..<ephemeralStart)
-        if !excluding.contains(port), canBind(port: port) { return port }
+        guard !excluding.contains(port), handedOut.withLock({ $0.insert(port).inserted }) else { continue }
+        if canBind(port: port) { return port }
     }
     throw LocalClusterError("no free loopback port found below \(ephemeralStart)")
 }
+
+/// Every port ``freeLoopbackPort(excluding:)`` has returned (or tried) in this process.
+private let handedOut = Mutex<Set<Int>>([])
 
 /// Waits (polling every 10 ms) until something accepts TCP connections on 127.0.0.1:`port`.
 ///
