@@ -75,7 +75,7 @@ public enum ArtifactJSON: Sendable, Equatable {
             } else {
                 out.append("null")
             }
-        case .string(let value): out.append(RelayJSON.string(value).serialized)
+        case .string(let value): out.append(JSONValue.string(value).serialized)
         case .array(let elements):
             guard !elements.isEmpty else { return out.append("[]") }
             out.append("[\n")
@@ -90,7 +90,7 @@ public enum ArtifactJSON: Sendable, Equatable {
             out.append("{\n")
             for (index, (key, value)) in members.enumerated() {
                 out.append(String(repeating: " ", count: indent + 2))
-                out.append(RelayJSON.string(key).serialized + ": ")
+                out.append(JSONValue.string(key).serialized + ": ")
                 value.write(into: &out, indent: indent + 2)
                 out.append(index == members.count - 1 ? "\n" : ",\n")
             }

@@ -248,7 +248,7 @@ public final class ClusterTraffic: Sendable {
             guard let event = try? await socket.next(timeout: .milliseconds(250)) else { continue }
             switch event {
             case .text(let text):
-                guard let frame = try? RelayJSON(parsing: text), frame["payload"]?["type"]?.stringValue == "command",
+                guard let frame = try? JSONValue.parse(text), frame["payload"]?["type"]?.stringValue == "command",
                     let seq = frame["seq"]?.uint64Value
                 else { continue }
                 driver.seen.withLock { seen in
@@ -327,7 +327,7 @@ public final class ClusterTraffic: Sendable {
             guard remaining > .zero, let event = try await socket.next(timeout: remaining) else { return false }
             switch event {
             case .text(let text):
-                if let frame = try? RelayJSON(parsing: text), frame["payload"]?["ack"]?.uint64Value == seq { return true }
+                if let frame = try? JSONValue.parse(text), frame["payload"]?["ack"]?.uint64Value == seq { return true }
             case .close, .closed:
                 throw RelayClientError.connectionClosed("phone socket ended")
             default:

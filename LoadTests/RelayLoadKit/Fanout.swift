@@ -76,7 +76,7 @@ public enum Fanout {
                             while received < configuration.messages {
                                 let text = try await socket.nextText(timeout: max(deadline - .now, .zero))
                                 let now = ContinuousClock.now
-                                let frame = try RelayJSON(parsing: text)
+                                let frame = try JSONValue.parse(text)
                                 guard frame["payload"]?["type"]?.stringValue == "event", let seq = frame["seq"]?.uint64Value,
                                     let sent = sentAt.withLock({ $0[seq] })
                                 else { continue }

@@ -50,7 +50,7 @@ public struct GateDecision: Sendable, Equatable {
 /// §9.2's checks.
 public enum Gate {
     /// Decides on a load artifact (any mode's: they share the §9.1 fields). Missing numbers count as 0.
-    public static func evaluate(_ artifact: RelayJSON, thresholds: GateThresholds) -> GateDecision {
+    public static func evaluate(_ artifact: JSONValue, thresholds: GateThresholds) -> GateDecision {
         func int(_ key: String) -> Int { artifact.artifactInt(key) }
         let status = artifact["status"]?.stringValue ?? ""
         let samples = int("sample_count")
@@ -94,14 +94,14 @@ public enum Gate {
         guard let data = FileManager.default.contents(atPath: path) else {
             return GateDecision(failures: ["no load artifact at \(path); run the load first"], summaryLine: "relay gate: \(path)")
         }
-        guard let artifact = try? RelayJSON(parsing: Array(data)), artifact.objectValue != nil else {
+        guard let artifact = try? JSONValue.parse(data), artifact.objectValue != nil else {
             return GateDecision(failures: ["\(path) is not a JSON object"], summaryLine: "relay gate: \(path)")
         }
         return evaluate(artifact, thresholds: thresholds)
     }
 }
 
-extension RelayJSON {
+extension JSONValue {
     /// An artifact's number as an integer (a fractional one truncated); missing counts as 0, as
     /// §9.1 reads metrics and the gate and the soak read artifacts.
     func artifactInt(_ key: String) -> Int {

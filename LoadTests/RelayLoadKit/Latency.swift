@@ -63,7 +63,7 @@ public struct LatencyBucket: Sendable, Equatable {
     }
 
     /// Reads a bucket written by ``json``; `nil` when a field is missing.
-    public init?(json: RelayJSON) {
+    public init?(json: JSONValue) {
         guard let second = json["second"]?.intValue, let count = json["count"]?.intValue,
             let p50 = json["p50_us"]?.intValue, let p95 = json["p95_us"]?.intValue,
             let p99 = json["p99_us"]?.intValue, let max = json["max_us"]?.intValue

@@ -72,7 +72,7 @@ public final class RelayUnderTest: Sendable {
     }
 
     /// The `/metricsz` JSON, for mode-specific figures.
-    public func metrics() async throws -> RelayJSON {
+    public func metrics() async throws -> JSONValue {
         let response = try await RelayHTTPClient(baseURL: baseURL).get("/metricsz", headers: [("Accept", "application/json")], timeout: .seconds(10))
         guard response.status == 200 else {
             throw RelayClientError.unexpectedStatus(operation: "GET /metricsz", status: response.status, body: response.bodyText)

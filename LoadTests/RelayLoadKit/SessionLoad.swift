@@ -147,7 +147,7 @@ public enum SessionLoad {
             } catch RelayClientError.timedOut {
                 throw RelayClientError.timedOut("command seq \(seq) not delivered within \(timeout)")
             }
-            let frame = try RelayJSON(parsing: text)
+            let frame = try JSONValue.parse(text)
             if frame["payload"]?["type"]?.stringValue == "command", frame["seq"]?.uint64Value == seq { return }
         }
     }

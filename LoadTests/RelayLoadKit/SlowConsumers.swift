@@ -139,7 +139,7 @@ public enum SlowConsumers {
                                     continue
                                 }
                                 let now = ContinuousClock.now
-                                guard let frame = try? RelayJSON(parsing: text), let sentAt = frame["payload"]?["sentAtUs"]?.intValue else { continue }
+                                guard let frame = try? JSONValue.parse(text), let sentAt = frame["payload"]?["sentAtUs"]?.intValue else { continue }
                                 let latency = (now - start) - .microseconds(sentAt)
                                 let sentInstant = start + .microseconds(sentAt)
                                 all.record(latency, at: now)

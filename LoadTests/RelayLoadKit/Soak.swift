@@ -47,7 +47,7 @@ public struct SoakLoop: Sendable {
     public enum Artifact: Sendable {
         case missing
         case undecodable
-        case decoded(RelayJSON)
+        case decoded(JSONValue)
     }
 
     public let index: Int
@@ -68,7 +68,7 @@ public struct SoakLoop: Sendable {
         guard let data = FileManager.default.contents(atPath: path) else {
             return SoakLoop(index: index, path: path, exitStatus: exitStatus, artifact: .missing)
         }
-        guard let json = try? RelayJSON(parsing: Array(data)), json.objectValue != nil else {
+        guard let json = try? JSONValue.parse(data), json.objectValue != nil else {
             return SoakLoop(index: index, path: path, exitStatus: exitStatus, artifact: .undecodable)
         }
         return SoakLoop(index: index, path: path, exitStatus: exitStatus, artifact: .decoded(json))

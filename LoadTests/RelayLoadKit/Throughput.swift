@@ -92,7 +92,7 @@ public enum Throughput {
                         while received < messagesPerSession {
                             let text = try await socket.nextText(timeout: max(deadline - .now, .zero))
                             let now = ContinuousClock.now
-                            let frame = try RelayJSON(parsing: text)
+                            let frame = try JSONValue.parse(text)
                             guard frame["payload"]?["type"]?.stringValue == "command", let seq = frame["seq"]?.uint64Value else { continue }
                             recorder.record(now - due(seq), at: now)
                             received += 1

@@ -21,8 +21,6 @@ public enum RelayClientError: Error, Sendable, CustomStringConvertible {
     case unexpectedJSON(expected: String, received: String)
     /// Text that should be JSON did not parse.
     case invalidJSON(reason: String, text: String)
-    /// A value could not be converted to JSON.
-    case unsupportedJSONValue(String)
     /// An HTTP call returned a status other than the one the helper needs.
     case unexpectedStatus(operation: String, status: Int, body: String)
     /// WebSocket authentication did not yield `auth_ok`; `received` describes the first event.
@@ -53,8 +51,6 @@ public enum RelayClientError: Error, Sendable, CustomStringConvertible {
             "expected \(expected), received \(received)"
         case .invalidJSON(let reason, let text):
             "invalid JSON (\(reason)): \(text.prefix(512))"
-        case .unsupportedJSONValue(let what):
-            "value cannot be represented as JSON: \(what)"
         case .unexpectedStatus(let operation, let status, let body):
             "\(operation) returned HTTP \(status): \(body)"
         case .authRejected(let role, let received):

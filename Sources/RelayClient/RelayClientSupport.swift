@@ -1,4 +1,4 @@
-// Identifier generation, RFC 3339 timestamps and URL parsing shared by the client types.
+// Identifier generation, RFC 3339 timestamps, JSON parsing and URL parsing shared by the client types.
 
 import Foundation
 import RelayProtocol
@@ -29,6 +29,16 @@ public enum RelayTimestamp {
 
     /// The current time, formatted by ``rfc3339(_:zulu:)``.
     public static func now() -> String { rfc3339(Date()) }
+}
+
+/// Parses one JSON document (``JSONValue/parse(_:)-(Bytes)``), reporting a failure as
+/// ``RelayClientError/invalidJSON(reason:text:)`` with the text, so a failing test shows what arrived.
+func parseJSON<Bytes: Collection<UInt8>>(_ bytes: Bytes) throws(RelayClientError) -> JSONValue {
+    do {
+        return try JSONValue.parse(bytes)
+    } catch {
+        throw .invalidJSON(reason: error.description, text: String(decoding: bytes, as: UTF8.self))
+    }
 }
 
 /// A parsed `http://` or `ws://` URL: where to connect and what to put on the request line.

@@ -3,6 +3,7 @@
 import Foundation
 import NIOCore
 import NIOPosix
+import RelayProtocol
 import Synchronization
 
 /// A `relay.pair_request` received by the desktop.
@@ -10,7 +11,7 @@ public struct RelayPairRequest: Sendable {
     /// The `requestID` to answer with ``RelayDesktop/decide(requestID:approved:)``.
     public let requestID: String
     /// The whole frame.
-    public let frame: RelayJSON
+    public let frame: JSONValue
     /// Text frames skipped while waiting for it, in order.
     public let skippedFrames: [String]
 
@@ -113,16 +114,16 @@ public final class RelayDesktop: Sendable {
         idleTimeoutSeconds: Int? = nil
     ) async throws -> RelayHTTPResponse {
         let (joinToken, expiresAt) = state.withLock { ($0.joinToken, $0.joinTokenExpiresAt) }
-        var body: RelayJSON = [
+        var body: [String: JSONValue] = [
             "sessionID": .string(sessionID),
             "joinToken": .string(joinToken),
             "desktopSessionToken": .string(desktopSessionToken),
             "joinTokenExpiresAt": .string(RelayTimestamp.rfc3339(expiresAt)),
         ]
-        if let schemaVersion { body["schemaVersion"] = .int(Int64(schemaVersion)) }
+        if let schemaVersion { body["schemaVersion"] = .int(schemaVersion) }
         if let relayWebSocketURL { body["relayWebSocketURL"] = .string(relayWebSocketURL) }
-        if let idleTimeoutSeconds { body["idleTimeoutSeconds"] = .int(Int64(idleTimeoutSeconds)) }
-        let response = try await http.postJSON(path: "/pair/start", body: body, headers: originHeaders)
+        if let idleTimeoutSeconds { body["idleTimeoutSeconds"] = .int(idleTimeoutSeconds) }
+        let response = try await http.postJSON(path: "/pair/start", body: .object(body), headers: originHeaders)
         if response.status == 200, let wsURL = (try? response.json())?["wsURL"]?.stringValue {
             state.withLock { $0.wsURL = wsURL }
         }
@@ -139,14 +140,14 @@ public final class RelayDesktop: Sendable {
     ) async throws -> RelayHTTPResponse {
         let token = newJoinToken ?? RelayTokens.token()
         let expiry = expiresAt ?? Date().addingTimeInterval(120)
-        var body: RelayJSON = [
+        var body: [String: JSONValue] = [
             "sessionID": .string(sessionID),
             "joinToken": .string(token),
             "desktopSessionToken": .string(desktopSessionToken),
             "joinTokenExpiresAt": .string(RelayTimestamp.rfc3339(expiry)),
         ]
-        if let schemaVersion { body["schemaVersion"] = .int(Int64(schemaVersion)) }
-        let response = try await http.postJSON(path: "/pair/refresh", body: body, headers: originHeaders)
+        if let schemaVersion { body["schemaVersion"] = .int(schemaVersion) }
+        let response = try await http.postJSON(path: "/pair/refresh", body: .object(body), headers: originHeaders)
         if response.status == 200 {
             state.withLock { state in
                 state.joinToken = token
@@ -159,12 +160,12 @@ public final class RelayDesktop: Sendable {
     /// `POST /pair/stop` (the kill switch).
     @discardableResult
     public func stop(schemaVersion: Int? = nil) async throws -> RelayHTTPResponse {
-        try await http.postJSON(path: "/pair/stop", body: credentials(schemaVersion: schemaVersion), headers: originHeaders)
+        try await http.postJSON(path: "/pair/stop", body: .object(credentials(schemaVersion: schemaVersion)), headers: originHeaders)
     }
 
     /// `POST /devices/list`.
     public func listDevices(schemaVersion: Int? = nil) async throws -> RelayHTTPResponse {
-        try await http.postJSON(path: "/devices/list", body: credentials(schemaVersion: schemaVersion), headers: originHeaders)
+        try await http.postJSON(path: "/devices/list", body: .object(credentials(schemaVersion: schemaVersion)), headers: originHeaders)
     }
 
     /// `POST /devices/revoke` for `deviceID`.
@@ -172,12 +173,12 @@ public final class RelayDesktop: Sendable {
     public func revokeDevice(_ deviceID: String, schemaVersion: Int? = nil) async throws -> RelayHTTPResponse {
         var body = credentials(schemaVersion: schemaVersion)
         body["deviceID"] = .string(deviceID)
-        return try await http.postJSON(path: "/devices/revoke", body: body, headers: originHeaders)
+        return try await http.postJSON(path: "/devices/revoke", body: .object(body), headers: originHeaders)
     }
 
-    private func credentials(schemaVersion: Int?) -> RelayJSON {
-        var body: RelayJSON = ["sessionID": .string(sessionID), "desktopSessionToken": .string(desktopSessionToken)]
-        if let schemaVersion { body["schemaVersion"] = .int(Int64(schemaVersion)) }
+    private func credentials(schemaVersion: Int?) -> [String: JSONValue] {
+        var body: [String: JSONValue] = ["sessionID": .string(sessionID), "desktopSessionToken": .string(desktopSessionToken)]
+        if let schemaVersion { body["schemaVersion"] = .int(schemaVersion) }
         return body
     }
 
@@ -217,10 +218,10 @@ public final class RelayDesktop: Sendable {
         authTimeout: Duration = .seconds(10),
         autoReplyPings: Bool = true,
         receiveBufferSize: Int? = nil
-    ) async throws -> RelayJSON {
+    ) async throws -> JSONValue {
         let socket = try await openSocket(url: url, autoReplyPings: autoReplyPings, receiveBufferSize: receiveBufferSize)
         do {
-            let auth: RelayJSON = ["type": "relay.auth", "token": .string(desktopSessionToken)]
+            let auth: JSONValue = ["type": "relay.auth", "token": .string(desktopSessionToken)]
             try await socket.sendText(auth.serialized)
             let first = try await RelayRoles.firstFrame(socket, role: "desktop", timeout: authTimeout)
             state.withLock { $0.socket = socket }
@@ -247,7 +248,7 @@ public final class RelayDesktop: Sendable {
             } catch RelayClientError.timedOut {
                 throw RelayClientError.timedOut("no relay.pair_request within \(timeout); skipped \(skipped)")
             }
-            if let frame = try? RelayJSON(parsing: text), frame.type == "relay.pair_request",
+            if let frame = try? JSONValue.parse(text), frame.type == "relay.pair_request",
                 let requestID = frame["requestID"]?.stringValue
             {
                 return RelayPairRequest(requestID: requestID, frame: frame, skippedFrames: skipped)
@@ -258,7 +259,7 @@ public final class RelayDesktop: Sendable {
 
     /// Sends `relay.pair_decision` for `requestID` with this session id.
     public func decide(requestID: String, approved: Bool) async throws {
-        let decision: RelayJSON = [
+        let decision: JSONValue = [
             "type": "relay.pair_decision",
             "sessionID": .string(sessionID),
             "requestID": .string(requestID),
@@ -271,13 +272,13 @@ public final class RelayDesktop: Sendable {
     /// "payload":{"type":<payloadType>,…payload}}` and returns the exact text sent (phones receive
     /// it byte for byte).
     @discardableResult
-    public func sendEnvelope(seq: UInt64, payloadType: String, payload: [String: RelayJSON] = [:]) async throws -> String {
+    public func sendEnvelope(seq: UInt64, payloadType: String, payload: [String: JSONValue] = [:]) async throws -> String {
         var body = payload
         body["type"] = .string(payloadType)
-        let envelope: RelayJSON = [
+        let envelope: JSONValue = [
             "schemaVersion": 2,
             "sessionID": .string(sessionID),
-            "seq": RelayRoles.json(seq),
+            "seq": .int(seq),
             "timestamp": .string(RelayTimestamp.now()),
             "payload": .object(body),
         ]
@@ -288,7 +289,7 @@ public final class RelayDesktop: Sendable {
 
     /// Sends a desktop `event` envelope (see ``sendEnvelope(seq:payloadType:payload:)``) and returns its text.
     @discardableResult
-    public func sendEvent(seq: UInt64, payload: [String: RelayJSON] = [:]) async throws -> String {
+    public func sendEvent(seq: UInt64, payload: [String: JSONValue] = [:]) async throws -> String {
         try await sendEnvelope(seq: seq, payloadType: "event", payload: payload)
     }
 
@@ -306,22 +307,16 @@ public final class RelayDesktop: Sendable {
 enum RelayRoles {
     /// Reads the first event after `relay.auth`; returns it when it is `auth_ok`, else throws
     /// ``RelayClientError/authRejected(role:received:)`` describing it.
-    static func firstFrame(_ socket: RelayWebSocket, role: String, timeout: Duration) async throws -> RelayJSON {
+    static func firstFrame(_ socket: RelayWebSocket, role: String, timeout: Duration) async throws -> JSONValue {
         let text: String
         do {
             text = try await socket.nextText(timeout: timeout)
         } catch let error as RelayClientError {
             throw RelayClientError.authRejected(role: role, received: error.description)
         }
-        guard let frame = try? RelayJSON(parsing: text), frame.type == "auth_ok" else {
+        guard let frame = try? JSONValue.parse(text), frame.type == "auth_ok" else {
             throw RelayClientError.authRejected(role: role, received: text)
         }
         return frame
-    }
-
-    /// A sequence number as JSON (an integer when it fits in `Int64`).
-    static func json(_ value: UInt64) -> RelayJSON {
-        if let signed = Int64(exactly: value) { return .int(signed) }
-        return .double(Double(value))
     }
 }

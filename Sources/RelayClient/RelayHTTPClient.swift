@@ -3,6 +3,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import RelayProtocol
 
 /// An HTTP request for ``RelayHTTPClient``.
 public struct RelayHTTPRequest: Sendable {
@@ -67,7 +68,7 @@ public struct RelayHTTPResponse: Sendable {
     /// The body parsed as JSON.
     ///
     /// - Throws: ``RelayClientError/invalidJSON(reason:text:)`` when it does not parse.
-    public func json() throws -> RelayJSON { try RelayJSON(parsing: body) }
+    public func json() throws -> JSONValue { try parseJSON(body) }
 
     /// The `error` member of a JSON error body (`{"error":"<code>","message":…}`), if any.
     public var errorCode: String? { (try? json())?["error"]?.stringValue }
@@ -164,7 +165,7 @@ public struct RelayHTTPClient: Sendable {
     /// (unless `headers` sets a `Content-Type`).
     public func postJSON(
         path: String,
-        body: RelayJSON,
+        body: JSONValue,
         headers: [(String, String)] = [],
         timeout: Duration = .seconds(60)
     ) async throws -> RelayHTTPResponse {
@@ -186,19 +187,6 @@ public struct RelayHTTPClient: Sendable {
         return try await send(
             RelayHTTPRequest(method: "POST", path: path, headers: allHeaders, body: Array(rawBody.utf8), timeout: timeout)
         )
-    }
-
-    /// `POST path` with a Foundation-style dictionary converted by ``RelayJSON/init(any:)``.
-    ///
-    /// - Throws: ``RelayClientError/unsupportedJSONValue(_:)`` for values that are not JSON.
-    public func postJSON(
-        path: String,
-        object: [String: Any],
-        headers: [(String, String)] = [],
-        timeout: Duration = .seconds(60)
-    ) async throws -> RelayHTTPResponse {
-        let body = try RelayJSON(any: object)
-        return try await postJSON(path: path, body: body, headers: headers, timeout: timeout)
     }
 
     private static func makeHead(_ request: RelayHTTPRequest, endpoint: RelayEndpoint) -> HTTPRequestHead {

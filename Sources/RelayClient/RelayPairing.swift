@@ -2,6 +2,7 @@
 
 import NIOCore
 import NIOPosix
+import RelayProtocol
 
 /// A desktop and a phone, paired and both authenticated, with what happened on the way.
 public struct RelayPairedSession: Sendable {
@@ -10,27 +11,27 @@ public struct RelayPairedSession: Sendable {
     /// The phone, joined and connected (its socket is ``RelayPhone/socket``).
     public let phone: RelayPhone
     /// The desktop's `auth_ok`.
-    public let desktopAuthOK: RelayJSON
+    public let desktopAuthOK: JSONValue
     /// The `relay.pair_request` the desktop approved.
     public let pairRequest: RelayPairRequest
     /// The 200 response of `/pair/join`.
     public let joinResponse: RelayHTTPResponse
     /// The phone's `auth_ok`.
-    public let phoneAuthOK: RelayJSON
+    public let phoneAuthOK: JSONValue
     /// Every event read from the desktop socket after approving, in order: normally
     /// `relay.pair_result` then `relay.device_count` (pings and pongs included if any arrived).
     public let drainedDesktopEvents: [RelayWebSocketEvent]
 
     /// The drained desktop text frames parsed as JSON (non-JSON text is skipped).
-    public var drainedDesktopFrames: [RelayJSON] {
-        drainedDesktopEvents.compactMap { $0.text.flatMap { try? RelayJSON(parsing: $0) } }
+    public var drainedDesktopFrames: [JSONValue] {
+        drainedDesktopEvents.compactMap { $0.text.flatMap { try? JSONValue.parse($0) } }
     }
 
     /// The drained `relay.pair_result`, if it arrived.
-    public var pairResult: RelayJSON? { drainedDesktopFrames.first { $0.type == "relay.pair_result" } }
+    public var pairResult: JSONValue? { drainedDesktopFrames.first { $0.type == "relay.pair_result" } }
 
     /// The drained `relay.device_count`, if it arrived.
-    public var deviceCount: RelayJSON? { drainedDesktopFrames.first { $0.type == "relay.device_count" } }
+    public var deviceCount: JSONValue? { drainedDesktopFrames.first { $0.type == "relay.device_count" } }
 }
 
 /// The pairing flow as one call.
@@ -123,7 +124,7 @@ public enum RelayPairing {
         phoneSocketURL: String? = nil,
         deviceName: String? = "Relay Test iPhone",
         timeout: Duration = .seconds(30)
-    ) async throws -> RelayJSON {
+    ) async throws -> JSONValue {
         let refresh = try await desktop.refreshJoinToken()
         guard refresh.status == 200 else {
             throw RelayClientError.unexpectedStatus(operation: "POST /pair/refresh", status: refresh.status, body: refresh.bodyText)
@@ -202,7 +203,7 @@ public enum RelayPairing {
             let remaining = deadline - ContinuousClock.now
             guard remaining > .zero, let event = try await socket.next(timeout: remaining) else { break }
             events.append(event)
-            if case .text(let text) = event, let type = (try? RelayJSON(parsing: text))?.type {
+            if case .text(let text) = event, let type = (try? JSONValue.parse(text))?.type {
                 if type == "relay.pair_result" { sawResult = true }
                 if type == "relay.device_count" { sawCount = true }
             }

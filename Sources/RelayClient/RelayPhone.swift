@@ -2,6 +2,7 @@
 
 import NIOCore
 import NIOPosix
+import RelayProtocol
 import Synchronization
 
 /// The phone (mobile PWA) side of a relay session.
@@ -87,9 +88,9 @@ public final class RelayPhone: Sendable {
         deviceName: String? = nil,
         timeout: Duration = .seconds(60)
     ) async throws -> RelayHTTPResponse {
-        var body: RelayJSON = ["sessionID": .string(sessionID), "joinToken": .string(joinToken)]
+        var body: [String: JSONValue] = ["sessionID": .string(sessionID), "joinToken": .string(joinToken)]
         if let deviceName { body["deviceName"] = .string(deviceName) }
-        let response = try await http.postJSON(path: "/pair/join", body: body, headers: originHeaders, timeout: timeout)
+        let response = try await http.postJSON(path: "/pair/join", body: .object(body), headers: originHeaders, timeout: timeout)
         if response.status == 200, let json = try? response.json() {
             state.withLock { state in
                 state.sessionID = json["sessionID"]?.stringValue ?? sessionID
@@ -139,13 +140,13 @@ public final class RelayPhone: Sendable {
         authTimeout: Duration = .seconds(10),
         autoReplyPings: Bool = true,
         receiveBufferSize: Int? = nil
-    ) async throws -> RelayJSON {
+    ) async throws -> JSONValue {
         guard let presented = token ?? deviceSessionToken else {
             throw RelayClientError.notReady("phone has no device session token; join first")
         }
         let socket = try await openSocket(url: url, autoReplyPings: autoReplyPings, receiveBufferSize: receiveBufferSize)
         do {
-            let auth: RelayJSON = ["type": "relay.auth", "token": .string(presented)]
+            let auth: JSONValue = ["type": "relay.auth", "token": .string(presented)]
             try await socket.sendText(auth.serialized)
             let first = try await RelayRoles.firstFrame(socket, role: "mobile", timeout: authTimeout)
             state.withLock { state in
@@ -165,7 +166,7 @@ public final class RelayPhone: Sendable {
 
     /// Closes the current socket, then connects again with the rotated token.
     @discardableResult
-    public func reconnect(authTimeout: Duration = .seconds(10)) async throws -> RelayJSON {
+    public func reconnect(authTimeout: Duration = .seconds(10)) async throws -> JSONValue {
         await disconnect()
         return try await connect(authTimeout: authTimeout)
     }
@@ -193,7 +194,7 @@ public final class RelayPhone: Sendable {
     public func sendCommand(
         name: String,
         commandID: String? = nil,
-        fields: [String: RelayJSON] = [:],
+        fields: [String: JSONValue] = [:],
         seq: UInt64? = nil,
         includeTimestamp: Bool = true
     ) async throws -> UInt64 {
@@ -207,14 +208,14 @@ public final class RelayPhone: Sendable {
         var command = fields
         command["name"] = .string(name)
         command["commandID"] = .string(commandID ?? "cmd-\(used)")
-        var envelope: RelayJSON = [
+        var envelope: [String: JSONValue] = [
             "schemaVersion": 2,
             "sessionID": .string(sessionID),
-            "seq": RelayRoles.json(used),
+            "seq": .int(used),
             "payload": ["type": "command", "payload": .object(command)],
         ]
         if includeTimestamp { envelope["timestamp"] = .string(RelayTimestamp.now()) }
-        try await socket.sendText(envelope.serialized)
+        try await socket.sendText(JSONValue.object(envelope).serialized)
         return used
     }
 
@@ -222,9 +223,9 @@ public final class RelayPhone: Sendable {
     public func requestSnapshot(reason: String? = nil, lastSeq: UInt64? = nil) async throws {
         let socket = try self.socket
         guard let sessionID else { throw RelayClientError.notReady("phone has no session id") }
-        var request: RelayJSON = ["type": "relay.snapshot_request", "sessionID": .string(sessionID)]
+        var request: [String: JSONValue] = ["type": "relay.snapshot_request", "sessionID": .string(sessionID)]
         if let reason { request["reason"] = .string(reason) }
-        if let lastSeq { request["lastSeq"] = RelayRoles.json(lastSeq) }
-        try await socket.sendText(request.serialized)
+        if let lastSeq { request["lastSeq"] = .int(lastSeq) }
+        try await socket.sendText(JSONValue.object(request).serialized)
     }
 }

@@ -4,6 +4,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOWebSocket
+import RelayProtocol
 
 /// A client WebSocket over SwiftNIO with direct access to frames.
 ///
@@ -242,9 +243,9 @@ public final class RelayWebSocket: Sendable {
     ///
     /// - Throws: what ``nextText(timeout:)`` throws, ``RelayClientError/invalidJSON(reason:text:)``,
     ///   or ``RelayClientError/unexpectedJSON(expected:received:)`` when it is not an object.
-    public func nextJSON(timeout: Duration) async throws -> RelayJSON {
+    public func nextJSON(timeout: Duration) async throws -> JSONValue {
         let text = try await nextText(timeout: timeout)
-        let json = try RelayJSON(parsing: text)
+        let json = try parseJSON(text.utf8)
         guard case .object = json else { throw RelayClientError.unexpectedJSON(expected: "a JSON object", received: text) }
         return json
     }

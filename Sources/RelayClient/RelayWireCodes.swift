@@ -2,7 +2,7 @@
 
 import RelayProtocol
 
-extension RelayJSON {
+extension JSONValue {
     /// The reason of a `{"reason":…,"type":"disconnect"}` frame, when this is one with a known reason.
     public var disconnectReason: DisconnectReason? {
         guard type == "disconnect", let reason = self["reason"]?.stringValue else { return nil }

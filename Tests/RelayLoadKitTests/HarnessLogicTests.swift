@@ -100,7 +100,7 @@ struct HarnessLogicTests {
         #expect(json["first_error"] == .null)
         #expect(json["offered_rate"] == .int(10))
         // It parses back as JSON with the same figures (what the gate and the soak read).
-        let parsed = try RelayJSON(parsing: json.pretty)
+        let parsed = try JSONValue.parse(json.pretty)
         #expect(parsed["p99_latency_us"]?.intValue == 4000)
         #expect(json.pretty.hasPrefix("{\n  \"status\": \"ok\",\n  \"base_url\": "))
     }
@@ -140,8 +140,8 @@ struct HarnessLogicTests {
 
     // MARK: Gate (§9.2)
 
-    static func artifact(_ overrides: [String: RelayJSON] = [:]) -> RelayJSON {
-        var members: [String: RelayJSON] = [
+    static func artifact(_ overrides: [String: JSONValue] = [:]) -> JSONValue {
+        var members: [String: JSONValue] = [
             "status": "ok", "sample_count": 4000, "p95_latency_us": 4200, "p95_latency_ms": 5, "p95_latency_budget_ms": 1000,
             "error_count": 0, "outbound_send_failures": 0, "slow_consumer_disconnects": 0, "ws_auth_failures": 0,
             "first_error": .null,
@@ -217,7 +217,7 @@ struct HarnessLogicTests {
 
     @Test func soakAggregatesLoopsAndPassesWhenAllAreGood() {
         let loops = (1...3).map { index in
-            Self.loop(index, .decoded(Self.artifact(["p95_latency_us": .int(Int64(1000 * index)), "p95_latency_ms": .int(Int64(index))])))
+            Self.loop(index, .decoded(Self.artifact(["p95_latency_us": .int(1000 * index), "p95_latency_ms": .int(index)])))
         }
         let summary = SoakSummary(expectedLoops: 3, loops: loops, thresholds: SoakThresholds())
         #expect(summary.passed)
@@ -277,11 +277,11 @@ struct HarnessLogicTests {
     }
 
     @Test func soakTimelineLaysLoopsEndToEnd() {
-        func withTimeline(_ seconds: [Int], duration: Double) -> RelayJSON {
+        func withTimeline(_ seconds: [Int], duration: Double) -> JSONValue {
             Self.artifact([
                 "duration_seconds": .double(duration),
                 "latency_timeline": .array(seconds.map { second in
-                    ["second": .int(Int64(second)), "count": 1, "p50_us": 10, "p95_us": 20, "p99_us": 30, "max_us": 40]
+                    ["second": .int(second), "count": 1, "p50_us": 10, "p95_us": 20, "p99_us": 30, "max_us": 40]
                 }),
             ])
         }

@@ -50,7 +50,7 @@ struct LoadRunTests {
         #expect((result.usage?.relayPeakMemoryBytes ?? 0) > 1_000_000)
         #expect(result.usage?.machineCores == MachineFacts.cores)
         #expect(result.timeline.reduce(0) { $0 + $1.count } == 20)
-        let artifact = try RelayJSON(parsing: result.json.pretty)
+        let artifact = try JSONValue.parse(result.json.pretty)
         #expect(Gate.evaluate(artifact, thresholds: GateThresholds()).passed)
     }
 
@@ -85,7 +85,7 @@ struct LoadRunTests {
             "RELAY_BINARY": try LocalRelayNode.defaultExecutable(),
         ])
         #expect(status == 0, "\(output)")
-        let summary = try RelayJSON(parsing: Array(try Data(contentsOf: URL(fileURLWithPath: summaryPath))))
+        let summary = try JSONValue.parse(try Data(contentsOf: URL(fileURLWithPath: summaryPath)))
         #expect(summary["status"]?.stringValue == "ok")
         #expect(summary["expected_loops"]?.intValue == 2)
         #expect(summary["ok_loops"]?.intValue == 2)

@@ -27,7 +27,7 @@ struct ClusterTests {
             #expect(seqs == Array(1...20))
 
             var sent: [String] = []
-            for seq in 1...20 { sent.append(try await desktop.sendEvent(seq: UInt64(seq), payload: ["n": .int(Int64(seq))])) }
+            for seq in 1...20 { sent.append(try await desktop.sendEvent(seq: UInt64(seq), payload: ["n": .int(seq)])) }
             var received: [String] = []
             while received.count < 20 {
                 let text = try await phone.socket.nextText(timeout: .seconds(5))
@@ -248,7 +248,7 @@ func eventuallyStatus(_ url: String, _ status: Int, timeout: Duration = .seconds
 extension RelayWebSocket {
     /// The next text frame whose `type` (or, with `inPayload`, whose `payload.type`) is `type`,
     /// skipping everything else.
-    func nextFrame(ofType type: String, inPayload: Bool = false, timeout: Duration = .seconds(30)) async throws -> RelayJSON {
+    func nextFrame(ofType type: String, inPayload: Bool = false, timeout: Duration = .seconds(30)) async throws -> JSONValue {
         let deadline = ContinuousClock.now + timeout
         while true {
             let frame = try await nextJSON(timeout: deadline - ContinuousClock.now)
@@ -262,7 +262,7 @@ extension RelayWebSocket {
         let deadline = ContinuousClock.now + timeout
         while true {
             let text = try await nextText(timeout: deadline - ContinuousClock.now)
-            if (try? RelayJSON(parsing: text))?["payload"]?["type"]?.stringValue == type { return text }
+            if (try? JSONValue.parse(text))?["payload"]?["type"]?.stringValue == type { return text }
         }
     }
 }
@@ -270,7 +270,7 @@ extension RelayWebSocket {
 extension RelayPhone {
     /// Closes the current socket and authenticates on `url` with the rotated token.
     @discardableResult
-    func reconnect(url: String) async throws -> RelayJSON {
+    func reconnect(url: String) async throws -> JSONValue {
         await disconnect()
         return try await connect(url: url)
     }

@@ -108,7 +108,7 @@ struct HTTPAPITests {
 
     @Test func wrongFieldTypesAre422() async throws {
         try await withRelay { relay in
-            for idle in [RelayJSON.string("60"), .int(-1), .double(1.5)] {
+            for idle in [JSONValue.string("60"), .int(-1), .double(1.5)] {
                 let response = try await relay.post("/pair/start", [
                     "sessionID": .string(opaque(22)), "joinToken": .string(opaque()),
                     "desktopSessionToken": .string(opaque()), "joinTokenExpiresAt": .string(futureTimestamp()),

@@ -81,7 +81,7 @@ struct HTTPEdgeTests {
             try await connection.send(get("/healthz"))
             let next = try #require(try await connection.readResponse())
             #expect(next.status == 200)
-            #expect(try RelayJSON(parsing: next.body)["ok"]?.boolValue == true)
+            #expect(try JSONValue.parse(next.body)["ok"]?.boolValue == true)
         }
     }
 

@@ -104,12 +104,12 @@ final class TestRelay: Sendable {
     }
 
     /// `GET /metricsz` as JSON.
-    func metrics() async throws -> RelayJSON {
+    func metrics() async throws -> JSONValue {
         try await http.get("/metricsz").json()
     }
 
     /// `POST path` with a JSON body and optional headers.
-    func post(_ path: String, _ body: RelayJSON, headers: [(String, String)] = []) async throws -> RelayHTTPResponse {
+    func post(_ path: String, _ body: JSONValue, headers: [(String, String)] = []) async throws -> RelayHTTPResponse {
         try await http.postJSON(path: path, body: body, headers: headers)
     }
 }
@@ -157,7 +157,7 @@ extension RelayWebSocket {
     /// The next text frame parsed as JSON, skipping pings and pongs.
     /// Bounds are generous: a frame comes as soon as the relay sends it, and the bound only says
     /// when to give up on a machine busy with the rest of the suite.
-    func nextFrame(_ timeout: Duration = .seconds(30)) async throws -> RelayJSON {
+    func nextFrame(_ timeout: Duration = .seconds(30)) async throws -> JSONValue {
         try await nextJSON(timeout: timeout)
     }
 
