@@ -167,7 +167,7 @@ let package = Package(
         ),
         // Test plumbing the integration test targets share: child processes, loopback ports, the
         // required test environment, polling. No Testing: it only throws.
-        .target(name: "RelayTestSupport", dependencies: ["RelayLocalCluster"], path: "Tests/RelayTestSupport", swiftSettings: swiftSettings),
+        .target(name: "RelayTestSupport", dependencies: ["RelayLocalCluster", "RelayCore"], path: "Tests/RelayTestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "RelayProtocolTests", dependencies: ["RelayProtocol"], swiftSettings: swiftSettings),
         .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore"], swiftSettings: swiftSettings),
         .testTarget(name: "RelayRedisTests", dependencies: ["RelayRedis", "RelayCore", "RelayProtocol", "RelayTestSupport"], swiftSettings: swiftSettings),

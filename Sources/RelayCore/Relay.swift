@@ -1,147 +1,175 @@
+// One relay node: the parts that do the work, and the API the transport calls.
+
 import Logging
 import RelayProtocol
 import Synchronization
 
-/// One relay node's logic: sessions, pairing, routing and limits. It knows no HTTP library, no
-/// socket and no Redis or NATS: the transport hands it decoded requests and frames, and it
-/// reaches sockets through ``RelayConnection``, other nodes through ``ClusterBus`` and durable
-/// state through ``StateStore``.
+/// One relay node's logic. It knows no HTTP library, no socket and no Redis or NATS: the
+/// transport hands it decoded requests and frames, and it reaches sockets through
+/// ``RelayConnection``, other nodes through ``ClusterBus`` and durable state through
+/// ``StateStore``.
+///
+/// The node is thin: each job is a part with its own folder.
+/// - `Sessions`: the ``SessionDirectory`` (this node's copies, kept in step with the store).
+/// - `Pairing`: the six POST endpoints and the pending approvals.
+/// - `Sockets`: ``SocketAdmission`` (auth and the socket cap) and the per-socket endpoints, the
+///   per-message path.
+/// - `Routing`: the ``Router`` (local delivery and publication) and the ``BusInbox`` (what other
+///   nodes send).
+/// - `Sweeping`: the periodic ``Sweeper``.
 public final class Relay: Sendable {
+    /// The limits and timings this node enforces.
     public let configuration: CoreConfiguration
-    public let stats = RelayStats()
-    let registry = SessionRegistry()
-    let ipLimiter = IPRateLimiter()
-    let authFailureLimiter = IPRateLimiter()
-    let tokenReloadFallback = Mutex<Int64?>(nil)
-    let store: any StateStore
-    let bus: (any ClusterBus)?
-    let logger: Logger
-    let validationLimits: MobileValidationLimits
-    let reloadGate = ReloadGate()
+    /// The node's counters.
+    public let stats: RelayStats
+    let context: NodeContext
+    let router: Router
+    let directory: SessionDirectory
+    let pairing: Pairing
+    let admission: SocketAdmission
+    let inbox: BusInbox
+    let sweeper: Sweeper
+    private let started = Mutex(false)
 
     /// Creates a node. `bus` nil means this node runs alone (`crossInstanceBusEnabled` false).
-    public init(configuration: CoreConfiguration, store: any StateStore, bus: (any ClusterBus)?, logger: Logger) {
+    /// `clock` is what every expiry, budget, sweep and approval timeout is measured by.
+    public init(
+        configuration: CoreConfiguration, store: any StateStore, bus: (any ClusterBus)?, logger: Logger,
+        clock: any RelayClock = SystemClock()
+    ) {
         self.configuration = configuration
-        self.store = store
-        self.bus = bus
-        self.logger = logger
-        self.validationLimits = MobileValidationLimits(maxCommandTextBytes: configuration.maxRemoteCommandTextBytes)
+        let stats = RelayStats()
+        self.stats = stats
+        let context = NodeContext(
+            configuration: configuration, stats: stats, logger: logger, clock: clock, store: store, bus: bus,
+            work: BackgroundWork())
+        self.context = context
+        router = Router(context: context)
+        directory = SessionDirectory(context: context, router: router)
+        pairing = Pairing(context: context, directory: directory, router: router)
+        admission = SocketAdmission(context: context, directory: directory, router: router, pairing: pairing)
+        inbox = BusInbox(context: context, directory: directory, router: router, pairing: pairing)
+        sweeper = Sweeper(
+            context: context, directory: directory, router: router,
+            limiters: [pairing.ipLimiter, admission.authFailureLimiter])
     }
 
-    /// Restores sessions from the store (retrying in the background if it cannot be read yet) and
-    /// starts receiving from the bus.
+    /// Restores sessions from the store and starts receiving from the bus. A store that cannot be
+    /// read yet is retried with backoff and jitter by ``runBackgroundWork(sweepIntervalMillis:)`` (DECISIONS 6)
+    /// instead of leaving the node empty. Calling it again does nothing.
     public func start() async throws {
-        await restoreFromStore()
-        if let bus {
+        guard started.withLock({ s in defer { s = true }; return !s }) else { return }
+        do {
+            try await directory.restore()
+        } catch {
+            context.logger.error("state store unavailable at start; retrying", metadata: ["error": "\(error)"])
+            let directory = self.directory, clock = context.clock, logger = context.logger
+            context.work.submit {
+                var delay: Int64 = 100
+                while !Task.isCancelled {
+                    guard (try? await clock.sleep(millis: delay + Int64.random(in: 0...(delay / 2)))) != nil else { return }
+                    do {
+                        try await directory.restore()
+                        logger.notice("state store reachable; sessions restored")
+                        return
+                    } catch {
+                        delay = min(delay * 2, 5000)
+                    }
+                }
+            }
+        }
+        if let bus = context.bus {
+            let inbox = self.inbox
             try await bus.start(
-                handler: { [weak self] envelope in self?.handleBusEnvelope(envelope) },
-                connectivity: { [weak self] up in self?.busConnectivityChanged(up: up) })
+                handler: { envelope in inbox.receive(envelope) },
+                connectivity: { up in inbox.connectivityChanged(up: up) })
+        }
+    }
+
+    /// The node's own work until the task is cancelled: a sweep every `sweepIntervalMillis` of the
+    /// node's clock, and the jobs started by bus messages, closing sockets and the restore retry.
+    /// Cancelling it cancels those jobs and returns once they ended.
+    public func runBackgroundWork(sweepIntervalMillis: Int64) async {
+        let sweeper = self.sweeper, clock = context.clock
+        await context.work.run(clock: clock, sweepIntervalMillis: sweepIntervalMillis) {
+            await sweeper.sweep(now: clock.nowMillis())
         }
     }
 
     /// Whether this node talks to other nodes.
-    public var crossInstanceBusEnabled: Bool { bus != nil }
+    public var crossInstanceBusEnabled: Bool { context.bus != nil }
     /// Whether records outlive this process.
-    public var persistenceEnabled: Bool { store.isShared }
+    public var persistenceEnabled: Bool { context.store.isShared }
 
-    // MARK: Delivery
-
-    /// Enqueues `frame` on `connection`; a full queue makes it a slow consumer (PROTOCOL §4.10).
-    @discardableResult
-    func deliver(_ frame: [UInt8], to connection: any RelayConnection, countFailure: Bool = true) -> Bool {
-        switch connection.send(frame) {
-        case .enqueued:
-            return true
-        case .full:
-            if countFailure {
-                stats.sendFailure(slowConsumer: true)
-                logger.warning("slow_consumer_disconnect", metadata: ["connection": "\(connection.connectionID)"])
-                logger.warning("outbound_send_failure reason=queue_full")
-            }
-            stats.disconnect(.slowConsumer)
-            connection.terminate(.slowConsumer)
-            return false
-        case .closed:
-            logger.debug("outbound_send_failure reason=queue_closed")
-            return false
-        }
+    /// Uses `port` in the default `wsURL` (the listener's port, when the configuration left the
+    /// port to the system with `PORT=0`).
+    public func useDefaultWebSocketURL(_ url: String) {
+        pairing.defaultWebSocketURL.withLock { $0 = url }
     }
 
-    /// Publishes a frame or control body for other nodes, if there are any.
-    func publish(_ target: BusTarget, sessionID: String, payload: [UInt8], targetDeviceID: String? = nil) {
-        guard let bus else { return }
-        bus.publish(BusEnvelope(
-            sessionID: sessionID, sourceInstanceID: bus.instanceID, target: target, targetDeviceID: targetDeviceID,
-            payload: payload, issuedAtMillis: wallClockMillis(), nonce: Identifiers.shortID()))
+    // MARK: Sockets
+
+    /// Authenticates a socket with the token of its first frame, in the contract's check order:
+    /// token, admission cap, then the role's own checks. On success `auth_ok` is the first frame
+    /// queued on `connection`, before any other traffic can reach it.
+    public func authenticate(token: String, peer: SocketPeer, connection: any RelayConnection) async -> AuthOutcome {
+        await admission.authenticate(token: token, peer: peer, connection: connection)
     }
 
-    /// Subscribes to the session's subject before a socket of it is announced, so nothing another
-    /// node publishes right after `auth_ok` is lost; ``updateSubscription(_:)`` afterwards settles it.
-    func subscribeAhead(_ session: Session) async {
-        guard let bus else { return }
-        bus.setSubscribed(true, sessionID: session.id)
-        await bus.confirmSubscriptions()
+    /// Counts and logs an auth failure the transport decided (PROTOCOL §7).
+    public func recordAuthFailure(_ reason: AuthFailureReason, peer: SocketPeer) {
+        admission.recordAuthFailure(reason, peer: peer)
     }
 
-    /// Keeps the session subject subscribed exactly while this node holds a socket of the session.
-    func updateSubscription(_ session: Session) {
-        guard let bus else { return }
-        let wanted = session.state.withLock { !$0.closed && $0.hasLocalSockets }
-        bus.setSubscribed(wanted, sessionID: session.id)
+    /// Every socket this node holds, for the shutdown drain.
+    public func localConnections() -> [any RelayConnection] { directory.localConnections() }
+
+    // MARK: HTTP API (PROTOCOL §2)
+
+    /// `POST /pair/start`: creates, or replaces, a session.
+    public func pairStart(_ request: PairStartRequest, meta: RequestMeta) async throws(APIError) -> [UInt8] {
+        try await pairing.pairStart(request, meta: meta)
     }
 
-    // MARK: Persistence
-
-    func deleteFromStore(sessionID: String, version: UInt64) async {
-        do {
-            try await store.delete(sessionID: sessionID, version: version)
-        } catch {
-            logger.error("state store delete failed", metadata: ["session": "\(Identifiers.redacted(sessionID))", "error": "\(error)"])
-        }
+    /// `POST /pair/join`: waits for the desktop's decision, then trusts the device.
+    public func pairJoin(_ request: PairJoinRequest, meta: RequestMeta) async throws(APIError) -> [UInt8] {
+        try await pairing.pairJoin(request, meta: meta)
     }
 
-    // MARK: Closing
+    /// `POST /pair/refresh`: a new join token, same session and devices.
+    public func pairRefresh(_ request: PairRefreshRequest, meta: RequestMeta) async throws(APIError) -> [UInt8] {
+        try await pairing.pairRefresh(request, meta: meta)
+    }
 
-    /// Closes a local session (PROTOCOL §5): out of memory and the indexes, its pending join failed,
-    /// its local sockets sent `disconnect` with `reason`. Returns the version to delete with, or nil
-    /// if it was already closed.
-    @discardableResult
-    func closeSession(_ session: Session, reason: DisconnectReason) -> UInt64? {
-        let closed: (sockets: [any RelayConnection], pending: PendingJoin?, version: UInt64)? = session.state.withLock { s in
-            guard !s.closed else { return nil }
-            s.closed = true
-            let sockets = (s.desktop.map { [$0] } ?? []) + s.mobileConnections
-            s.desktop = nil
-            s.mobiles = [:]
-            s.mobileConnections = []
-            let pending = s.pendingJoin
-            s.pendingJoin = nil
-            s.version += 1
-            let record = s.record
-            registry.indexes.withLock { ix in
-                if ix.sessions[session.id] === session { ix.sessions[session.id] = nil }
-                SessionRegistry.unindex(record, from: &ix)
-            }
-            return (sockets, pending, s.version)
-        }
-        guard let closed else { return nil }
-        closed.pending?.resolve(.desktopGone)
-        for socket in closed.sockets {
-            stats.disconnect(reason)
-            socket.terminate(reason)
-        }
-        bus?.setSubscribed(false, sessionID: session.id)
-        logger.info("session closed", metadata: ["session": "\(Identifiers.redacted(session.id))", "reason": "\(reason.rawValue)"])
-        return closed.version
+    /// `POST /pair/stop`: the kill switch.
+    public func pairStop(_ request: DesktopCredentialsRequest, meta: RequestMeta) async throws(APIError) -> [UInt8] {
+        try await pairing.pairStop(request, meta: meta)
+    }
+
+    /// `POST /devices/list`: trusted devices, oldest first.
+    public func devicesList(_ request: DesktopCredentialsRequest, meta: RequestMeta) async throws(APIError) -> [UInt8] {
+        try await pairing.devicesList(request, meta: meta)
+    }
+
+    /// `POST /devices/revoke`: forgets a device everywhere and closes its socket.
+    public func devicesRevoke(_ request: DeviceRevokeRequest, meta: RequestMeta) async throws(APIError) -> [UInt8] {
+        try await pairing.devicesRevoke(request, meta: meta)
+    }
+
+    // MARK: Sweeping
+
+    /// One sweep at `now` (the node's clock by default); ``runBackgroundWork(sweepIntervalMillis:)``
+    /// runs one every `sweepIntervalMillis`.
+    public func sweep(now: Int64? = nil) async {
+        await sweeper.sweep(now: now ?? context.now)
     }
 
     // MARK: Introspection
 
     /// The reference `/healthz` and `/metricsz` gauges, computed now.
     public func snapshot() -> RelaySnapshot {
-        let sessions = registry.allSessions
         var withDesktop = 0, withMobile = 0, mobileSockets = 0, commandBuckets = 0, snapshotBuckets = 0
-        for session in sessions {
+        for session in directory.allSessions {
             session.state.withLock { s in
                 if s.desktop != nil { withDesktop += 1 }
                 if !s.mobiles.isEmpty { withMobile += 1 }
@@ -150,14 +178,13 @@ public final class Relay: Sendable {
                 snapshotBuckets += s.snapshotBuckets.count
             }
         }
-        let counts = registry.counts
         return RelaySnapshot(
-            sessions: counts.sessions, sessionsWithDesktop: withDesktop, sessionsWithMobile: withMobile,
+            sessions: directory.registry.sessionCount, sessionsWithDesktop: withDesktop, sessionsWithMobile: withMobile,
             activeWebSockets: withDesktop + mobileSockets,
             pendingJoinWaiters: stats.pendingJoinWaiters.load(ordering: .relaxed),
-            deviceTokens: counts.deviceTokens, rateLimitBuckets: ipLimiter.count,
+            deviceTokens: directory.registry.deviceTokenCount, rateLimitBuckets: pairing.ipLimiter.count,
             commandRateLimitBuckets: commandBuckets, snapshotRateLimitBuckets: snapshotBuckets,
-            busSubscriptions: bus?.subscriptionCount ?? 0,
+            busSubscriptions: context.bus?.subscriptionCount ?? 0,
             outboundSendFailures: stats.outboundSendFailures.load(ordering: .relaxed),
             slowConsumerDisconnects: stats.slowConsumerDisconnects.load(ordering: .relaxed),
             pairStartRequests: stats.pairStartRequests.load(ordering: .relaxed),
@@ -171,38 +198,4 @@ public final class Relay: Sendable {
             wsAuthFailureReasons: stats.authFailureReasons,
             crossInstanceBusEnabled: crossInstanceBusEnabled, redisPersistenceEnabled: persistenceEnabled)
     }
-
-    /// Every socket this node holds, for the shutdown drain.
-    public func localConnections() -> [any RelayConnection] {
-        registry.allSessions.flatMap { session in
-            session.state.withLock { s in (s.desktop.map { [$0] } ?? []) + s.mobileConnections }
-        }
-    }
-}
-
-/// The node's gauges and counters at one instant (PROTOCOL §7).
-public struct RelaySnapshot: Sendable {
-    public var sessions: Int
-    public var sessionsWithDesktop: Int
-    public var sessionsWithMobile: Int
-    public var activeWebSockets: Int
-    public var pendingJoinWaiters: Int
-    public var deviceTokens: Int
-    public var rateLimitBuckets: Int
-    public var commandRateLimitBuckets: Int
-    public var snapshotRateLimitBuckets: Int
-    public var busSubscriptions: Int
-    public var outboundSendFailures: Int
-    public var slowConsumerDisconnects: Int
-    public var pairStartRequests: Int
-    public var pairStartSuccesses: Int
-    public var pairJoinRequests: Int
-    public var pairJoinSuccesses: Int
-    public var pairRefreshRequests: Int
-    public var pairRefreshSuccesses: Int
-    public var wsAuthAttempts: Int
-    public var wsAuthSuccesses: Int
-    public var wsAuthFailureReasons: [(AuthFailureReason, Int)]
-    public var crossInstanceBusEnabled: Bool
-    public var redisPersistenceEnabled: Bool
 }

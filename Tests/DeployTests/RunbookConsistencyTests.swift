@@ -8,7 +8,7 @@ import Testing
 
 /// The runbooks and the alert rules against the relay as it is: every `relay_*` name they read is
 /// one a running relay node exports, and every command they tell an on-call to run exists.
-@Suite("Runbooks and alerts agree with the relay")
+@Suite("Runbooks and alerts agree with the relay", .timeLimit(.minutes(2)))
 struct RunbookConsistencyTests {
     /// The repository root (this file is Tests/DeployTests/…).
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

@@ -3,7 +3,7 @@ import RelayProtocol
 import Testing
 
 /// PROTOCOL §5 "Closing a session" and §10.2 `close_session_removes_all_device_tokens_for_closed_session`.
-@Suite("Closing sessions")
+@Suite("Closing sessions", .timeLimit(.minutes(2)))
 struct CloseSessionTests {
     @Test func closeSessionRemovesAllDeviceTokensForClosedSessionOnly() async throws {
         let node = RelayNode { $0.tokenRotationGraceMillis = 30_000 }

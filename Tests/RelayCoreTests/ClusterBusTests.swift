@@ -4,7 +4,7 @@ import Testing
 
 /// The in-process cluster bus: in-order delivery between nodes, never back to the sender,
 /// session traffic only to subscribed nodes (PROTOCOL §6.3).
-@Suite("In-process cluster bus")
+@Suite("In-process cluster bus", .timeLimit(.minutes(2)))
 struct InProcessClusterBusTests {
     static let sessionID = "bus-session-0123456789"
 
@@ -74,7 +74,7 @@ struct InProcessClusterBusTests {
 }
 
 /// Two `Relay` nodes in one process joined by the in-process bus: traffic crosses nodes.
-@Suite("Relay across nodes")
+@Suite("Relay across nodes", .timeLimit(.minutes(2)))
 struct RelayAcrossNodesTests {
     @Test func desktopFramesReachAPhoneOnAnotherNodeInOrderAndLocalPhonesOnce() async throws {
         try await withCluster { cluster in

@@ -4,7 +4,7 @@ import RelayProtocol
 
 /// DECISIONS 3 and 4 on nodes that share one store and one bus: every node sees the cluster's
 /// current session state, and one-time means one-time.
-@Suite("Cluster state")
+@Suite("Cluster state", .timeLimit(.minutes(2)))
 struct ClusterStateTests {
     @Test func tokenRotatedOnOneNodeIsAcceptedOnANodeThatHoldsTheSessionsSockets() async throws {
         try await withCluster { cluster in
@@ -125,7 +125,7 @@ struct ClusterStateTests {
             let desktop = try await a.connectDesktop(session)
             let device = try await a.pairDevice(session, approvedBy: desktop)
             // The session refresh has reached b: the token is in its index before any miss.
-            let indexed = await eventually { b.relay.registry.owner(ofToken: device.token, now: wallClockMillis()) }
+            let indexed = await eventually { b.relay.directory.registry.owner(ofToken: device.token, now: wallClockMillis()) }
             #expect(indexed != nil)
         }
     }

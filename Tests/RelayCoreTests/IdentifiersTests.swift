@@ -3,7 +3,7 @@ import RelayProtocol
 import Testing
 
 /// PROTOCOL §1: relay-generated identifiers and the opaque-token rules.
-@Suite("Identifiers")
+@Suite("Identifiers", .timeLimit(.minutes(2)))
 struct IdentifiersTests {
     static let base64URLAlphabet = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 

@@ -2,7 +2,7 @@ import RelayCore
 import Testing
 
 /// PROTOCOL §2.3: the allowed-origin set, the request and mobile checks, and the CORS echo.
-@Suite("Origin policy")
+@Suite("Origin policy", .timeLimit(.minutes(2)))
 struct OriginPolicyTests {
     static let localDev = "http://localhost:4173"
 
@@ -121,7 +121,7 @@ struct OriginPolicyTests {
 }
 
 /// The URL reader behind origins, `PUBLIC_BASE_URL` and `relayWebSocketURL`.
-@Suite("ParsedURL")
+@Suite("ParsedURL", .timeLimit(.minutes(2)))
 struct ParsedURLTests {
     @Test func splitsSchemeHostPortPathAndQuery() throws {
         let url = try #require(ParsedURL("HTTPS://Relay.Example:8443/rc/base?x=1#frag"))

@@ -5,7 +5,7 @@ import Testing
 /// Sessions restored from the store keep being persisted: a restart must not lose what changes
 /// afterwards (DECISIONS 3 "No node writes a stale copy back over a newer record" — nor may a
 /// newer change be dropped as if it were stale).
-@Suite("Persistence across restarts")
+@Suite("Persistence across restarts", .timeLimit(.minutes(2)))
 struct PersistenceTests {
     @Test func restoredSessionIsRestoredWithItsDevicesAndTokens() async throws {
         let store = InMemoryStateStore()

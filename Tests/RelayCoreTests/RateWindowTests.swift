@@ -2,7 +2,7 @@ import RelayCore
 import Testing
 
 /// PROTOCOL §2.4, §4.10 and §10.2 `consume_rate_bucket_enforces_limit_and_recovers_next_window`.
-@Suite("RateWindow")
+@Suite("RateWindow", .timeLimit(.minutes(2)))
 struct RateWindowTests {
     @Test func allowsExactlyTheLimitThenDenies() {
         var window = RateWindow(startingAt: 1_000)

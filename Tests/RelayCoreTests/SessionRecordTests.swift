@@ -2,7 +2,7 @@ import RelayCore
 import Testing
 
 /// PROTOCOL §4.4: a device's current token and its grace tokens.
-@Suite("DeviceRecord")
+@Suite("DeviceRecord", .timeLimit(.minutes(2)))
 struct DeviceRecordTests {
     static func device(retired: [RetiredToken] = []) -> DeviceRecord {
         DeviceRecord(

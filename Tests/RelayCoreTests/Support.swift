@@ -102,9 +102,20 @@ func rejection(_ outcome: AuthOutcome) -> AuthFailureReason? {
     return nil
 }
 
+/// A task that is cancelled when nothing refers to it any more.
+final class BackgroundTask: Sendable {
+    private let task: Task<Void, Never>
+    init(_ body: @escaping @Sendable () async -> Void) { task = Task { await body() } }
+    deinit { task.cancel() }
+}
+
 /// One relay node with test-sized settings and helpers that drive it like the transport would.
 struct RelayNode {
     let relay: Relay
+    /// The node's background work (reloads, resyncs, store writes after a close), as the
+    /// application's service group would run it; cancelled when the last copy of the node goes.
+    /// Its periodic sweep is an hour apart: tests sweep by calling `sweep(now:)`.
+    private let work: BackgroundTask
 
     /// A node with the fixture's allowed origin; `configure` adjusts the rest.
     init(
@@ -114,9 +125,11 @@ struct RelayNode {
         var configuration = CoreConfiguration()
         configuration.origins = OriginPolicy(entries: [fixtureOrigin])
         configure(&configuration)
-        relay = Relay(
+        let relay = Relay(
             configuration: configuration, store: store, bus: bus,
             logger: Logger(label: "relay-core-tests", factory: { _ in SwiftLogNoOpLogHandler() }))
+        self.relay = relay
+        work = BackgroundTask { await relay.runBackgroundWork(sweepIntervalMillis: 3_600_000) }
     }
 
     /// `POST /pair/start` for a new session whose join token is valid for a minute.

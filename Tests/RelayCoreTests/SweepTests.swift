@@ -4,7 +4,7 @@ import Testing
 
 /// PROTOCOL §5 and DECISIONS 5: which sessions a sweep expires. Sweeps run with a future `now`
 /// instead of waiting; creation and activity times are bracketed by wall-clock readings.
-@Suite("Sweeper")
+@Suite("Sweeper", .timeLimit(.minutes(2)))
 struct SweepTests {
     @Test func unpairedSessionWithoutSocketsExpiresAfterRetention() async throws {
         let store = InMemoryStateStore()

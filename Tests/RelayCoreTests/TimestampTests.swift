@@ -3,7 +3,7 @@ import Testing
 
 /// PROTOCOL "Conventions": any RFC 3339 form is accepted; the relay writes `+00:00` with
 /// milliseconds only when the value is not a whole second.
-@Suite("Timestamp")
+@Suite("Timestamp", .timeLimit(.minutes(2)))
 struct TimestampTests {
     static let y2k: Int64 = 946_684_800_000
 

@@ -4,7 +4,7 @@ import Testing
 
 /// PROTOCOL §4.4: every mobile auth rotates the device token; the previous one stays usable for
 /// `TOKEN_ROTATION_GRACE_MS`, or not at all when the grace is 0.
-@Suite("Token rotation")
+@Suite("Token rotation", .timeLimit(.minutes(2)))
 struct TokenRotationTests {
     @Test func mobileAuthHandsOutANewTokenInAuthOK() async throws {
         let node = RelayNode()

@@ -6,7 +6,7 @@ import Testing
 
 /// Each failover drill, shortened, against a real local cluster (relay processes, redis-server,
 /// nats-server): what `make drill-*` rehearses must keep holding.
-@Suite("Failover drills", .serialized)
+@Suite("Failover drills", .serialized, .timeLimit(.minutes(3)))
 struct DrillTests {
     static func configuration() throws -> DrillConfiguration {
         var configuration = DrillConfiguration()

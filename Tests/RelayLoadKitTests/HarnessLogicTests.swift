@@ -4,7 +4,7 @@ import Testing
 
 @testable import RelayLoadKit
 
-@Suite("Harness logic: percentiles, artifacts, gate and soak decisions")
+@Suite("Harness logic: percentiles, artifacts, gate and soak decisions", .timeLimit(.minutes(2)))
 struct HarnessLogicTests {
     // MARK: Percentiles
 
@@ -323,7 +323,7 @@ struct HarnessLogicTests {
     }
 }
 
-@Suite("Cluster soak gate")
+@Suite("Cluster soak gate", .timeLimit(.minutes(2)))
 struct ClusterSoakGateTests {
     @Test func anyLostSessionLostOrReorderedMessageFailsTheGate() {
         var tally = ClusterTrafficTally()

@@ -8,7 +8,7 @@ import Testing
 
 /// Short real runs: the harness against a real local relay process, and the `relay-load`
 /// command's exit codes and files, as the Makefile and release tooling use them.
-@Suite("Harness runs against a local relay")
+@Suite("Harness runs against a local relay", .timeLimit(.minutes(3)))
 struct LoadRunTests {
     static var relayLoadExecutable: String {
         URL(fileURLWithPath: try! LocalRelayNode.defaultExecutable()).deletingLastPathComponent().appendingPathComponent("relay-load").path

@@ -5,7 +5,7 @@ import Testing
 
 @testable import RelayNATS
 
-@Suite struct EnvelopeCodecTests {
+@Suite(.timeLimit(.minutes(2))) struct EnvelopeCodecTests {
     /// Quote, backslash, every named escape, other control characters, `/`, DEL and non-ASCII.
     static let trickyPayload = "quote\" backslash\\ controls\u{08}\u{0C}\n\r\t\u{00}\u{01}\u{1F} slash/ del\u{7F} é日本😀"
 

@@ -8,7 +8,7 @@ import Testing
 
 @testable import RelayNATS
 
-@Suite(.timeLimit(.minutes(1))) struct NATSClusterBusTests {
+@Suite(.timeLimit(.minutes(2))) struct NATSClusterBusTests {
     @Test func sessionEnvelopesArriveAtTheOtherNodeInPublishOrder() async throws {
         try await withNodes(2) { nodes in
             let (a, b) = (nodes[0], nodes[1])
@@ -257,7 +257,7 @@ import Testing
     }
 }
 
-@Suite struct NATSClusterBusStartTests {
+@Suite(.timeLimit(.minutes(2))) struct NATSClusterBusStartTests {
     @Test func anUnreadableCAFileFailsTheStart() async throws {
         var configuration = try NATSClusterBusConfiguration(url: "tls://127.0.0.1:1")
         configuration.tlsCAFile = "/nonexistent/ca.pem"

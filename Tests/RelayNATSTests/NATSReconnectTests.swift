@@ -7,7 +7,7 @@ import Testing
 
 @testable import RelayNATS
 
-@Suite(.timeLimit(.minutes(1))) struct NATSReconnectTests {
+@Suite(.timeLimit(.minutes(2))) struct NATSReconnectTests {
     @Test func startingWithNoServerDoesNotThrowAndConnectsWhenTheServerAppears() async throws {
         try await NATSServerProcess.with { server in
             let prefix = TestNATS.uniquePrefix()

@@ -4,7 +4,7 @@ import Testing
 
 @testable import RelayNATS
 
-@Suite struct NATSServerListTests {
+@Suite(.timeLimit(.minutes(2))) struct NATSServerListTests {
     @Test func plainURLGivesHostAndPort() throws {
         let list = try NATSServerList(parsing: "nats://127.0.0.1:14222")
         #expect(list.servers == [.init(host: "127.0.0.1", port: 14222)])
@@ -83,7 +83,7 @@ import Testing
     }
 }
 
-@Suite struct NATSConfigurationTests {
+@Suite(.timeLimit(.minutes(2))) struct NATSConfigurationTests {
     @Test func defaultsMatchTheProtocol() throws {
         let configuration = try NATSClusterBusConfiguration(url: "nats://h")
         #expect(configuration.subjectPrefix == "codexchat.remote.relay")

@@ -5,7 +5,7 @@ import Testing
 
 @testable import RelayNATS
 
-@Suite struct ReceivePipelineTests {
+@Suite(.timeLimit(.minutes(2))) struct ReceivePipelineTests {
     static let now: Int64 = 1_800_000_000_000
     static let window: Int64 = 120_000
     static let skew: Int64 = 30_000

@@ -5,7 +5,7 @@ import Testing
 @testable import RelayRedis
 
 /// The connection against a real Redis: replies, pipelining, errors, timeouts, outages, shutdown.
-@Suite("RedisConnection")
+@Suite("RedisConnection", .timeLimit(.minutes(2)))
 struct RedisConnectionTests {
     @Test func everyReplyTypeIsDecoded() async throws {
         let connection = try await TestRedis.connect()

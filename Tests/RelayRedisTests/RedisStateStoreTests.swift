@@ -7,7 +7,7 @@ import Testing
 
 /// What only the Redis store has: the reference key layout and JSON, tolerance of foreign
 /// records, expiry, and writes from several nodes at once.
-@Suite("RedisStateStore")
+@Suite("RedisStateStore", .timeLimit(.minutes(2)))
 struct RedisStateStoreTests {
     @Test func keysFollowTheReferenceLayout() async throws {
         try await RedisStoreFixture.with { fixture in

@@ -4,7 +4,7 @@ import Testing
 
 /// REDIS_URL parsing: the forms operators write, each refusal with a message, and no password in
 /// anything printed.
-@Suite("RedisURL")
+@Suite("RedisURL", .timeLimit(.minutes(2)))
 struct RedisURLTests {
     @Test func hostAloneUsesTheDefaultPortAndDatabase() throws {
         let url = try RedisURL(parsing: "redis://redis.internal")

@@ -23,7 +23,7 @@ enum StoreKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
 
 /// The `StateStore` contract (PROTOCOL §6.1, DECISIONS 3–4): the same scenarios against the
 /// single-node store and the Redis store, so the two cannot drift apart.
-@Suite("StateStore contract")
+@Suite("StateStore contract", .timeLimit(.minutes(2)))
 struct StateStoreContractTests {
     @Test(arguments: StoreKind.allCases)
     func everyTokenOfAStoredRecordNamesItsSession(_ kind: StoreKind) async throws {

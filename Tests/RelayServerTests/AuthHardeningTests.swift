@@ -10,7 +10,7 @@ import Testing
 /// What an unknown or guessed token costs a node, and the budget that bounds it (issue: edge
 /// hardening): one token-index lookup instead of a reload of every session, a full reload at most
 /// once per interval for records written by nodes that keep no index, and a per-IP failure budget.
-@Suite("WebSocket auth at the edge")
+@Suite("WebSocket auth at the edge", .timeLimit(.minutes(2)))
 struct AuthHardeningTests {
     /// A stored session with fresh random tokens.
     static func record(_ index: Int) -> SessionRecord {

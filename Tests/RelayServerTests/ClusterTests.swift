@@ -6,7 +6,7 @@ import Testing
 
 /// Issue 3: relay processes on separate loopback ports behave as one relay over a real Redis and
 /// a real NATS (PROTOCOL §6, DECISIONS 3–6). Serialized: each test runs two or three relays.
-@Suite("Cluster", .serialized)
+@Suite("Cluster", .serialized, .timeLimit(.minutes(3)))
 struct ClusterTests {
     @Test func pairingAndTrafficBothWaysAcrossThreeNodesInOrder() async throws {
         try await withRelayCluster(count: 3) { cluster in

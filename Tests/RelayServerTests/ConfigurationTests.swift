@@ -7,7 +7,7 @@ import Testing
 
 /// PROTOCOL §8 and DECISIONS "Compatibility scope": environment variables, their defaults, the
 /// reference's validation messages in order, and the clamps that let tiny test values start.
-@Suite("Configuration")
+@Suite("Configuration", .timeLimit(.minutes(2)))
 struct ConfigurationTests {
     /// Reads `env`, failing the test with the message if it is refused.
     static func load(_ env: [String: String]) throws -> RelayConfiguration {
@@ -162,10 +162,20 @@ struct ConfigurationTests {
         #expect(try Self.load(["TOKEN_ROTATION_GRACE_MS": "0"]).core.tokenRotationGraceMillis == 0)
     }
 
-    @Test func validateRejectsEmptyHostAndZeroPort() {
+    @Test func validateRejectsEmptyHostAndPortsOutOfRange() {
         #expect(Self.refusal(["HOST": ""]) == "HOST must not be empty.")
         #expect(Self.refusal(["HOST": "   "]) == "HOST must not be empty.")
-        #expect(Self.refusal(["PORT": "0"]) == "PORT must be greater than 0.")
+        #expect(Self.refusal(["PORT": "65536"]) == "PORT must be a whole number from 0 to 65535 (got \"65536\").")
+        #expect(Self.refusal(["PORT": "-1"]) == "PORT must be a whole number from 0 to 65535 (got \"-1\").")
+    }
+
+    /// `PORT=0` asks the system for a port; the default `wsURL` then follows the bound port
+    /// (``RelayApplication`` sets it once listening), unless `PUBLIC_BASE_URL` names one.
+    @Test func portZeroIsAccepted() throws {
+        let c = try Self.load(["PORT": "0"])
+        #expect(c.port == 0)
+        #expect(!c.publicBaseURLConfigured)
+        #expect(try Self.load(["PORT": "0", "PUBLIC_BASE_URL": "https://relay.example.com"]).publicBaseURLConfigured)
     }
 
     @Test func validateRejectsHeartbeatTimeoutBelowInterval() {
@@ -183,7 +193,7 @@ struct ConfigurationTests {
     @Test func validationStopsAtTheFirstFailureInReferenceOrder() {
         let failures: [(String, String, String)] = [
             ("HOST", "", "HOST must not be empty."),
-            ("PORT", "0", "PORT must be greater than 0."),
+            ("PORT", "70000", "PORT must be a whole number from 0 to 65535 (got \"70000\")."),
             ("PUBLIC_BASE_URL", "ftp://x", "PUBLIC_BASE_URL must use http or https."),
             ("MAX_JSON_BYTES", "0", "MAX_JSON_BYTES must be greater than 0."),
             ("WS_HEARTBEAT_INTERVAL_MS", "90000", "WS_HEARTBEAT_TIMEOUT_MS must be greater than or equal to WS_HEARTBEAT_INTERVAL_MS."),

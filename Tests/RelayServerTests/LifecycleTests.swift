@@ -8,16 +8,27 @@ import RelayTestSupport
 import Testing
 
 /// PROTOCOL §5 and DECISIONS 1: sweeping, graceful drain, and the process's start and stop.
-@Suite("Lifecycle")
+@Suite("Lifecycle", .timeLimit(.minutes(2)))
 struct LifecycleTests {
+    /// Runs one sweep of `relay`'s sweeper by moving `clock` a sweep interval forward; returns once
+    /// the sweep is over (the sweeper is asleep on the clock again).
+    static func sweep(_ clock: ManualClock, advancingBy millis: Int64) async throws {
+        try #require(await eventually { clock.sleeperCount == 1 }, "the sweeper never went to sleep on the clock")
+        clock.advance(byMillis: millis)
+        try #require(await eventually { clock.sleeperCount == 1 }, "the sweep did not finish")
+    }
+
     @Test func unpairedSessionExpiresAfterRetention() async throws {
-        try await withRelay({
+        let clock = ManualClock()
+        try await withRelay(clock: clock, {
             $0["SESSION_RETENTION_MS"] = "120"
             $0["SESSION_SWEEP_INTERVAL_MS"] = "50"
         }) { relay in
             let desktop = RelayDesktop(baseURL: relay.baseURL)
             try await desktop.startPairing()
-            try await Task.sleep(for: .milliseconds(320))
+            try await Self.sweep(clock, advancingBy: 60)
+            #expect(try await relay.metrics()["sessions"]?.intValue == 1, "swept before its retention")
+            try await Self.sweep(clock, advancingBy: 60)
             #expect(try await relay.metrics()["sessions"]?.intValue == 0)
             let socket = try await desktop.openSocket()
             try await socket.sendText(#"{"type":"relay.auth","token":"\#(desktop.desktopSessionToken)"}"#)
@@ -26,35 +37,40 @@ struct LifecycleTests {
     }
 
     @Test func trustedSessionsSurviveRetentionSweepsWhileDesktopOffline() async throws {
-        try await withRelay({
-            // Retention leaves room for a pairing on a busy machine (the desktop has no socket
-            // between /pair/start and its auth); the sleep spans several sweeps past it.
-            $0["SESSION_RETENTION_MS"] = "2000"
+        let clock = ManualClock()
+        try await withRelay(clock: clock, {
+            $0["SESSION_RETENTION_MS"] = "500"
             $0["SESSION_SWEEP_INTERVAL_MS"] = "50"
-            $0["WS_HEARTBEAT_INTERVAL_MS"] = "50"
             $0["TOKEN_ROTATION_GRACE_MS"] = "120"
         }) { relay in
+            // The clock stands still while pairing, however long the machine takes.
             let paired = try await RelayPairing.pairConnected(baseURL: relay.baseURL)
             await paired.desktop.disconnect()
             await paired.phone.disconnect()
-            try await Task.sleep(for: .milliseconds(3000))
+            try #require(await eventually { try await relay.metrics()["activeWebSockets"]?.intValue == 0 })
+            // Sweeps over six retention periods, none of them ending the trusted session.
+            for _ in 0..<6 { try await Self.sweep(clock, advancingBy: 500) }
             #expect(try await paired.desktop.connect()["type"]?.stringValue == "auth_ok")
             #expect(try await paired.phone.connect()["desktopConnected"]?.boolValue == true)
         }
     }
 
     @Test func sessionWithAConnectedSocketIsNeverSwept() async throws {
-        try await withRelay({
-            // Retention leaves room for the start-to-auth gap on a machine busy with the rest of
-            // the suite; the sleep spans many sweeps past it.
-            $0["SESSION_RETENTION_MS"] = "2000"
+        let clock = ManualClock()
+        try await withRelay(clock: clock, {
+            $0["SESSION_RETENTION_MS"] = "500"
             $0["SESSION_SWEEP_INTERVAL_MS"] = "50"
         }) { relay in
             let desktop = RelayDesktop(baseURL: relay.baseURL)
             try await desktop.startPairing()
             _ = try await desktop.connect()
-            try await Task.sleep(for: .milliseconds(3000))
-            try await desktop.socket.expectSilence(for: .milliseconds(50))
+            for _ in 0..<6 { try await Self.sweep(clock, advancingBy: 500) }
+            // The sentinel: a decision for no request is echoed as pair_result, so the first frame
+            // after the sweeps shows that none of them sent anything before it.
+            try await desktop.socket.sendText(#"{"type":"relay.pair_decision","requestID":"sentinel","approved":false}"#)
+            let next = try await desktop.socket.nextFrame()
+            #expect(next["type"]?.stringValue == "relay.pair_result")
+            #expect(next["requestID"]?.stringValue == "sentinel")
             #expect(try await relay.metrics()["sessionsWithDesktop"]?.intValue == 1)
         }
     }

@@ -6,7 +6,7 @@ import Testing
 /// A client that pools its HTTP connections (a proxy, a load balancer, an app's URL session) uses
 /// one keep-alive connection for its requests and then upgrades it: the whole pairing, with each
 /// party on a single TCP connection from its first request to its WebSocket.
-@Suite("Pooled keep-alive connections")
+@Suite("Pooled keep-alive connections", .timeLimit(.minutes(2)))
 struct PooledConnectionTests {
     @Test func aWholePairingAndBothSocketsRunOverReusedConnections() async throws {
         try await withRelay { relay in

@@ -6,7 +6,7 @@ import Testing
 
 /// No secret at any log level: a node started with a secret in every secret-bearing variable, at
 /// `LOG_LEVEL=trace`, through a whole pairing and a shutdown, prints none of them, nor a token.
-@Suite("Secrets in logs", .serialized)
+@Suite("Secrets in logs", .serialized, .timeLimit(.minutes(2)))
 struct SecretLoggingTests {
     @Test(arguments: ["text", "json"])
     func aTraceLevelRunPrintsNoSecretAndNoToken(format: String) async throws {

@@ -3,7 +3,7 @@ import RelayClient
 import Testing
 
 /// PROTOCOL §4: auth, rotation, routing, validation, limits, heartbeats and frame order.
-@Suite("WebSocket protocol")
+@Suite("WebSocket protocol", .timeLimit(.minutes(2)))
 struct WebSocketProtocolTests {
     // MARK: Auth
 

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOPosix
 import RelayClient
+import RelayCore
 import RelayServer
 import RelayLocalCluster
 import RelayTestSupport
@@ -22,39 +23,20 @@ final class TestRelay: Sendable {
     var http: RelayHTTPClient { RelayHTTPClient(baseURL: baseURL) }
 
     /// Starts a node with the reference test defaults (PROTOCOL §10): allowed origin
-    /// `http://localhost:4173`, `PUBLIC_BASE_URL` on the bound port, then `configure`'s changes.
-    ///
-    /// The port is chosen free, but another test may take it before this node binds: a start
-    /// that fails is tried again on another port (a few times), and never waits forever.
-    static func start(_ configure: (inout [String: String]) -> Void = { _ in }) async throws -> TestRelay {
-        var failures: [String] = []
-        for _ in 0..<5 {
-            switch try await attemptStart(configure) {
-            case .started(let relay): return relay
-            case .failed(let why): failures.append(why)
-            }
-        }
-        throw TestFailure("relay did not start in 5 attempts: \(failures)")
-    }
-
-    private enum StartOutcome {
-        case started(TestRelay)
-        case failed(String)
-    }
-
-    private static func attemptStart(_ configure: (inout [String: String]) -> Void) async throws -> StartOutcome {
-        let port = try freeLoopbackPort()
-        var env = [
-            "HOST": "127.0.0.1", "PORT": "\(port)", "PUBLIC_BASE_URL": "http://127.0.0.1:\(port)",
-            "ALLOWED_ORIGINS": "http://localhost:4173",
-        ]
+    /// `http://localhost:4173`, then `configure`'s changes. It listens on a port the system
+    /// chooses (`PORT=0`), so no two nodes ever race for one; the default `wsURL` names that port.
+    /// `clock` is what the node's core measures time by (a ``ManualClock`` lets a test move it).
+    static func start(
+        clock: any RelayClock = SystemClock(), _ configure: (inout [String: String]) -> Void = { _ in }
+    ) async throws -> TestRelay {
+        var env = ["HOST": "127.0.0.1", "PORT": "0", "ALLOWED_ORIGINS": "http://localhost:4173"]
         configure(&env)
         let configuration = try RelayConfiguration.fromEnvironment(env)
         let logs = LogCapture()
         var logger = Logger(label: "relay-test") { _ in LogCapture.Handler(capture: logs) }
         logger.logLevel = .debug
         let (listening, continuation) = AsyncStream<Int>.makeStream()
-        let application = RelayApplication(configuration: configuration, logger: logger) { port in
+        let application = RelayApplication(configuration: configuration, logger: logger, clock: clock) { port in
             continuation.yield(port)
             continuation.finish()
         }
@@ -68,10 +50,10 @@ final class TestRelay: Sendable {
         var bound: Int?
         for await p in listening { bound = p }
         guard let bound else {
-            let error = await task.result
-            return .failed("\(error) \(logs.lines.suffix(3))")
+            let result = await task.result
+            throw TestFailure("the relay stopped before listening: \(result) \(logs.lines.suffix(3))")
         }
-        return .started(TestRelay(application: application, port: bound, logs: logs, group: group, task: task))
+        return TestRelay(application: application, port: bound, logs: logs, group: group, task: task)
     }
 
     private init(application: RelayApplication, port: Int, logs: LogCapture, group: ServiceGroup, task: Task<Void, any Error>) {
@@ -116,9 +98,10 @@ final class TestRelay: Sendable {
 
 /// Runs `body` against a fresh relay and stops it afterwards, whatever happens.
 func withRelay(
-    _ configure: (inout [String: String]) -> Void = { _ in }, _ body: (TestRelay) async throws -> Void
+    clock: any RelayClock = SystemClock(), _ configure: (inout [String: String]) -> Void = { _ in },
+    _ body: (TestRelay) async throws -> Void
 ) async throws {
-    let relay = try await TestRelay.start(configure)
+    let relay = try await TestRelay.start(clock: clock, configure)
     do {
         try await body(relay)
     } catch {

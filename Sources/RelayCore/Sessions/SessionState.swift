@@ -1,13 +1,6 @@
-import RelayProtocol
-import Synchronization
+// Everything a session holds at runtime on this node.
 
-/// A local mobile socket of a session.
-struct MobileSocket {
-    let connection: any RelayConnection
-    let deviceID: String
-    /// Last accepted command `seq` on this connection (PROTOCOL §4.7 step 13).
-    var lastSeq: UInt64 = 0
-}
+import RelayProtocol
 
 /// Everything a session holds at runtime, guarded by the session's own lock.
 struct SessionState {
@@ -49,17 +42,5 @@ struct SessionState {
         snapshotBuckets[deviceID] = nil
         guard let device = record.devices.removeValue(forKey: deviceID) else { return [] }
         return [device.currentToken] + device.retiredTokens.map(\.token)
-    }
-}
-
-/// One session on this node: its id and its state under its own lock. No lock is shared by all
-/// sessions on the message path.
-final class Session: Sendable {
-    let id: String
-    let state: Mutex<SessionState>
-
-    init(record: SessionRecord, version: UInt64) {
-        self.id = record.sessionID
-        self.state = Mutex(SessionState(record: record, version: version))
     }
 }

@@ -1,14 +1,33 @@
+// The periodic sweep: expired sessions, expired grace tokens, idle rate windows.
+
 import Logging
 import Synchronization
 import RelayProtocol
 
-extension Relay {
+/// The periodic sweep (PROTOCOL §5, DECISIONS 5) over this node's sessions and budgets.
+final class Sweeper: Sendable {
+    let context: NodeContext
+    let directory: SessionDirectory
+    let router: Router
+    /// The per-IP budgets whose idle windows a sweep drops.
+    let limiters: [IPRateLimiter]
+
+    init(context: NodeContext, directory: SessionDirectory, router: Router, limiters: [IPRateLimiter]) {
+        self.context = context
+        self.directory = directory
+        self.router = router
+        self.limiters = limiters
+    }
+
+    private var configuration: CoreConfiguration { context.configuration }
+    private var logger: Logger { context.logger }
+
     /// One sweep (PROTOCOL §5, DECISIONS 5): expires sessions that hold no local socket — idle or
     /// past retention when nobody is trusted, past the trusted-session TTL otherwise — and prunes
     /// expired grace tokens and rate buckets. A node alone ends such sessions everywhere; a
     /// cluster node only forgets its own copy.
-    public func sweep(now: Int64 = wallClockMillis()) async {
-        for session in registry.allSessions {
+    func sweep(now: Int64) async {
+        for session in directory.allSessions {
             let verdict: (reason: DisconnectReason?, pruned: Bool) = session.state.withLock { s in
                 guard !s.closed else { return (nil, false) }
                 let pruned = s.record.pruneRetiredTokens(now: now)
@@ -23,31 +42,30 @@ extension Relay {
                 return (nil, pruned)
             }
             if let reason = verdict.reason {
-                guard bus == nil else {
+                guard context.bus == nil else {
                     // DECISIONS 5: in a cluster, "no socket here" says nothing about the other
                     // nodes. Drop only this node's copy; the shared store's TTL ends the session.
-                    closeSession(session, reason: reason)
+                    directory.closeSession(session, reason: reason)
                     continue
                 }
-                if let version = closeSession(session, reason: reason) {
+                if let version = directory.closeSession(session, reason: reason) {
                     let expired = ServerMessage.disconnect(.sessionExpired)
-                    publish(.desktop, sessionID: session.id, payload: expired)
-                    publish(.mobile, sessionID: session.id, payload: expired)
-                    await deleteFromStore(sessionID: session.id, version: version)
+                    router.publish(.desktop, sessionID: session.id, payload: expired)
+                    router.publish(.mobile, sessionID: session.id, payload: expired)
+                    await directory.deleteFromStore(sessionID: session.id, version: version)
                 }
             } else if verdict.pruned {
                 await pruneStoredTokens(session, now: now)
             }
         }
-        if store.isShared { await keepAliveHeldSessions() }
-        _ = registry.pruneExpiredTokens(now: now)
-        ipLimiter.prune(now: now)
-        authFailureLimiter.prune(now: now)
+        if context.store.isShared { await keepAliveHeldSessions() }
+        _ = directory.registry.pruneExpiredTokens(now: now)
+        for limiter in limiters { limiter.prune(now: now) }
     }
 
     private func pruneStoredTokens(_ session: Session, now: Int64) async {
         do {
-            try await updateStored(session.id) { (stored: inout SessionRecord?) throws(Never) in
+            try await directory.updateStored(session.id) { (stored: inout SessionRecord?) throws(Never) in
                 stored?.pruneRetiredTokens(now: now)
             }
         } catch {
@@ -58,26 +76,14 @@ extension Relay {
     /// Extends the stored expiry of every session this node holds a socket of (DECISIONS 5): a
     /// session in use never expires from the shared store.
     private func keepAliveHeldSessions() async {
-        let held = registry.allSessions.compactMap { session in
+        let held = directory.allSessions.compactMap { session in
             session.state.withLock { s in !s.closed && s.hasLocalSockets ? s.record : nil }
         }
         guard !held.isEmpty else { return }
         do {
-            try await store.keepAlive(held)
+            try await context.store.keepAlive(held)
         } catch {
             logger.warning("state store keep-alive failed", metadata: ["sessions": "\(held.count)", "error": "\(error)"])
-        }
-    }
-
-    /// Sweeps every `intervalMillis` until the task is cancelled.
-    public func runSweeper(intervalMillis: Int64) async {
-        while !Task.isCancelled {
-            do {
-                try await Task.sleep(for: .milliseconds(intervalMillis))
-            } catch {
-                return
-            }
-            await sweep()
         }
     }
 }

@@ -1,3 +1,5 @@
+// The Redis connection and the NATS bus a cluster node is configured with.
+
 import Logging
 import RelayCore
 import RelayNATS
@@ -34,11 +36,5 @@ struct ClusterDependencies: Sendable {
     func register(with health: HealthState) {
         if let redis { health.addDependency("redis") { redis.isAvailable } }
         if let bus { health.addDependency("nats") { bus.isConnected } }
-    }
-
-    /// Closes the connections once the node has drained.
-    func shutdown() async {
-        await bus?.shutdown()
-        await redis?.shutdown()
     }
 }

@@ -1,3 +1,5 @@
+// The durable part of a session: what the store holds and every node adopts.
+
 import RelayProtocol
 
 /// A retired device token that still authenticates until `expiresAtMillis` (PROTOCOL §4.4).
@@ -101,5 +103,13 @@ extension SessionRecord {
         var pruned = false
         for id in devices.keys where devices[id]!.pruneRetired(now: now) { pruned = true }
         return pruned
+    }
+}
+
+extension SessionRecord {
+    /// The same session rather than a new one with the same id (a `/pair/start` replacement).
+    func isSameIncarnation(as other: SessionRecord) -> Bool {
+        createdAtMillis == other.createdAtMillis
+            && Identifiers.constantTimeEqual(desktopSessionToken, other.desktopSessionToken)
     }
 }

@@ -1,12 +1,6 @@
-import Synchronization
-import RelayProtocol
+// The two facts the relay reads from a desktop frame it otherwise forwards byte-exact.
 
-/// A desktop's `relay.pair_decision` (PROTOCOL §4.6).
-struct PairDecision {
-    var sessionID: String?
-    var requestID: String?
-    var approved: Bool
-}
+import RelayProtocol
 
 /// What the relay needs to know about a desktop frame before forwarding it byte-exact: its
 /// top-level `sessionID` (a foreign one is dropped) and whether it is a pair decision.
@@ -43,17 +37,4 @@ struct DesktopFrameScan {
 
     /// The only members read; the rest of the frame (often a large snapshot) is validated, not built.
     private static let keys: Set<String> = ["type", "sessionID", "requestID", "approved"]
-}
-
-extension Relay {
-    /// A desktop's decision: resolve the local pending join, echo `relay.pair_result` to the
-    /// deciding socket when it names a request, and tell the other nodes.
-    func handlePairDecision(_ decision: PairDecision, frame: [UInt8], session: Session, from connection: any RelayConnection) {
-        if let requestID = decision.requestID {
-            applyPairDecision(sessionID: session.id, requestID: requestID, approved: decision.approved)
-            // A pair_result that does not fit is dropped silently (PROTOCOL §4.10).
-            _ = connection.send(ServerMessage.pairResult(sessionID: session.id, requestID: requestID, approved: decision.approved))
-        }
-        publish(.pairDecision, sessionID: session.id, payload: frame)
-    }
 }

@@ -1,3 +1,5 @@
+// The node's counters and gauges: the reference /metricsz fields and the Prometheus series.
+
 import Metrics
 import RelayProtocol
 import Synchronization
@@ -112,10 +114,8 @@ public final class RelayStats: Sendable {
         (fromMobile ? mobileToDesktopCounter : desktopToMobileCounter).increment()
     }
 
-    func approvalWait(since start: ContinuousClock.Instant) {
-        let elapsed = ContinuousClock.now - start
-        let (seconds, attoseconds) = elapsed.components
-        approvalWaitTimer.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    func approvalWait(nanoseconds: UInt64) {
+        approvalWaitTimer.recordNanoseconds(Int64(clamping: nanoseconds))
     }
 
     func mobileError(_ code: MobileErrorCode) {

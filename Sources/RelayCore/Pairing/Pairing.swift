@@ -1,38 +1,65 @@
-import Synchronization
+// Pairing: the six POST endpoints of PROTOCOL §2 and the approval a phone waits for.
+
 import Logging
 import RelayProtocol
+import Synchronization
 
-/// Who made an HTTP request: what the origin and rate-limit checks need.
-public struct RequestMeta: Sendable {
-    public var clientIP: String
-    public var origin: String?
-    public init(clientIP: String, origin: String?) {
-        self.clientIP = clientIP
-        self.origin = origin
+/// The six POST endpoints of PROTOCOL §2, each in the contract's exact check order, and the one
+/// pending approval a session may have. Success returns the JSON body; failure throws the
+/// ``APIError`` whose status, code and message go out.
+final class Pairing: Sendable {
+    let context: NodeContext
+    let directory: SessionDirectory
+    let router: Router
+    /// The per-client-IP budget the six endpoints share (PROTOCOL §2.4).
+    let ipLimiter = IPRateLimiter()
+    /// The `wsURL` handed out when a desktop names none; set again once the listener's port is
+    /// known if the configuration left it to the port (`PORT=0`).
+    let defaultWebSocketURL: Mutex<String>
+
+    init(context: NodeContext, directory: SessionDirectory, router: Router) {
+        self.context = context
+        self.directory = directory
+        self.router = router
+        self.defaultWebSocketURL = Mutex(context.configuration.defaultWebSocketURL)
     }
-}
 
-/// The six POST endpoints of PROTOCOL §2, each in the contract's exact check order. Success
-/// returns the JSON body; failure throws the ``APIError`` whose status, code and message go out.
-extension Relay {
-    // MARK: Shared checks
+    private var configuration: CoreConfiguration { context.configuration }
+    private var stats: RelayStats { context.stats }
+    private var logger: Logger { context.logger }
 
-    private func checkSchema(_ version: UInt32?) throws(APIError) {
-        if let version, version != 2 { throw .unsupportedSchemaVersion }
-    }
+    // MARK: Opening checks
 
-    private func checkOriginAndRate(_ meta: RequestMeta, management: Bool, now: Int64) throws(APIError) {
+    /// The checks every request opens with, in the contract's order: schema version, origin,
+    /// the per-IP budget, then the identifiers. Returns the time the request is judged at.
+    private func open(
+        _ endpoint: PairingEndpoint, schemaVersion: UInt32?, meta: RequestMeta, _ identifiers: RequiredIdentifier...
+    ) throws(APIError) -> Int64 {
+        let now = context.now
+        if endpoint.checksSchemaVersion, let schemaVersion, schemaVersion != 2 { throw .unsupportedSchemaVersion }
         guard configuration.origins.allowsRequest(origin: meta.origin) else { throw .originNotAllowed }
         guard ipLimiter.consume(ip: meta.clientIP, limit: configuration.maxPairRequestsPerMinute, now: now) else {
-            throw management ? .managementRateLimited : .pairingRateLimited
+            throw endpoint.isManagement ? .managementRateLimited : .pairingRateLimited
         }
+        for id in identifiers where !Identifiers.isOpaqueToken(id.value, minLength: id.minLength) {
+            throw endpoint.invalidIdentifiers
+        }
+        return now
+    }
+
+    /// A join token's requested expiry: RFC 3339, in the future, and no further out than
+    /// `MAX_JOIN_TOKEN_TTL_MS` (a longer one is brought in to it).
+    private func joinTokenExpiry(_ text: String, endpoint: PairingEndpoint, now: Int64) throws(APIError) -> Int64 {
+        guard let expiresAt = Timestamp.parseMillis(text) else { throw endpoint.invalidExpiry }
+        guard expiresAt > now else { throw .expiredJoinToken }
+        return min(expiresAt, now + configuration.maxJoinTokenTTLMillis)
     }
 
     /// The session as the store holds it now (PROTOCOL §6.2's refresh, on every request); 503 when
     /// the store cannot answer (DECISIONS 6).
     private func currentSession(_ sessionID: String) async throws(APIError) -> Session? {
         do {
-            return try await reloadSession(sessionID)
+            return try await directory.reloadSession(sessionID)
         } catch {
             logger.error("state store read failed", metadata: ["session": "\(Identifiers.redacted(sessionID))", "error": "\(error)"])
             throw .stateStoreUnavailable
@@ -61,71 +88,18 @@ extension Relay {
             url.query = nil
             return url.serialized
         }
-        return configuration.defaultWebSocketURL
+        return defaultWebSocketURL.withLock { $0 }
     }
 
-    /// Join tokens are short-lived whatever the desktop asks: an expiry further out than
-    /// `MAX_JOIN_TOKEN_TTL_MS` is brought in to it.
-    func cappedJoinTokenExpiry(_ requested: Int64, now: Int64) -> Int64 {
-        min(requested, now + configuration.maxJoinTokenTTLMillis)
-    }
-
-    // MARK: /pair/start
-
-    /// `POST /pair/start` (PROTOCOL §2.5): creates, or replaces, a session.
-    public func pairStart(_ request: PairStartRequest, meta: RequestMeta) async throws(APIError) -> [UInt8] {
-        stats.pairRequest(.start)
-        let now = wallClockMillis()
-        try checkSchema(request.schemaVersion)
-        try checkOriginAndRate(meta, management: false, now: now)
-        guard Identifiers.isOpaqueToken(request.sessionID, minLength: 16),
-            Identifiers.isOpaqueToken(request.joinToken, minLength: 22),
-            Identifiers.isOpaqueToken(request.desktopSessionToken, minLength: 22)
-        else {
-            throw APIError(400, .invalidPairStart, "sessionID, joinToken, and desktopSessionToken must be high-entropy opaque identifiers.")
-        }
-        guard let expiresAt = Timestamp.parseMillis(request.joinTokenExpiresAt) else {
-            throw APIError(400, .invalidPairStart, "joinTokenExpiresAt must be a valid RFC3339 timestamp.")
-        }
-        guard expiresAt > now else { throw .expiredJoinToken }
-        let joinTokenExpiry = cappedJoinTokenExpiry(expiresAt, now: now)
-        let wsURL = webSocketURL(requested: request.relayWebSocketURL)
-        let idle = min(max(request.idleTimeoutSeconds ?? 1800, 60), 86_400)
-        let record = SessionRecord(
-            sessionID: request.sessionID, joinToken: request.joinToken, joinTokenExpiresAtMillis: joinTokenExpiry,
-            desktopSessionToken: request.desktopSessionToken, relayWebSocketURL: wsURL, idleTimeoutSeconds: idle,
-            createdAtMillis: now, lastActivityAtMillis: now)
-
-        // Steps 10–12: the conflict rule and the replacement, atomically against the stored record
-        // (DECISIONS 4), so two nodes cannot both claim one sessionID.
-        let localSockets = registry.session(record.sessionID)?.state.withLock { !$0.closed && $0.hasLocalSockets } ?? false
-        let outcome = try await write(record.sessionID, goneReason: .replacedByNewPairStart) {
-            (stored: inout SessionRecord?) throws(APIError) -> Bool in
-            if let existing = stored {
-                let active = localSockets || !existing.devices.isEmpty
-                if active && !Identifiers.constantTimeEqual(existing.desktopSessionToken, record.desktopSessionToken) {
-                    throw .sessionAlreadyActive
-                }
-            }
-            let replaced = stored != nil
-            stored = record
-            return replaced
-        }
-        if outcome.value { broadcastDisconnect(record.sessionID, reason: .replacedByNewPairStart) }
-        publishSessionRefresh(record.sessionID, reason: .replacedByNewPairStart)
-        stats.pairSuccess(.start)
-        return Self.body(["accepted": .bool(true), "sessionID": .string(record.sessionID), "wsURL": .string(wsURL)])
-    }
-
-    /// ``updateStored`` for the HTTP endpoints: a store failure runs `whenUnavailable`, then is a
-    /// 503 (DECISIONS 6).
+    /// ``SessionDirectory/updateStored(_:goneReason:_:)`` for the endpoints: a store failure runs
+    /// `whenUnavailable`, then is a 503 (DECISIONS 6).
     @discardableResult
     private func write<T>(
         _ sessionID: String, goneReason: DisconnectReason = .removedFromPersistence,
         whenUnavailable: () -> Void = {}, _ change: (inout SessionRecord?) throws(APIError) -> T
     ) async throws(APIError) -> (value: T, session: Session?) {
         do {
-            return try await updateStored(sessionID, goneReason: goneReason, change)
+            return try await directory.updateStored(sessionID, goneReason: goneReason, change)
         } catch {
             switch error {
             case .rejected(let rejection):
@@ -138,10 +112,51 @@ extension Relay {
         }
     }
 
+    static func body(_ fields: [String: JSONValue]) -> [UInt8] {
+        Array(JSONValue.object(fields).serialized.utf8)
+    }
+
+    // MARK: /pair/start
+
+    /// `POST /pair/start` (PROTOCOL §2.5): creates, or replaces, a session.
+    func pairStart(_ request: PairStartRequest, meta: RequestMeta) async throws(APIError) -> [UInt8] {
+        stats.pairRequest(.start)
+        let now = try open(
+            .pairStart, schemaVersion: request.schemaVersion, meta: meta,
+            .sessionID(request.sessionID), .token(request.joinToken), .token(request.desktopSessionToken))
+        let joinTokenExpiry = try joinTokenExpiry(request.joinTokenExpiresAt, endpoint: .pairStart, now: now)
+        let wsURL = webSocketURL(requested: request.relayWebSocketURL)
+        let idle = min(max(request.idleTimeoutSeconds ?? 1800, 60), 86_400)
+        let record = SessionRecord(
+            sessionID: request.sessionID, joinToken: request.joinToken, joinTokenExpiresAtMillis: joinTokenExpiry,
+            desktopSessionToken: request.desktopSessionToken, relayWebSocketURL: wsURL, idleTimeoutSeconds: idle,
+            createdAtMillis: now, lastActivityAtMillis: now)
+
+        // Steps 10–12: the conflict rule and the replacement, atomically against the stored record
+        // (DECISIONS 4), so two nodes cannot both claim one sessionID.
+        let localSockets = directory.session(record.sessionID)?.state.withLock { !$0.closed && $0.hasLocalSockets } ?? false
+        let outcome = try await write(record.sessionID, goneReason: .replacedByNewPairStart) {
+            (stored: inout SessionRecord?) throws(APIError) -> Bool in
+            if let existing = stored {
+                let active = localSockets || !existing.devices.isEmpty
+                if active && !Identifiers.constantTimeEqual(existing.desktopSessionToken, record.desktopSessionToken) {
+                    throw .sessionAlreadyActive
+                }
+            }
+            let replaced = stored != nil
+            stored = record
+            return replaced
+        }
+        if outcome.value { router.broadcastDisconnect(record.sessionID, reason: .replacedByNewPairStart) }
+        router.publishSessionRefresh(record.sessionID, reason: .replacedByNewPairStart)
+        stats.pairSuccess(.start)
+        return Self.body(["accepted": .bool(true), "sessionID": .string(record.sessionID), "wsURL": .string(wsURL)])
+    }
+
     // MARK: /pair/join
 
     /// `POST /pair/join` (PROTOCOL §2.6): waits for the desktop's decision, then trusts the device.
-    public func pairJoin(_ request: PairJoinRequest, meta: RequestMeta) async throws(APIError) -> [UInt8] {
+    func pairJoin(_ request: PairJoinRequest, meta: RequestMeta) async throws(APIError) -> [UInt8] {
         stats.pairRequest(.join)
         do {
             let body = try await join(request, meta: meta)
@@ -155,11 +170,8 @@ extension Relay {
     }
 
     private func join(_ request: PairJoinRequest, meta: RequestMeta) async throws(APIError) -> [UInt8] {
-        var now = wallClockMillis()
-        try checkOriginAndRate(meta, management: false, now: now)
-        guard Identifiers.isOpaqueToken(request.sessionID, minLength: 16),
-            Identifiers.isOpaqueToken(request.joinToken, minLength: 22)
-        else { throw APIError(400, .invalidPairJoin, "sessionID and joinToken are required.") }
+        var now = try open(
+            .pairJoin, schemaVersion: nil, meta: meta, .sessionID(request.sessionID), .token(request.joinToken))
         let deviceName = Self.sanitizedDeviceName(request.deviceName)
 
         // Step 7: reserve a waiter slot before looking at the session.
@@ -169,6 +181,7 @@ extension Relay {
 
         guard let session = try await currentSession(request.sessionID) else { throw .sessionNotFound }
         let requestID = Identifiers.shortID()
+        let clustered = context.bus != nil
         let pending: PendingJoin = try session.state.withLock { (s) throws(APIError) -> PendingJoin in
             guard !s.closed else { throw .sessionNotFound }
             let r = s.record
@@ -178,7 +191,7 @@ extension Relay {
             guard r.devices.count < configuration.maxDevicesPerSession else {
                 throw .deviceCapReached(configuration.maxDevicesPerSession)
             }
-            guard s.desktop != nil || bus != nil else { throw .desktopNotConnected }
+            guard s.desktop != nil || clustered else { throw .desktopNotConnected }
             if let inFlight = s.pendingJoin {
                 throw APIError(409, .pairRequestInProgress, "A pairing approval request is already pending on desktop.",
                     extra: ["expiresAt": Timestamp.format(millis: inFlight.expiresAtMillis), "requestID": inFlight.requestID])
@@ -190,22 +203,22 @@ extension Relay {
                 sessionID: s.record.sessionID, requestID: requestID, deviceName: deviceName, requesterIP: meta.clientIP,
                 requestedAt: Timestamp.format(millis: now), expiresAt: Timestamp.format(millis: now + timeout))
             var delivered = false
-            if let desktop = s.desktop { delivered = deliver(frame, to: desktop) }
+            if let desktop = s.desktop { delivered = router.deliver(frame, to: desktop) }
             if !delivered {
-                guard bus != nil else { throw .desktopNotConnected }
-                publish(.desktop, sessionID: s.record.sessionID, payload: frame)
+                guard clustered else { throw .desktopNotConnected }
+                router.publish(.desktop, sessionID: s.record.sessionID, payload: frame)
             }
             s.pendingJoin = pending
             return pending
         }
 
-        let started = ContinuousClock.now
-        let outcome = await pending.wait(timeoutMillis: pending.expiresAtMillis - now)
-        stats.approvalWait(since: started)
+        let started = monotonicNanoseconds()
+        let outcome = await pending.wait(timeoutMillis: pending.expiresAtMillis - now, clock: context.clock)
+        stats.approvalWait(nanoseconds: monotonicNanoseconds() - started)
         reserved = false
         stats.pendingJoinWaiters.subtract(1, ordering: .relaxed)
 
-        now = wallClockMillis()
+        now = context.now
         let deviceID = Identifiers.deviceID()
         let token = Identifiers.deviceToken()
         try session.state.withLock { (s) throws(APIError) in
@@ -235,7 +248,7 @@ extension Relay {
             stored = r
             return r.relayWebSocketURL
         }
-        publishSessionRefresh(session.id)
+        router.publishSessionRefresh(session.id)
         logger.info("device paired", metadata: ["session": "\(Identifiers.redacted(session.id))", "device": "\(deviceID)"])
         return Self.body([
             "accepted": .bool(true), "sessionID": .string(session.id), "deviceID": .string(deviceID),
@@ -269,7 +282,7 @@ extension Relay {
     /// Applies a `relay.pair_decision` to this node's pending join of the session; true if it matched.
     @discardableResult
     func applyPairDecision(sessionID: String, requestID: String, approved: Bool) -> Bool {
-        guard let session = registry.session(sessionID) else { return false }
+        guard let session = directory.session(sessionID) else { return false }
         let pending: PendingJoin? = session.state.withLock { s in
             guard let p = s.pendingJoin, Identifiers.constantTimeEqual(p.requestID, requestID) else { return nil }
             s.pendingJoin = nil
@@ -279,34 +292,38 @@ extension Relay {
         return pending != nil
     }
 
+    /// A desktop's decision: resolve the local pending join, echo `relay.pair_result` to the
+    /// deciding socket when it names a request, and tell the other nodes.
+    func handlePairDecision(_ decision: PairDecision, frame: [UInt8], session: Session, from connection: any RelayConnection) {
+        if let requestID = decision.requestID {
+            applyPairDecision(sessionID: session.id, requestID: requestID, approved: decision.approved)
+            // A pair_result that does not fit is dropped silently (PROTOCOL §4.10).
+            _ = connection.send(ServerMessage.pairResult(sessionID: session.id, requestID: requestID, approved: decision.approved))
+        }
+        router.publish(.pairDecision, sessionID: session.id, payload: frame)
+    }
+
     // MARK: /pair/refresh
 
     /// `POST /pair/refresh` (PROTOCOL §2.7): a new join token, same session and devices.
-    public func pairRefresh(_ request: PairRefreshRequest, meta: RequestMeta) async throws(APIError) -> [UInt8] {
+    func pairRefresh(_ request: PairRefreshRequest, meta: RequestMeta) async throws(APIError) -> [UInt8] {
         stats.pairRequest(.refresh)
-        let now = wallClockMillis()
-        try checkSchema(request.schemaVersion)
-        try checkOriginAndRate(meta, management: true, now: now)
-        guard Identifiers.isOpaqueToken(request.sessionID, minLength: 16),
-            Identifiers.isOpaqueToken(request.joinToken, minLength: 22),
-            Identifiers.isOpaqueToken(request.desktopSessionToken, minLength: 22)
-        else { throw APIError(400, .invalidPairRefresh, "sessionID, joinToken, and desktopSessionToken are required.") }
-        guard let expiresAt = Timestamp.parseMillis(request.joinTokenExpiresAt) else {
-            throw APIError(400, .invalidPairRefresh, "joinTokenExpiresAt must be a valid RFC3339 timestamp.")
-        }
-        guard expiresAt > now else { throw .expiredJoinToken }
+        let now = try open(
+            .pairRefresh, schemaVersion: request.schemaVersion, meta: meta,
+            .sessionID(request.sessionID), .token(request.joinToken), .token(request.desktopSessionToken))
+        let expiry = try joinTokenExpiry(request.joinTokenExpiresAt, endpoint: .pairRefresh, now: now)
         // The write checks the desktop's token against the stored record it changes: one read.
         let sessionID = request.sessionID
         let (wsURL, _) = try await write(sessionID) { (stored: inout SessionRecord?) throws(APIError) -> String in
             var r = try Self.ownedRecord(stored, desktopToken: request.desktopSessionToken)
             r.joinToken = request.joinToken
-            r.joinTokenExpiresAtMillis = self.cappedJoinTokenExpiry(expiresAt, now: now)
+            r.joinTokenExpiresAtMillis = expiry
             r.joinTokenUsedAtMillis = nil
             r.touch(now)
             stored = r
             return r.relayWebSocketURL
         }
-        publishSessionRefresh(sessionID)
+        router.publishSessionRefresh(sessionID)
         stats.pairSuccess(.refresh)
         return Self.body(["accepted": .bool(true), "sessionID": .string(sessionID), "wsURL": .string(wsURL)])
     }
@@ -314,22 +331,19 @@ extension Relay {
     // MARK: /pair/stop
 
     /// `POST /pair/stop` (PROTOCOL §2.8): the kill switch. Idempotent for unknown sessions.
-    public func pairStop(_ request: DesktopCredentialsRequest, meta: RequestMeta) async throws(APIError) -> [UInt8] {
-        let now = wallClockMillis()
-        try checkSchema(request.schemaVersion)
-        try checkOriginAndRate(meta, management: true, now: now)
-        guard Identifiers.isOpaqueToken(request.sessionID, minLength: 16),
-            Identifiers.isOpaqueToken(request.desktopSessionToken, minLength: 22)
-        else { throw APIError(400, .invalidPairStop, "sessionID and desktopSessionToken are required.") }
+    func pairStop(_ request: DesktopCredentialsRequest, meta: RequestMeta) async throws(APIError) -> [UInt8] {
+        _ = try open(
+            .pairStop, schemaVersion: request.schemaVersion, meta: meta,
+            .sessionID(request.sessionID), .token(request.desktopSessionToken))
         let sessionID = request.sessionID
         let (stopped, _) = try await write(sessionID, goneReason: .stoppedByDesktop, whenUnavailable: {
             // The kill switch still works here and on every node that hears the bus; the desktop
             // is told to retry so the stored record goes too.
-            if let session = registry.session(sessionID),
+            if let session = directory.session(sessionID),
                 session.state.withLock({ Identifiers.constantTimeEqual($0.record.desktopSessionToken, request.desktopSessionToken) })
             {
-                closeSession(session, reason: .stoppedByDesktop)
-                broadcastDisconnect(sessionID, reason: .stoppedByDesktop)
+                directory.closeSession(session, reason: .stoppedByDesktop)
+                router.broadcastDisconnect(sessionID, reason: .stoppedByDesktop)
             }
         }) { (stored: inout SessionRecord?) throws(APIError) -> Bool in
             guard stored != nil else { return false }
@@ -338,8 +352,8 @@ extension Relay {
             return true
         }
         if stopped {
-            broadcastDisconnect(sessionID, reason: .stoppedByDesktop)
-            publishSessionRefresh(sessionID, reason: .stoppedByDesktop)
+            router.broadcastDisconnect(sessionID, reason: .stoppedByDesktop)
+            router.publishSessionRefresh(sessionID, reason: .stoppedByDesktop)
         }
         return Self.body(["accepted": .bool(true), "sessionID": .string(sessionID)])
     }
@@ -347,13 +361,10 @@ extension Relay {
     // MARK: /devices/list
 
     /// `POST /devices/list` (PROTOCOL §2.9): trusted devices, oldest first.
-    public func devicesList(_ request: DesktopCredentialsRequest, meta: RequestMeta) async throws(APIError) -> [UInt8] {
-        let now = wallClockMillis()
-        try checkSchema(request.schemaVersion)
-        try checkOriginAndRate(meta, management: true, now: now)
-        guard Identifiers.isOpaqueToken(request.sessionID, minLength: 16),
-            Identifiers.isOpaqueToken(request.desktopSessionToken, minLength: 22)
-        else { throw APIError(400, .invalidDevicesList, "sessionID and desktopSessionToken are required.") }
+    func devicesList(_ request: DesktopCredentialsRequest, meta: RequestMeta) async throws(APIError) -> [UInt8] {
+        let now = try open(
+            .devicesList, schemaVersion: request.schemaVersion, meta: meta,
+            .sessionID(request.sessionID), .token(request.desktopSessionToken))
         let session = try await desktopSession(request.sessionID, token: request.desktopSessionToken)
         let devices: [JSONValue] = session.state.withLock { s in
             s.touch(now)
@@ -376,16 +387,10 @@ extension Relay {
     // MARK: /devices/revoke
 
     /// `POST /devices/revoke` (PROTOCOL §2.10): forgets a device everywhere and closes its socket.
-    public func devicesRevoke(_ request: DeviceRevokeRequest, meta: RequestMeta) async throws(APIError) -> [UInt8] {
-        let now = wallClockMillis()
-        try checkSchema(request.schemaVersion)
-        try checkOriginAndRate(meta, management: true, now: now)
-        guard Identifiers.isOpaqueToken(request.sessionID, minLength: 16),
-            Identifiers.isOpaqueToken(request.desktopSessionToken, minLength: 22),
-            Identifiers.isOpaqueToken(request.deviceID, minLength: 8)
-        else {
-            throw APIError(400, .invalidDeviceRevoke, "sessionID, desktopSessionToken, and deviceID are required.")
-        }
+    func devicesRevoke(_ request: DeviceRevokeRequest, meta: RequestMeta) async throws(APIError) -> [UInt8] {
+        let now = try open(
+            .devicesRevoke, schemaVersion: request.schemaVersion, meta: meta,
+            .sessionID(request.sessionID), .token(request.desktopSessionToken), .deviceID(request.deviceID))
         // Adopting the stored record closes the device's socket here; the targeted envelope closes
         // it on nodes that hold one, and the session refresh updates every other copy.
         let sessionID = request.sessionID
@@ -395,55 +400,10 @@ extension Relay {
             r.touch(now)
             stored = r
         }
-        publish(.mobile, sessionID: sessionID, payload: ServerMessage.disconnect(.deviceRevoked), targetDeviceID: request.deviceID)
+        router.publish(.mobile, sessionID: sessionID, payload: ServerMessage.disconnect(.deviceRevoked), targetDeviceID: request.deviceID)
         let count = session?.state.withLock { $0.mobiles.count } ?? 0
-        publish(.desktop, sessionID: sessionID, payload: ServerMessage.deviceCount(sessionID: sessionID, connectedDeviceCount: count))
-        publishSessionRefresh(sessionID)
+        router.publish(.desktop, sessionID: sessionID, payload: ServerMessage.deviceCount(sessionID: sessionID, connectedDeviceCount: count))
+        router.publishSessionRefresh(sessionID)
         return Self.body(["accepted": .bool(true), "sessionID": .string(sessionID), "deviceID": .string(request.deviceID)])
-    }
-
-    /// Removes a device from the local copy: its tokens, buckets and socket; tells the local desktop
-    /// the new count. Returns that count, or nil if the device was unknown here.
-    @discardableResult
-    func revokeDeviceLocally(_ session: Session, deviceID: String, now: Int64) -> Int? {
-        let result: (sockets: [any RelayConnection], desktop: (any RelayConnection)?, count: Int)? = session.state.withLock { s in
-            guard s.record.devices[deviceID] != nil else { return nil }
-            let tokens = s.removeDevice(deviceID)
-            s.touch(now)
-            let sockets = s.mobiles.values.filter { $0.deviceID == deviceID }.map(\.connection)
-            for socket in sockets { s.removeMobile(connectionID: socket.connectionID) }
-            registry.indexes.withLock { ix in SessionRegistry.removeDeviceTokens(tokens, sessionID: session.id, from: &ix) }
-            return (sockets, s.desktop, s.mobiles.count)
-        }
-        guard let result else { return nil }
-        for socket in result.sockets {
-            stats.disconnect(.deviceRevoked)
-            socket.terminate(.deviceRevoked)
-        }
-        if let desktop = result.desktop {
-            deliver(ServerMessage.deviceCount(sessionID: session.id, connectedDeviceCount: result.count), to: desktop, countFailure: false)
-        }
-        return result.count
-    }
-
-    // MARK: Helpers
-
-    /// Tells every node to reload the session from the store (DECISIONS 3). `reason` is what a
-    /// node closes its copy with if the record is gone; nodes that do not know the field ignore it.
-    func publishSessionRefresh(_ sessionID: String, reason: DisconnectReason? = nil) {
-        var fields: [String: JSONValue] = ["sessionID": .string(sessionID), "type": .string("relay.session_refresh")]
-        if let reason { fields["reason"] = .string(reason.rawValue) }
-        publish(.sessionRefresh, sessionID: sessionID, payload: Array(JSONValue.object(fields).serialized.utf8))
-    }
-
-    /// Sends `disconnect` with `reason` to the session's sockets on every other node.
-    func broadcastDisconnect(_ sessionID: String, reason: DisconnectReason) {
-        let disconnect = ServerMessage.disconnect(reason)
-        publish(.desktop, sessionID: sessionID, payload: disconnect)
-        publish(.mobile, sessionID: sessionID, payload: disconnect)
-    }
-
-    static func body(_ fields: [String: JSONValue]) -> [UInt8] {
-        Array(JSONValue.object(fields).serialized.utf8)
     }
 }

@@ -1,0 +1,21 @@
+// What every part of a node shares: its settings, counters, log, clock, store and bus.
+
+import Logging
+import RelayProtocol
+
+/// The node-wide facts each part of ``Relay`` is built with. Everything here is immutable or
+/// thread-safe on its own; no part holds a lock of another.
+struct NodeContext: Sendable {
+    let configuration: CoreConfiguration
+    let stats: RelayStats
+    let logger: Logger
+    let clock: any RelayClock
+    let store: any StateStore
+    /// nil: this node runs alone.
+    let bus: (any ClusterBus)?
+    /// Where work started from synchronous code (a bus callback, a closing socket) runs, so it
+    /// ends with the node instead of outliving it.
+    let work: BackgroundWork
+
+    var now: Int64 { clock.nowMillis() }
+}

@@ -1,0 +1,46 @@
+// The six pairing and management endpoints and the checks every request to them opens with.
+
+import RelayProtocol
+
+/// One of the POST endpoints of PROTOCOL §2, with what its opening checks differ in.
+enum PairingEndpoint {
+    case pairStart, pairJoin, pairRefresh, pairStop, devicesList, devicesRevoke
+
+    /// `/pair/join` carries no `schemaVersion`; the others refuse any but 2.
+    var checksSchemaVersion: Bool { self != .pairJoin }
+
+    /// Management endpoints have their own 429 message; all six share one per-IP budget.
+    var isManagement: Bool {
+        switch self {
+        case .pairStart, .pairJoin: false
+        case .pairRefresh, .pairStop, .devicesList, .devicesRevoke: true
+        }
+    }
+
+    /// The 400 for a missing or malformed identifier.
+    var invalidIdentifiers: APIError {
+        switch self {
+        case .pairStart: .invalidPairStartIdentifiers
+        case .pairJoin: .invalidPairJoinIdentifiers
+        case .pairRefresh: .invalidPairRefreshIdentifiers
+        case .pairStop: .invalidPairStopIdentifiers
+        case .devicesList: .invalidDevicesListIdentifiers
+        case .devicesRevoke: .invalidDeviceRevokeIdentifiers
+        }
+    }
+
+    /// The 400 for a `joinTokenExpiresAt` that is not RFC 3339 (the two endpoints that take one).
+    var invalidExpiry: APIError {
+        self == .pairStart ? .invalidPairStartExpiry : .invalidPairRefreshExpiry
+    }
+}
+
+/// An identifier a request must carry, and the shortest it may be.
+struct RequiredIdentifier {
+    var value: String
+    var minLength: Int
+
+    static func sessionID(_ value: String) -> Self { .init(value: value, minLength: 16) }
+    static func token(_ value: String) -> Self { .init(value: value, minLength: 22) }
+    static func deviceID(_ value: String) -> Self { .init(value: value, minLength: 8) }
+}

@@ -1,0 +1,114 @@
+// An authenticated phone socket: its frames are validated, budgeted, stamped and sent to the desktop.
+
+import RelayProtocol
+import Synchronization
+
+/// An authenticated mobile socket. Its frames are validated, budgeted, stamped and sent to the desktop.
+final class MobileEndpoint: SocketEndpoint {
+    let admission: SocketAdmission
+    let session: Session
+    let deviceID: String
+    let connection: any RelayConnection
+
+    init(admission: SocketAdmission, session: Session, deviceID: String, connection: any RelayConnection) {
+        self.admission = admission
+        self.session = session
+        self.deviceID = deviceID
+        self.connection = connection
+    }
+
+    private enum Verdict {
+        case terminate
+        case drop
+        case reject(MobileError)
+        case forward(desktop: (any RelayConnection)?)
+    }
+
+    func receive(text: [UInt8]) {
+        let now = admission.context.now
+        let sessionID = session.id
+        let frame = MobileFrameInspection(text, sessionID: sessionID, limits: admission.validationLimits)
+        let foreign = frame.hasForeignSessionID, needsDesktop = frame.requiresDesktop, kind = frame.kind
+        let config = admission.context.configuration
+        let connectionID = connection.connectionID
+        let deviceID = self.deviceID
+
+        let verdict: Verdict = session.state.withLock { s in
+            guard !s.closed, let socket = s.mobiles[connectionID], socket.connection === connection else { return .terminate }
+            s.touch(now)
+            if foreign { return .drop }
+            if needsDesktop && !s.desktopConnected {
+                return .reject(MobileFrameValidator.desktopOfflineError)
+            }
+            switch kind {
+            case .failure(let error):
+                return .reject(error)
+            case .success(.snapshotRequest):
+                var bucket = s.snapshotBuckets[deviceID] ?? RateWindow(startingAt: now)
+                let allowed = bucket.consume(limit: config.maxSnapshotRequestsPerMinute, now: now)
+                s.snapshotBuckets[deviceID] = bucket
+                guard allowed else {
+                    return .reject(MobileFrameValidator.snapshotRateLimitedError)
+                }
+            case .success(.command(let seq, _)):
+                guard seq > socket.lastSeq else {
+                    return .reject(MobileFrameValidator.replayedCommandError)
+                }
+                s.mobiles[connectionID]?.lastSeq = seq
+                var deviceBucket = s.deviceCommandBuckets[deviceID] ?? RateWindow(startingAt: now)
+                let deviceAllowed = deviceBucket.consume(limit: config.maxRemoteCommandsPerMinute, now: now)
+                s.deviceCommandBuckets[deviceID] = deviceBucket
+                guard deviceAllowed else {
+                    return .reject(MobileFrameValidator.deviceCommandRateLimitedError)
+                }
+                var sessionBucket = s.sessionCommandBucket ?? RateWindow(startingAt: now)
+                let sessionAllowed = sessionBucket.consume(limit: config.maxRemoteSessionCommandsPerMinute, now: now)
+                s.sessionCommandBucket = sessionBucket
+                guard sessionAllowed else {
+                    return .reject(MobileFrameValidator.sessionCommandRateLimitedError)
+                }
+                if let nameError = frame.commandNameError { return .reject(nameError) }
+            }
+            return .forward(desktop: s.desktop)
+        }
+
+        switch verdict {
+        case .terminate:
+            connection.terminate(nil)
+        case .drop:
+            return
+        case .reject(let error):
+            admission.context.stats.mobileError(error.code)
+            // A relay.error that does not fit is dropped: no counter, no disconnect (§4.10).
+            _ = connection.send(ServerMessage.error(error))
+        case .forward(let desktop):
+            guard let value = frame.envelope else { return }
+            let stamped = stampRelayIdentity(value, connectionID: connectionID, deviceID: deviceID)
+            if let desktop { admission.router.deliver(stamped, to: desktop) }
+            admission.router.publish(.desktop, sessionID: sessionID, payload: stamped)
+            admission.context.stats.forwarded(fromMobile: true)
+        }
+    }
+
+    func receivedControlFrame() {
+        let now = admission.context.now
+        session.state.withLock { $0.touch(now) }
+    }
+
+    func closed() {
+        let now = admission.context.now
+        let connectionID = connection.connectionID
+        let removed: (desktop: (any RelayConnection)?, count: Int)? = session.state.withLock { s in
+            guard let socket = s.mobiles[connectionID], socket.connection === connection else { return nil }
+            s.removeMobile(connectionID: connectionID)
+            s.touch(now)
+            return (s.desktop, s.mobiles.count)
+        }
+        admission.releaseAdmission()
+        guard let removed else { return }
+        let count = ServerMessage.deviceCount(sessionID: session.id, connectedDeviceCount: removed.count)
+        if let desktop = removed.desktop { admission.router.deliver(count, to: desktop, countFailure: false) }
+        admission.router.publish(.desktop, sessionID: session.id, payload: count)
+        admission.router.updateSubscription(session)
+    }
+}

@@ -1,0 +1,235 @@
+// Socket admission and authentication: who a token is, whether there is room, and the role's checks.
+
+import Logging
+import RelayProtocol
+import Synchronization
+
+/// Socket admission and authentication (PROTOCOL §4.2): the token lookup, the node-wide socket
+/// cap, the per-IP budget for wrong credentials, and each role's checks, ending with the socket
+/// registered on its session and `auth_ok` queued as its first frame.
+final class SocketAdmission: Sendable {
+    let context: NodeContext
+    let directory: SessionDirectory
+    let router: Router
+    let pairing: Pairing
+    /// The per-client-IP budget for wrong credentials (`MAX_WS_AUTH_FAILURES_PER_MINUTE`).
+    let authFailureLimiter = IPRateLimiter()
+    let validationLimits: MobileValidationLimits
+
+    init(context: NodeContext, directory: SessionDirectory, router: Router, pairing: Pairing) {
+        self.context = context
+        self.directory = directory
+        self.router = router
+        self.pairing = pairing
+        self.validationLimits = MobileValidationLimits(maxCommandTextBytes: context.configuration.maxRemoteCommandTextBytes)
+    }
+
+    private var configuration: CoreConfiguration { context.configuration }
+    private var stats: RelayStats { context.stats }
+    private var logger: Logger { context.logger }
+    private var store: any StateStore { context.store }
+
+    /// Authenticates a socket with the token of its first frame, in the contract's check order:
+    /// token, admission cap, then the role's own checks. On success `auth_ok` is the first frame
+    /// queued on `connection`, before any other traffic can reach it.
+    func authenticate(token: String, peer: SocketPeer, connection: any RelayConnection) async -> AuthOutcome {
+        // A client IP that keeps presenting wrong credentials is refused before any lookup.
+        let limit = configuration.maxWSAuthFailuresPerMinute
+        if authFailureLimiter.isExhausted(ip: peer.remoteIP, limit: limit, now: context.now) {
+            recordAuthFailure(.authRateLimited, peer: peer)
+            return .rejected(.authRateLimited)
+        }
+        let outcome = await authenticateUnlogged(token: token, peer: peer, connection: connection)
+        switch outcome {
+        case .rejected(let reason):
+            if reason.spendsFailureBudget { _ = authFailureLimiter.consume(ip: peer.remoteIP, limit: limit, now: context.now) }
+            recordAuthFailure(reason, peer: peer)
+        case .authenticated: stats.authSuccess()
+        }
+        return outcome
+    }
+
+    /// Counts and logs an auth failure in the shape operators grep for (PROTOCOL §7).
+    func recordAuthFailure(_ reason: AuthFailureReason, peer: SocketPeer) {
+        stats.authFailure(reason)
+        let extra = reason == .relayOverCapacity
+            ? "active=\(stats.activeWebSockets.load(ordering: .relaxed)) limit=\(configuration.maxActiveWebSockets) " : ""
+        logger.warning("ws_auth_failure reason=\(reason.rawValue) \(extra)remote_ip=\(peer.remoteIP) user_agent=\(peer.userAgent ?? "-")")
+    }
+
+    private func authenticateUnlogged(token: String, peer: SocketPeer, connection: any RelayConnection) async -> AuthOutcome {
+        guard Identifiers.isOpaqueToken(token, minLength: 22) else { return .rejected(.invalidAuthPayload) }
+        let owner = await directory.owner(ofToken: token)
+        guard let owner else { return .rejected(.tokenNotFound) }
+        switch owner {
+        case .desktop(let session):
+            return await authenticateDesktop(session, token: token, connection: connection)
+        case .device(let session, let deviceID):
+            return await authenticateMobile(session, deviceID: deviceID, token: token, peer: peer, connection: connection)
+        }
+    }
+
+    /// Admission (PROTOCOL §4.2 step 4): a reconnection that does not grow the count always passes.
+    private func admit(replacing: Bool) -> Bool {
+        if replacing {
+            stats.activeWebSockets.add(1, ordering: .relaxed)
+            return true
+        }
+        var current = stats.activeWebSockets.load(ordering: .relaxed)
+        while current < configuration.maxActiveWebSockets {
+            let (exchanged, original) = stats.activeWebSockets.compareExchange(
+                expected: current, desired: current + 1, ordering: .relaxed)
+            if exchanged { return true }
+            current = original
+        }
+        return false
+    }
+
+    func releaseAdmission() { stats.activeWebSockets.subtract(1, ordering: .relaxed) }
+
+    // MARK: Desktop
+
+    private func authenticateDesktop(_ found: Session, token: String, connection: any RelayConnection) async -> AuthOutcome {
+        // Check the token against the stored record: a stopped or replaced session never
+        // authenticates again (DECISIONS 3). During a store outage the local copy decides, so held
+        // sessions keep working (DECISIONS 6).
+        var session = found
+        if store.isShared {
+            do {
+                guard let current = try await directory.reloadSession(found.id) else { return .rejected(.desktopSessionMissing) }
+                session = current
+            } catch {
+                logger.warning("state store read failed; authenticating from the local copy", metadata: ["error": "\(error)"])
+            }
+        }
+        let replacing = session.state.withLock { $0.desktop != nil }
+        guard admit(replacing: replacing) else { return .rejected(.relayOverCapacity) }
+        await router.subscribeAhead(session)
+        let now = context.now
+        let installed: (old: (any RelayConnection)?, mobiles: [any RelayConnection])? = session.state.withLock { s in
+            guard !s.closed, Identifiers.constantTimeEqual(s.record.desktopSessionToken, token) else { return nil }
+            let old = s.desktop
+            s.desktop = connection
+            s.touch(now)
+            _ = connection.send(ServerMessage.desktopAuthOK(sessionID: session.id, connectedDeviceCount: s.mobiles.count))
+            return (old, s.mobileConnections)
+        }
+        guard let installed else {
+            releaseAdmission()
+            router.updateSubscription(session)
+            return .rejected(.desktopSessionMissing)
+        }
+        if let old = installed.old {
+            stats.disconnect(.desktopReconnected)
+            old.terminate(.desktopReconnected)
+        }
+        let status = ServerMessage.desktopStatus(sessionID: session.id, desktopConnected: true)
+        for mobile in installed.mobiles { router.deliver(status, to: mobile) }
+        router.publish(.mobile, sessionID: session.id, payload: status)
+        router.updateSubscription(session)
+        await directory.touchStored(session)
+        return .authenticated(DesktopEndpoint(admission: self, session: session, connection: connection))
+    }
+
+    // MARK: Mobile
+
+    private func authenticateMobile(
+        _ session: Session, deviceID: String, token: String, peer: SocketPeer, connection: any RelayConnection
+    ) async -> AuthOutcome {
+        let replacing = session.state.withLock { s in s.mobiles.values.contains { $0.deviceID == deviceID } }
+        guard admit(replacing: replacing) else { return .rejected(.relayOverCapacity) }
+        var admitted = true
+        defer { if admitted { releaseAdmission() } }
+        guard configuration.origins.allowsMobile(origin: peer.origin) else { return .rejected(.mobileOriginNotAllowed) }
+
+        // A reconnecting device frees its own slot; the cap counts the other devices' sockets.
+        let capReached = session.state.withLock { s in
+            s.mobiles.values.filter { $0.deviceID != deviceID }.count >= configuration.maxDevicesPerSession
+        }
+        guard !capReached else { return .rejected(.deviceCapReached) }
+
+        // Rotation is a compare-and-save on the stored record (DECISIONS 4): the token is checked
+        // against what the cluster holds, so a device revoked anywhere cannot come back here, and
+        // two nodes cannot both rotate one token.
+        let now = context.now
+        let newToken = Identifiers.deviceToken()
+        let grace = configuration.tokenRotationGraceMillis
+        do {
+            try await directory.updateStored(session.id) { (stored: inout SessionRecord?) throws(AuthFailureReason) in
+                guard var r = stored else { throw .mobileSessionMissing }
+                guard var device = r.devices[deviceID] else { throw .deviceNotRegistered }
+                guard device.accepts(token, now: now) else { throw .tokenNotFound }
+                let oldCurrent = device.currentToken
+                device.pruneRetired(now: now)
+                device.retiredTokens.removeAll { $0.token == oldCurrent }
+                if grace > 0 { device.retiredTokens.append(RetiredToken(token: oldCurrent, expiresAtMillis: now + grace)) }
+                device.currentToken = newToken
+                device.lastSeenAtMillis = now
+                r.devices[deviceID] = device
+                r.touch(now)
+                stored = r
+            }
+        } catch {
+            switch error {
+            case .rejected(let reason):
+                return .rejected(reason)
+            case .unavailable(let cause):
+                logger.error("ws_auth_failure reason=token_rotation_persist_failed session=\(Identifiers.redacted(session.id)) remote_ip=\(peer.remoteIP) user_agent=\(peer.userAgent ?? "-") error=\(cause)")
+                return .rejected(.tokenRotationPersistFailed)
+            }
+        }
+
+        await router.subscribeAhead(session)
+        let desktopConnected = await resolveDesktopPresence(session)
+        let mobile = MobileEndpoint(admission: self, session: session, deviceID: deviceID, connection: connection)
+        enum Registration {
+            case registered(desktop: (any RelayConnection)?, count: Int)
+            case rejected(AuthFailureReason)
+        }
+        let registration: Registration = session.state.withLock { s in
+            guard !s.closed else { return .rejected(.mobileSessionMissing) }
+            guard s.record.devices[deviceID] != nil else { return .rejected(.deviceNotRegistered) }
+            for old in s.mobiles.values where old.deviceID == deviceID {
+                s.removeMobile(connectionID: old.connection.connectionID)
+                stats.disconnect(.deviceReconnected)
+                old.connection.terminate(.deviceReconnected)
+            }
+            guard s.mobiles.count < configuration.maxDevicesPerSession else { return .rejected(.deviceCapReached) }
+            s.addMobile(MobileSocket(connection: connection, deviceID: deviceID))
+            _ = connection.send(ServerMessage.mobileAuthOK(
+                sessionID: session.id, deviceID: deviceID, nextDeviceSessionToken: newToken,
+                connectedDeviceCount: s.mobiles.count, desktopConnected: desktopConnected || s.desktopConnected))
+            return .registered(desktop: s.desktop, count: s.mobiles.count)
+        }
+        let registered: (desktop: (any RelayConnection)?, count: Int)
+        switch registration {
+        case .rejected(let reason):
+            router.updateSubscription(session)
+            return .rejected(reason)
+        case .registered(let desktop, let count): registered = (desktop, count)
+        }
+        admitted = false
+        let count = ServerMessage.deviceCount(sessionID: session.id, connectedDeviceCount: registered.count)
+        if let desktop = registered.desktop { router.deliver(count, to: desktop) }
+        router.publish(.desktop, sessionID: session.id, payload: count)
+        router.updateSubscription(session)
+        return .authenticated(mobile)
+    }
+
+    /// Whether the session's desktop is connected here or, via a probe, on another node (§4.2).
+    private func resolveDesktopPresence(_ session: Session) async -> Bool {
+        let local = session.state.withLock { s -> Bool in
+            if s.desktop != nil { return true }
+            s.remoteDesktopPresent = false
+            return false
+        }
+        if local { return true }
+        guard context.bus != nil else { return false }
+        router.publishPresenceProbe(session.id)
+        for _ in 0..<10 {
+            try? await Task.sleep(for: .milliseconds(15))
+            if session.state.withLock({ $0.desktopConnected }) { return true }
+        }
+        return false
+    }
+}

@@ -1,0 +1,101 @@
+// One relay node as a service: its dependencies, its own work and its listener, started and stopped in order.
+
+import Logging
+import NIOCore
+import RelayCore
+import RelayProtocol
+import RelayRedis
+import ServiceLifecycle
+import Synchronization
+
+/// One relay node as a service-lifecycle `Service`. `run` runs a service group of, in order: the
+/// Redis connection, the NATS bus, the relay's own work (restore, sweeps, reloads) and the
+/// HTTP/WebSocket listener. They start together (the listener opens once the node has restored its
+/// sessions) and on graceful shutdown stop in reverse: the listener drains first (DECISIONS 1),
+/// then the relay's work is cancelled and awaited, then the bus and the store close.
+public struct RelayApplication: Service {
+    /// The settings this node runs with.
+    public let configuration: RelayConfiguration
+    /// The node's logic.
+    public let relay: Relay
+    /// What `/readyz` and `/healthz` report.
+    public let health = HealthState()
+    let logger: Logger
+    let onListening: (@Sendable (Int) async -> Void)?
+    let dependencies: ClusterDependencies
+    private let listeningPort = ListeningPort()
+
+    /// Builds a node: alone with in-memory state, or a cluster node when the configuration names
+    /// Redis and NATS. `store` and `bus` override what the configuration says (tests run several
+    /// nodes in one process that way; the caller then owns them). `clock` is what the core measures
+    /// expiries, budgets, sweeps and approval timeouts by. `onListening` receives the bound port
+    /// (the one the system chose with `PORT=0`).
+    public init(
+        configuration: RelayConfiguration, logger: Logger, store: (any StateStore)? = nil, bus: (any ClusterBus)? = nil,
+        clock: any RelayClock = SystemClock(), onListening: (@Sendable (Int) async -> Void)? = nil
+    ) {
+        self.configuration = configuration
+        self.logger = logger
+        self.onListening = onListening
+        // The core creates its counters at init: the metrics backend must exist first.
+        _ = RelayMetricsSystem.registry
+        let dependencies = ClusterDependencies.make(configuration, logger: logger)
+        self.dependencies = dependencies
+        self.relay = Relay(
+            configuration: configuration.core, store: store ?? dependencies.store ?? InMemoryStateStore(),
+            bus: bus ?? dependencies.bus, logger: logger, clock: clock)
+        dependencies.register(with: health)
+    }
+
+    /// The port the listener is bound to, once it is (with `PORT=0`, the one the system chose).
+    public var boundPort: Int? { listeningPort.value }
+
+    public func run() async throws {
+        let address = try HostValidation.resolve(host: configuration.host, port: configuration.port)
+        let routes = HTTPRoutes(
+            relay: relay, configuration: configuration, health: health, metrics: MetricsExporter(relay: relay, health: health),
+            logger: logger)
+        let settings = WebSocketSettings(
+            relay: relay, maxMessageBytes: configuration.maxWSMessageBytes,
+            maxMessagesPerMinute: configuration.maxWSMessagesPerMinute, authTimeoutMillis: configuration.wsAuthTimeoutMillis,
+            heartbeatIntervalMillis: configuration.effectiveHeartbeatIntervalMillis,
+            heartbeatTimeoutMillis: configuration.effectiveHeartbeatTimeoutMillis,
+            outboundCapacity: configuration.effectiveOutboundQueue,
+            writeStallTimeoutMillis: configuration.writeStallTimeoutMillis, logger: logger)
+        let child = RelayChildChannel(settings: HTTPConnectionSettings(
+            limits: configuration.http, maxBodyBytes: configuration.maxJSONBytes, routes: routes, webSocket: settings,
+            trustedProxyHops: configuration.trustedProxyHops, allowLegacyQueryToken: configuration.allowLegacyQueryTokenAuth,
+            gate: HTTPConnectionGate(limit: configuration.http.maxConnections), logger: logger))
+
+        let started = StartupSignal()
+        let relay = self.relay, configuration = self.configuration, listeningPort = self.listeningPort
+        let onListening = self.onListening
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let redis = dependencies.redis { services.append(.init(service: RedisConnectionService(connection: redis))) }
+        if let bus = dependencies.bus { services.append(.init(service: ClusterBusService(bus: bus))) }
+        services.append(.init(service: RelayWorkService(
+            relay: relay, redis: dependencies.redis, sweepIntervalMillis: configuration.sweepIntervalMillis, started: started)))
+        services.append(.init(service: HTTPServerService(
+            relay: relay, configuration: configuration, address: address.ipAddress ?? configuration.host, child: child,
+            health: health, started: started,
+            onListening: { port in
+                listeningPort.set(port)
+                if configuration.port == 0 && !configuration.publicBaseURLConfigured {
+                    // The default wsURL names the listener's port, which only now is known.
+                    relay.useDefaultWebSocketURL(
+                        RelayConfiguration.defaultWebSocketURL(publicBaseURL: "http://localhost:\(port)", port: port))
+                }
+                await onListening?(port)
+            },
+            logger: logger)))
+        try await ServiceGroup(configuration: .init(services: services, logger: logger)).run()
+        logger.notice("relay stopped")
+    }
+}
+
+/// The listener's port, known once it is bound.
+final class ListeningPort: Sendable {
+    private let port = Mutex<Int?>(nil)
+    var value: Int? { port.withLock { $0 } }
+    func set(_ value: Int) { port.withLock { $0 = value } }
+}
