@@ -175,7 +175,7 @@ final class Pairing: Sendable {
         let deviceName = Self.sanitizedDeviceName(request.deviceName)
 
         // Step 7: reserve a waiter slot before looking at the session.
-        guard reserveWaiter() else { throw .pairingBackpressure }
+        guard stats.pendingJoinWaiters.incrementIfBelow(configuration.maxPendingJoinWaiters) else { throw .pairingBackpressure }
         var reserved = true
         defer { if reserved { stats.pendingJoinWaiters.subtract(1, ordering: .relaxed) } }
 
@@ -254,17 +254,6 @@ final class Pairing: Sendable {
             "accepted": .bool(true), "sessionID": .string(session.id), "deviceID": .string(deviceID),
             "deviceSessionToken": .string(token), "wsURL": .string(wsURL),
         ])
-    }
-
-    private func reserveWaiter() -> Bool {
-        var current = stats.pendingJoinWaiters.load(ordering: .relaxed)
-        while current < configuration.maxPendingJoinWaiters {
-            let (exchanged, original) = stats.pendingJoinWaiters.compareExchange(
-                expected: current, desired: current + 1, ordering: .relaxed)
-            if exchanged { return true }
-            current = original
-        }
-        return false
     }
 
     /// Trimmed; blank is absent; at most 64 Unicode scalars.

@@ -75,14 +75,7 @@ final class SocketAdmission: Sendable {
             stats.activeWebSockets.add(1, ordering: .relaxed)
             return true
         }
-        var current = stats.activeWebSockets.load(ordering: .relaxed)
-        while current < configuration.maxActiveWebSockets {
-            let (exchanged, original) = stats.activeWebSockets.compareExchange(
-                expected: current, desired: current + 1, ordering: .relaxed)
-            if exchanged { return true }
-            current = original
-        }
-        return false
+        return stats.activeWebSockets.incrementIfBelow(configuration.maxActiveWebSockets)
     }
 
     func releaseAdmission() { stats.activeWebSockets.subtract(1, ordering: .relaxed) }
