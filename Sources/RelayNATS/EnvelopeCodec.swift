@@ -1,16 +1,7 @@
-// The cross-instance envelope on the wire (PROTOCOL §6.4) and its canonical signed form (§6.5).
+// Writes and reads the cross-instance envelope (PROTOCOL §6.4) and its canonical signed form (§6.5).
 
 import RelayCore
 import RelayProtocol
-
-/// An envelope as it travels: the fields the core sees, plus schema version and signature.
-struct WireEnvelope: Sendable, Equatable {
-    /// `schema_version`; only 1 is accepted by the receive pipeline.
-    var schemaVersion: UInt8
-    var envelope: BusEnvelope
-    /// `signature` as received (base64url text), nil for `null` or missing.
-    var signature: String?
-}
 
 /// Writes and reads envelopes. No Foundation: the canonical form is built byte by byte.
 enum EnvelopeCodec {

@@ -4,16 +4,6 @@ import RelayCore
 import RelayProtocol
 import Synchronization
 
-/// What the pipeline decided about one message.
-enum ReceiveVerdict: Sendable, Equatable {
-    /// Deliver it.
-    case accept(BusEnvelope)
-    /// This node published it (not a rejection: NATS echoes publications to their publisher).
-    case own
-    /// Drop it, counted under `reason`.
-    case reject(NATSRejectionReason)
-}
-
 /// Decode → schema → signature (with a secret) → own source → (with a secret) time window, nonce
 /// shape and replay. Without a secret only decode, schema and own source are checked, as in the
 /// reference's unsigned mode. Safe to call from several threads; no I/O.
@@ -62,45 +52,4 @@ final class ReceivePipeline: Sendable {
 
     /// Nonces remembered now (for tests: pruning keeps this bounded).
     var rememberedNonces: Int { seen.withLock { $0.count } }
-}
-
-/// The `source_instance_id:nonce` pairs of accepted signed envelopes, each until its expiry.
-///
-/// Entries are pruned oldest-inserted first. Expiries are not strictly ordered by arrival (they
-/// follow the publishers' clocks), so an entry can outlive its expiry by a little while an older
-/// one waits ahead of it — never the reverse, so nothing is forgotten early.
-struct SeenNonces {
-    struct Key: Hashable {
-        var source: String
-        var nonce: String
-    }
-
-    private var expiries: [Key: Int64] = [:]
-    private var order: [(key: Key, expiry: Int64)] = []
-    private var head = 0
-
-    var count: Int { expiries.count }
-
-    /// Forgets entries whose expiry has passed.
-    mutating func prune(now: Int64) {
-        while head < order.count, order[head].expiry < now {
-            expiries.removeValue(forKey: order[head].key)
-            head += 1
-        }
-        if head == order.count {
-            order.removeAll(keepingCapacity: true)
-            head = 0
-        } else if head >= 1024, head * 2 >= order.count {
-            order.removeFirst(head)
-            head = 0
-        }
-    }
-
-    /// Records `key`; false when it is already there.
-    mutating func insert(_ key: Key, expiry: Int64) -> Bool {
-        guard expiries[key] == nil else { return false }
-        expiries[key] = expiry
-        order.append((key, expiry))
-        return true
-    }
 }

@@ -37,12 +37,6 @@ extension JSONValue {
     }
 }
 
-/// One member of an object being written.
-struct ObjectMember {
-    var key: String
-    var value: JSONValue
-}
-
 /// Sorts `members` byte-wise by key (as serde_json's sorted maps are) and writes them as an object.
 func writeMembers(_ members: inout [ObjectMember], into buffer: inout [UInt8]) {
     buffer.append(UInt8(ascii: "{"))

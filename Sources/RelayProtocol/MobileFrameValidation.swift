@@ -1,24 +1,4 @@
-// The stateless checks on a phone's frame (PROTOCOL §4.7), and the relay-identity stamp.
-
-/// The configurable limits the validation depends on.
-public struct MobileValidationLimits: Sendable {
-    /// `MAX_REMOTE_COMMAND_TEXT_BYTES`: the UTF-8 byte limit of `text` fields.
-    public var maxCommandTextBytes: Int
-
-    /// Limits with the reference defaults.
-    public init(maxCommandTextBytes: Int = 16384) {
-        self.maxCommandTextBytes = maxCommandTextBytes
-    }
-}
-
-/// What a structurally valid mobile frame is.
-public enum MobileFrameKind: Sendable, Equatable {
-    /// A valid `relay.snapshot_request`; the per-device snapshot budget is still to be applied.
-    case snapshotRequest
-    /// A command envelope that passed steps 1–12; the caller applies the `seq` guard and the
-    /// budgets (steps 13–15), then ``MobileFrameValidator/validateCommandName(_:limits:)``.
-    case command(seq: UInt64, name: String)
-}
+// The stateless checks on a phone's frame (PROTOCOL §4.7).
 
 /// The stateless validation of frames from an authenticated phone (PROTOCOL §4.7).
 ///
@@ -127,27 +107,6 @@ public enum MobileFrameValidator {
     /// The per-device snapshot budget.
     public static let snapshotRateLimitedError = MobileError(
         .snapshotRateLimited, "Too many snapshot requests from this device. Retry shortly.")
-}
-
-/// Step 7 of forwarding: the compact serialization of `envelope` (keys sorted byte-wise) with the
-/// top-level `relayConnectionID` and `relayDeviceID` set, replacing whatever the client sent.
-/// A non-object is serialized unchanged.
-public func stampRelayIdentity(_ envelope: JSONValue, connectionID: String, deviceID: String) -> [UInt8] {
-    var buffer: [UInt8] = []
-    guard case .object(let members) = envelope else {
-        envelope.write(into: &buffer)
-        return buffer
-    }
-    var entries: [ObjectMember] = []
-    entries.reserveCapacity(members.count + 2)
-    for (key, value) in members where !utf8Equal(key, "relayConnectionID") && !utf8Equal(key, "relayDeviceID") {
-        entries.append(ObjectMember(key: key, value: value))
-    }
-    entries.append(ObjectMember(key: "relayConnectionID", value: .string(connectionID)))
-    entries.append(ObjectMember(key: "relayDeviceID", value: .string(deviceID)))
-    buffer.reserveCapacity(512)
-    writeMembers(&entries, into: &buffer)
-    return buffer
 }
 
 // MARK: - Rules

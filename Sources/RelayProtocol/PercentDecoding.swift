@@ -1,5 +1,7 @@
-/// `%XX` decoding of URL components (user names, passwords, tokens, paths in `REDIS_URL` and
-/// `NATS_URL`).
+// Percent-decoding (`%XX`) of URL components: the one decoder of every URL part the relay reads.
+
+/// `%XX` decoding of URL components: user names, passwords, tokens and paths in `REDIS_URL` and
+/// `NATS_URL`, and the token of a legacy `/ws?token=` upgrade.
 public enum PercentDecoding {
     /// Why a component did not decode; callers word the message without repeating the value,
     /// which may be a secret.
@@ -8,14 +10,23 @@ public enum PercentDecoding {
         case notUTF8
     }
 
-    /// The decoded text: valid UTF-8 without NUL (the C clients take C strings).
-    public static func decode(_ text: some StringProtocol) throws(Failure) -> String {
+    /// The decoded text: valid UTF-8, and without NUL unless `allowsNUL` (the C clients take C
+    /// strings). A `%` not followed by two hex digits is ``Failure/invalidEscape``.
+    ///
+    /// - Parameters:
+    ///   - plusIsSpace: `+` means a space, as in an `application/x-www-form-urlencoded` query
+    ///     value; otherwise `+` is itself (RFC 3986). An escaped `%2B` is `+` either way.
+    ///   - allowsNUL: a decoded NUL byte is kept instead of failing with ``Failure/notUTF8``, for a
+    ///     value that never reaches a C string.
+    public static func decode(
+        _ text: some StringProtocol, plusIsSpace: Bool = false, allowsNUL: Bool = false
+    ) throws(Failure) -> String {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(text.utf8.count)
         var iterator = text.utf8.makeIterator()
         while let byte = iterator.next() {
             guard byte == UInt8(ascii: "%") else {
-                bytes.append(byte)
+                bytes.append(plusIsSpace && byte == UInt8(ascii: "+") ? UInt8(ascii: " ") : byte)
                 continue
             }
             guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else {
@@ -23,7 +34,7 @@ public enum PercentDecoding {
             }
             bytes.append(high << 4 | low)
         }
-        guard !bytes.contains(0), UTF8Validation.isValid(bytes) else { throw .notUTF8 }
+        guard allowsNUL || !bytes.contains(0), UTF8Validation.isValid(bytes) else { throw .notUTF8 }
         return String(decoding: bytes, as: UTF8.self)
     }
 

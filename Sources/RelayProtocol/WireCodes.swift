@@ -14,20 +14,6 @@ public enum MobileErrorCode: String, Sendable, CaseIterable {
     case snapshotRateLimited = "snapshot_rate_limited"
 }
 
-/// A rejected mobile frame: the code and the exact human message of the wire contract.
-public struct MobileError: Error, Sendable, Equatable {
-    /// The `error` field of the `relay.error` frame.
-    public let code: MobileErrorCode
-    /// The `message` field, byte-for-byte as the contract states it.
-    public let message: String
-
-    /// Creates a rejection with its wire code and message.
-    public init(_ code: MobileErrorCode, _ message: String) {
-        self.code = code
-        self.message = message
-    }
-}
-
 /// Reasons carried by `{"reason":…,"type":"disconnect"}` frames (PROTOCOL §4.11).
 public enum DisconnectReason: String, Sendable, CaseIterable {
     case sessionExpired = "session_expired"

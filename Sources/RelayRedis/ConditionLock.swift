@@ -47,7 +47,8 @@ final class ConditionLock<State>: @unchecked Sendable {
         return try body(&state)
     }
 
-    /// Sleeps until `ready(state)` holds or the monotonic clock passes `deadline` (nanoseconds;
+    /// Sleeps until `ready(state)` holds or the monotonic clock (``RelayCore/monotonicNanoseconds()``)
+    /// passes `deadline` (nanoseconds;
     /// nil waits without limit), then runs `body` with the lock held.
     func wait<Result>(
         until ready: (State) -> Bool, deadline: UInt64?, then body: (inout State) throws -> Result
@@ -69,13 +70,6 @@ final class ConditionLock<State>: @unchecked Sendable {
     func broadcast() {
         pthread_cond_broadcast(condition)
     }
-}
-
-/// The monotonic clock in nanoseconds (the clock `ConditionLock` deadlines use).
-func monotonicNanoseconds() -> UInt64 {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
 }
 
 extension Duration {

@@ -1,4 +1,4 @@
-// What Redis answers (RESP2, as hiredis 0.14 reads it) and why a command got no answer.
+// What Redis answers (RESP2, as hiredis 0.14 reads it).
 
 import CHiredis
 
@@ -78,37 +78,4 @@ public enum RedisReply: Sendable, Equatable {
         guard let pointer, count > 0 else { return [] }
         return pointer.withMemoryRebound(to: UInt8.self, capacity: count) { Array(UnsafeBufferPointer(start: $0, count: count)) }
     }
-}
-
-/// Why a command has no reply, or a reply the caller could not use.
-public struct RedisError: Error, Sendable, Equatable, CustomStringConvertible {
-    /// The kind of failure.
-    public enum Kind: Sendable, Equatable {
-        /// There is no connection (Redis is down or being reconnected to): refused at once.
-        case unavailable
-        /// The connection broke while the command was in flight; it may or may not have run.
-        case connectionLost
-        /// Redis did not answer within the command timeout; the connection is reset.
-        case timeout
-        /// The connection was shut down.
-        case shutdown
-        /// Redis answered with an error reply.
-        case server
-        /// Redis answered with something the caller did not expect.
-        case unexpectedReply
-    }
-
-    /// The kind of failure.
-    public let kind: Kind
-    /// A human-readable description (no secrets).
-    public let message: String
-
-    /// An error of `kind` with `message`.
-    public init(_ kind: Kind, _ message: String) {
-        self.kind = kind
-        self.message = message
-    }
-
-    /// `redis <kind>: <message>`.
-    public var description: String { "redis \(kind): \(message)" }
 }

@@ -3,7 +3,7 @@
 import RelayProtocol
 import Testing
 
-@Suite struct CommandCatalogTests {
+@Suite(.timeLimit(.minutes(2))) struct CommandCatalogTests {
     // MARK: Names
 
     @Test(arguments: ["approval.respond", "terminal.exec", "thread.Select", "", "thread.select "])

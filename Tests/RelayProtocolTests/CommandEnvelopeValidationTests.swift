@@ -3,7 +3,7 @@
 import RelayProtocol
 import Testing
 
-@Suite struct CommandEnvelopeValidationTests {
+@Suite(.timeLimit(.minutes(2))) struct CommandEnvelopeValidationTests {
     @Test func canonicalEnvelopeClassifiesAsCommandWithItsSeqAndName() {
         let result = MobileFrameValidator.classify(
             .success(envelope(threadSelect, seq: 9)), sessionID: testSessionID, limits: defaultLimits)
@@ -201,7 +201,7 @@ import Testing
     }
 }
 
-@Suite struct MobileFrameGateTests {
+@Suite(.timeLimit(.minutes(2))) struct MobileFrameGateTests {
     @Test func commandPayloadsAndSnapshotRequestsRequireTheDesktop() throws {
         #expect(MobileFrameValidator.requiresDesktop(envelope(threadSelect)))
         #expect(MobileFrameValidator.requiresDesktop(snapshotRequest()))

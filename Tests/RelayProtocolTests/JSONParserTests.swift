@@ -3,7 +3,7 @@
 import RelayProtocol
 import Testing
 
-@Suite struct JSONParserTests {
+@Suite(.timeLimit(.minutes(2))) struct JSONParserTests {
     @Test func parsesEveryKindOfValue() throws {
         let value = try JSONValue.parse(#" {"a":[1,-2.5,true,false,null,"x"],"b":{}} "#)
         #expect(value == ["a": [1, .number(JSONNumber(lexeme: "-2.5")!), true, false, .null, "x"], "b": [:]])

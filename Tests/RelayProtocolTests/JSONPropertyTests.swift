@@ -3,7 +3,7 @@
 import RelayProtocol
 import Testing
 
-@Suite struct JSONPropertyTests {
+@Suite(.timeLimit(.minutes(2))) struct JSONPropertyTests {
     @Test func writtenValuesParseBackToThemselves() throws {
         var generator = SeededGenerator(seed: 0x5EED_0001)
         for _ in 0..<2000 {

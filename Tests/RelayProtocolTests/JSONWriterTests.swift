@@ -3,7 +3,7 @@
 import RelayProtocol
 import Testing
 
-@Suite struct JSONWriterTests {
+@Suite(.timeLimit(.minutes(2))) struct JSONWriterTests {
     @Test func writesCompactlyWithKeysSortedAtEveryLevel() {
         let value: JSONValue = ["b": 1, "a": ["d": true, "c": [.null, "x"]], "C": false]
         #expect(value.serialized == #"{"C":false,"a":{"c":[null,"x"],"d":true},"b":1}"#)

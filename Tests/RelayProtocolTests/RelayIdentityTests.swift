@@ -3,7 +3,7 @@
 import RelayProtocol
 import Testing
 
-@Suite struct RelayIdentityTests {
+@Suite(.timeLimit(.minutes(2))) struct RelayIdentityTests {
     @Test func stampAddsRelayIdsAndSortsKeysCompactly() throws {
         let received = try JSONValue.parse(
             #"{ "seq": 1, "schemaVersion": 2, "payload": {"type":"command", "payload": {"name":"x"}} }"#)

@@ -3,7 +3,7 @@
 import RelayProtocol
 import Testing
 
-@Suite struct SnapshotRequestValidationTests {
+@Suite(.timeLimit(.minutes(2))) struct SnapshotRequestValidationTests {
     @Test func minimalSnapshotRequestIsAccepted() {
         let result = MobileFrameValidator.classify(
             .success(snapshotRequest()), sessionID: testSessionID, limits: defaultLimits)

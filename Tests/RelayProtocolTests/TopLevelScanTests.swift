@@ -3,7 +3,7 @@ import Testing
 
 /// `parseTopLevelMembers`: the desktop-frame look-up that validates like `parse` but builds only
 /// the members it is asked for.
-@Suite struct TopLevelScanTests {
+@Suite(.timeLimit(.minutes(2))) struct TopLevelScanTests {
     @Test func keepsOnlyTheNamedTopLevelMembers() throws {
         let text = #"{"type":"relay.pair_decision","payload":{"sessionID":"inner","big":[1,2,{"x":"\u00e9"}]},"sessionID":"outer","approved":true}"#
         let members = try #require(try JSONValue.parseTopLevelMembers(Array(text.utf8), keeping: ["type", "sessionID", "approved"]))

@@ -1,3 +1,5 @@
+// The limits of an HTTP connection before it becomes a WebSocket: timeouts, head size, count.
+
 /// Time and size limits of an HTTP connection until it becomes a WebSocket (or closes). Each is a
 /// variable of `relay --help`; the defaults serve a phone on a slow network and stay above what
 /// common proxies and load balancers use, so the proxy, not the relay, closes an idle keep-alive.

@@ -1,3 +1,5 @@
+// HOST checked at start: an IP literal, or a name that resolves to this machine (DECISIONS 9).
+
 import NIOCore
 import NIOPosix
 

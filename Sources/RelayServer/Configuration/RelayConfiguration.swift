@@ -1,43 +1,59 @@
+// The relay's configuration: every environment variable, its default, and its validation.
+
 import RelayCore
 import RelayNATS
 import RelayRedis
 
-/// A configuration value that stops the start, with a message that names the variable.
-public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
-    public let description: String
-    public init(_ description: String) { self.description = description }
-}
-
 /// Everything the relay reads from the environment, validated once at start (PROTOCOL §8 plus
 /// our additions). ``RelayConfiguration/variables`` is the single table behind parsing and `--help`.
 public struct RelayConfiguration: Sendable {
+    /// `HOST`: the bind address, an IP literal or a host name of this machine.
     public var host = "0.0.0.0"
+    /// `PORT`: the bind port; 0 lets the system choose one (``RelayApplication/boundPort`` and the
+    /// `relay listening` log line give it).
     public var port = 8787
+    /// `PUBLIC_BASE_URL`: the URL clients reach, source of the default `wsURL` and allowed origin.
     public var publicBaseURL = "http://localhost:8787"
+    /// Whether `PUBLIC_BASE_URL` was set; if not, with `PORT=0` the default `wsURL` follows the
+    /// port the listener was given.
+    public var publicBaseURLConfigured = false
+    /// `MAX_JSON_BYTES`: the largest HTTP request body read.
     public var maxJSONBytes = 65_536
+    /// `WS_AUTH_TIMEOUT_MS`: how long a new socket has to send its `relay.auth` frame.
     public var wsAuthTimeoutMillis: Int64 = 10_000
+    /// `WS_HEARTBEAT_INTERVAL_MS` as given; sockets use ``effectiveHeartbeatIntervalMillis``.
     public var heartbeatIntervalMillis: Int64 = 20_000
+    /// `WS_HEARTBEAT_TIMEOUT_MS` as given; sockets use ``effectiveHeartbeatTimeoutMillis``.
     public var heartbeatTimeoutMillis: Int64 = 60_000
+    /// `MAX_WS_MESSAGE_BYTES`: the largest WebSocket message and frame accepted.
     public var maxWSMessageBytes = 65_536
+    /// `MAX_SOCKET_OUTBOUND_QUEUE` as given; sockets use ``effectiveOutboundQueue``.
     public var maxSocketOutboundQueue = 256
+    /// `MAX_WS_MESSAGES_PER_MINUTE`: text frames one authenticated socket may send per minute.
     public var maxWSMessagesPerMinute = 1_200
+    /// `WS_WRITE_STALL_TIMEOUT_MS`: a socket whose writes make no progress this long is a slow consumer.
     public var writeStallTimeoutMillis: Int64 = 10_000
+    /// `SESSION_SWEEP_INTERVAL_MS`: how often the sweep ends expired sessions and prunes stale budgets.
     public var sweepIntervalMillis: Int64 = 30_000
+    /// `DRAIN_PERIOD_MS`: on SIGTERM, sockets are told `server_shutdown` in batches over this period.
     public var drainPeriodMillis: Int64 = 10_000
     /// Proxy hops trusted for `X-Forwarded-For` (0: use the TCP peer).
     public var trustedProxyHops = 0
+    /// `ALLOW_LEGACY_QUERY_TOKEN_AUTH`: accept `/ws?token=` instead of a `relay.auth` frame (old clients).
     public var allowLegacyQueryTokenAuth = false
     /// `REDIS_URL` as given (it may carry a password: never printed, see ``SecretValue``).
     public var redisURL: String? {
         get { storedRedisURL?.value }
         set { storedRedisURL = newValue.map(SecretValue.init) }
     }
+    /// `REDIS_KEY_PREFIX`: the prefix of every Redis key, shared with the reference relay.
     public var redisKeyPrefix = "codexchat:remote-control:relay"
     /// `NATS_URL` as given (it may carry credentials).
     public var natsURL: String? {
         get { storedNATSURL?.value }
         set { storedNATSURL = newValue.map(SecretValue.init) }
     }
+    /// `NATS_SUBJECT_PREFIX`: the prefix of every NATS subject, shared with the reference relay.
     public var natsSubjectPrefix = "codexchat.remote.relay"
     /// `NATS_HMAC_SECRET`.
     public var natsHMACSecret: String? {
@@ -57,21 +73,28 @@ public struct RelayConfiguration: Sendable {
     private var storedNATSHMACPreviousSecret: SecretValue?
     /// `NATS_ALLOW_UNSIGNED`: run a bus without `NATS_HMAC_SECRET` (reference test clusters only).
     public var natsAllowUnsigned = false
+    /// `NATS_REPLAY_WINDOW_MS`: the oldest signed envelope accepted.
     public var natsReplayWindowMillis: Int64 = 120_000
+    /// `NATS_MAX_CLOCK_SKEW_MS`: how far in the future a signed envelope may be dated.
     public var natsMaxClockSkewMillis: Int64 = 30_000
+    /// `NATS_TLS_CA_FILE`: the CAs trusted for a `tls://` `NATS_URL`; nil uses the system's.
     public var natsTLSCAFile: String?
     /// `REDIS_URL`, parsed: set means cluster state in Redis.
     public var redis: RedisURL?
     /// The bus settings built from `NATS_*`: set means cross-node traffic over NATS.
     public var nats: NATSClusterBusConfiguration?
+    /// `RELAY_ENV`: `development`, `staging` or `production`.
     public var environment = "development"
+    /// `LOG_LEVEL` (or `RUST_LOG`), lower-cased.
     public var logLevel = "info"
+    /// `LOG_FORMAT`: `text` or `json`.
     public var logFormat = "text"
     /// The limits the core enforces.
     public var core = CoreConfiguration()
     /// Time and size limits of HTTP connections before they become WebSockets.
     public var http = HTTPLimits()
 
+    /// The defaults, as if no variable were set.
     public init() {
         core.defaultWebSocketURL = Self.defaultWebSocketURL(publicBaseURL: publicBaseURL, port: port)
         core.origins = OriginPolicy(entries: Self.defaultOrigins(publicBaseURL: publicBaseURL))
@@ -86,15 +109,18 @@ public struct RelayConfiguration: Sendable {
 
     /// One environment variable: its name, default as shown in `--help`, and meaning.
     public struct Variable: Sendable {
+        /// The variable's name, e.g. `PORT`.
         public let name: String
+        /// The default as `--help` shows it.
         public let defaultValue: String
+        /// What the variable means, in one line of `--help`.
         public let help: String
     }
 
     /// Every variable the relay reads, in the order `--help` lists them.
     public static let variables: [Variable] = [
         .init(name: "HOST", defaultValue: "0.0.0.0", help: "Bind address: an IP literal ([::] for IPv6) or a host name of this machine"),
-        .init(name: "PORT", defaultValue: "8787", help: "Bind port (1-65535)"),
+        .init(name: "PORT", defaultValue: "8787", help: "Bind port (0-65535; 0: one the system chooses, logged at start)"),
         .init(name: "PUBLIC_BASE_URL", defaultValue: "http://localhost:<PORT>", help: "http/https URL clients reach; source of the default wsURL and allowed origin"),
         .init(name: "ALLOWED_ORIGINS", defaultValue: "<PUBLIC_BASE_URL origin>,http://localhost:4173,http://127.0.0.1:4173", help: "Comma-separated browser origins allowed; * allows all"),
         .init(name: "MAX_JSON_BYTES", defaultValue: "65536", help: "HTTP request body limit"),
@@ -153,7 +179,6 @@ public struct RelayConfiguration: Sendable {
             c.host = host.trimmingASCIIWhitespace()
         }
         if let port = try reader.integer("PORT", max: 65_535) {
-            guard port > 0 else { throw ConfigurationError("PORT must be greater than 0.") }
             c.port = port
         }
         c.publicBaseURL = "http://localhost:\(c.port)"
@@ -163,6 +188,7 @@ public struct RelayConfiguration: Sendable {
                 throw ConfigurationError("PUBLIC_BASE_URL must use http or https.")
             }
             c.publicBaseURL = base.trimmingASCIIWhitespace()
+            c.publicBaseURLConfigured = true
         }
 
         // Positive limits, in the reference's table order so the first zero is the one reported.
@@ -301,33 +327,5 @@ public struct RelayConfiguration: Sendable {
         var out = scheme + "://" + host
         if let p = url.port, p != ParsedURL.defaultPort(scheme) { out += ":\(p)" }
         return out + "/ws"
-    }
-}
-
-/// Typed access to environment values. Numbers are not trimmed; empty means unset.
-struct EnvironmentReader {
-    let env: [String: String]
-
-    func rawString(_ name: String) -> String? { env[name] }
-
-    func string(_ name: String) -> String? {
-        guard let v = env[name]?.trimmingASCIIWhitespace(), !v.isEmpty else { return nil }
-        return v
-    }
-
-    func integer(_ name: String, max: Int = Int(Int32.max) * 1_000) throws(ConfigurationError) -> Int? {
-        guard let raw = env[name], !raw.isEmpty else { return nil }
-        guard let v = Int(raw), v >= 0, v <= max else {
-            throw ConfigurationError("\(name) must be a whole number from 0 to \(max) (got \"\(raw)\").")
-        }
-        return v
-    }
-
-    static func boolean(_ raw: String) -> Bool? {
-        switch raw.trimmingASCIIWhitespace().lowercased() {
-        case "1", "true", "yes", "on": true
-        case "0", "false", "no", "off", "": false
-        default: nil
-        }
     }
 }

@@ -1,3 +1,5 @@
+// A configuration value that always prints as <redacted>: secrets, and URLs with credentials.
+
 /// A configuration value that must never reach a log or an error message: an HMAC secret, or a
 /// URL that may carry a password or token. However it is printed (`description`,
 /// `debugDescription`, `dump`, string interpolation of an enclosing struct) it shows `<redacted>`.

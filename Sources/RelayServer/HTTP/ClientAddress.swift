@@ -1,3 +1,5 @@
+// The client IP of a request: the TCP peer, or X-Forwarded-For behind trusted proxies.
+
 import NIOCore
 
 /// The client IP of a request (PROTOCOL §2.4, DECISIONS 7).

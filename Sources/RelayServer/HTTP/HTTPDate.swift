@@ -1,3 +1,5 @@
+// The HTTP `Date` header value (IMF-fixdate).
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

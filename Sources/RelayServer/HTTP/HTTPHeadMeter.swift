@@ -1,3 +1,5 @@
+// Meters a request head's raw bytes before NIO's decoder buffers them, for the head's limits.
+
 import NIOCore
 
 /// Sits in front of the HTTP decoder and tells the connection how many bytes arrive, before the

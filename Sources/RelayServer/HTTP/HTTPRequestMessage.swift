@@ -1,3 +1,5 @@
+// One whole HTTP request as the routes see it: head, buffered body, and the target's path.
+
 import NIOCore
 import NIOHTTP1
 
@@ -22,19 +24,5 @@ struct HTTPRequestMessage: Sendable {
             rest = rest.firstIndex(of: "/").map { rest[$0...] } ?? "/"
         }
         return String(rest.prefix { $0 != "?" && $0 != "#" })
-    }
-}
-
-/// What a route answers: status, headers and a whole body. The connection adds `Content-Length`,
-/// `Date` and `Connection`.
-struct HTTPRouteResponse: Sendable {
-    var status: HTTPResponseStatus
-    var headers: HTTPHeaders
-    var body: ByteBuffer
-
-    init(status: HTTPResponseStatus, headers: HTTPHeaders = [:], body: ByteBuffer = ByteBuffer()) {
-        self.status = status
-        self.headers = headers
-        self.body = body
     }
 }

@@ -1,3 +1,5 @@
+// Every HTTP route (PROTOCOL §2, §7, /livez, /readyz), answered as the reference relay does.
+
 import Logging
 import Metrics
 import NIOCore
@@ -30,7 +32,7 @@ struct HTTPRoutes: Sendable {
 
     /// Answers one request. `HEAD` is answered as `GET` (the connection drops the body).
     func respond(to request: HTTPRequestMessage, remoteAddress: SocketAddress?) async -> HTTPRouteResponse {
-        let started = ContinuousClock.now
+        let started = monotonicNanoseconds()
         let origin = request.head.headers.first(name: "Origin").flatMap { $0.allSatisfy { $0.isASCII && !$0.isNewline } ? $0 : nil }
         let route = Route(rawValue: request.path)
         let method = request.head.method
@@ -58,9 +60,8 @@ struct HTTPRoutes: Sendable {
         response.headers.add(name: "Vary", value: "access-control-request-headers")
         let label = route?.rawValue ?? "other"
         Counter(label: "relay_http_requests_total", dimensions: [("route", label), ("status", String(response.status.code))]).increment()
-        let (seconds, attoseconds) = (ContinuousClock.now - started).components
         Metrics.Timer(label: "relay_http_request_duration_seconds", dimensions: [("route", label)], preferredDisplayUnit: .seconds)
-            .recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+            .recordNanoseconds(Int64(clamping: monotonicNanoseconds() &- started))
         return response
     }
 

@@ -1,29 +1,10 @@
+// /metricsz and /healthz: the reference JSON (PROTOCOL §7) and the Prometheus exposition.
+
 import CoreMetrics
 import Metrics
 import Prometheus
 import RelayCore
 import RelayProtocol
-import Synchronization
-
-/// The process-wide Prometheus registry behind swift-metrics. Bootstrapped once per process;
-/// every relay in the process records into it.
-enum RelayMetricsSystem {
-    static let registry: PrometheusCollectorRegistry = {
-        let registry = PrometheusCollectorRegistry()
-        var factory = PrometheusMetricsFactory(registry: registry)
-        factory.defaultDurationHistogramBuckets = [
-            .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10),
-            .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500),
-            .seconds(1), .milliseconds(2500), .seconds(5), .seconds(10),
-        ]
-        factory.durationHistogramBuckets["relay_pair_approval_wait_seconds"] = [
-            .milliseconds(100), .milliseconds(500), .seconds(1), .seconds(2), .seconds(5), .seconds(10),
-            .seconds(20), .seconds(30), .seconds(45), .seconds(60),
-        ]
-        MetricsSystem.bootstrap(factory)
-        return registry
-    }()
-}
 
 /// `/metricsz` and `/healthz`: the reference JSON (PROTOCOL §7) and the Prometheus exposition.
 final class MetricsExporter: Sendable {
@@ -126,78 +107,5 @@ final class MetricsExporter: Sendable {
         w.bool("redisPersistenceEnabled", s.redisPersistenceEnabled)
         w.string("now", Timestamp.format(millis: wallClockMillis()))
         return w.finish()
-    }
-}
-
-/// Writes a flat JSON object with keys in insertion order.
-struct JSONObjectWriter {
-    private var bytes: [UInt8] = [UInt8(ascii: "{")]
-
-    private mutating func key(_ name: String) {
-        if bytes.count > 1 { bytes.append(UInt8(ascii: ",")) }
-        appendJSONString(name, to: &bytes)
-        bytes.append(UInt8(ascii: ":"))
-    }
-
-    mutating func int(_ name: String, _ value: Int) {
-        key(name)
-        bytes.append(contentsOf: String(value).utf8)
-    }
-
-    mutating func bool(_ name: String, _ value: Bool) {
-        key(name)
-        bytes.append(contentsOf: (value ? "true" : "false").utf8)
-    }
-
-    mutating func string(_ name: String, _ value: String) {
-        key(name)
-        appendJSONString(value, to: &bytes)
-    }
-
-    mutating func raw(_ name: String, _ json: String) {
-        key(name)
-        bytes.append(contentsOf: json.utf8)
-    }
-
-    mutating func finish() -> [UInt8] {
-        bytes.append(UInt8(ascii: "}"))
-        return bytes
-    }
-}
-
-/// Readiness: not ready while draining, or while a configured dependency does not answer.
-public final class HealthState: Sendable {
-    private let draining = Atomic<Bool>(false)
-    private let checks = Mutex<[(name: String, isUp: @Sendable () -> Bool)]>([])
-
-    public init() {}
-
-    /// Whether the node is shutting down.
-    public var isDraining: Bool { draining.load(ordering: .relaxed) }
-
-    /// Fails readiness from now on.
-    public func startDraining() { draining.store(true, ordering: .relaxed) }
-
-    /// Each configured dependency and whether it answers now.
-    public func dependencies() -> [(name: String, isUp: Bool)] {
-        checks.withLock { $0 }.map { ($0.name, $0.isUp()) }
-    }
-
-    /// Adds a dependency whose health readiness reflects (`/livez` never checks them).
-    public func addDependency(_ name: String, isUp: @escaping @Sendable () -> Bool) {
-        checks.withLock { $0.append((name, isUp)) }
-    }
-
-    /// Ready, and the JSON body of `/readyz`.
-    public func readiness() -> (ready: Bool, body: [UInt8]) {
-        let dependencies = dependencies()
-        let ready = !isDraining && dependencies.allSatisfy(\.1)
-        var w = JSONObjectWriter()
-        w.bool("ok", ready)
-        w.bool("draining", isDraining)
-        w.raw("dependencies", JSONValue.object(Dictionary(uniqueKeysWithValues: dependencies.map {
-            ($0.0, JSONValue.string($0.1 ? "up" : "down"))
-        })).serialized)
-        return (ready, w.finish())
     }
 }

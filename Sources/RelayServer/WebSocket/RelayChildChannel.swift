@@ -1,7 +1,10 @@
+// The server's child channel: each accepted connection admitted, then served by our handlers.
+
 import HummingbirdCore
 import Logging
 import NIOCore
 import NIOHTTP1
+import RelayProtocol
 
 /// The server's child channel: every accepted connection is admitted against
 /// `MAX_HTTP_CONNECTIONS`, then served by our own HTTP/1.1 connection handler
@@ -44,32 +47,16 @@ struct RelayChildChannel: ServerChildChannel {
         try? await value.channel.closeFuture.get()
     }
 
-    /// The percent-decoded `token` query parameter of a legacy `/ws?token=` upgrade.
+    /// The percent-decoded `token` query parameter of a legacy `/ws?token=` upgrade: `+` is a space
+    /// (a form-encoded query), a decoded NUL is kept, and a value that does not decode (a bad
+    /// escape, not UTF-8) counts as no token.
     static func queryToken(_ uri: String) -> String? {
         guard let query = uri.split(separator: "?", maxSplits: 1).dropFirst().first else { return nil }
         for pair in query.split(separator: "&") {
             let parts = pair.split(separator: "=", maxSplits: 1)
             guard parts.first == "token", parts.count == 2 else { continue }
-            return String(parts[1]).removingPercentEncoding()
+            return try? PercentDecoding.decode(parts[1], plusIsSpace: true, allowsNUL: true)
         }
         return nil
-    }
-}
-
-extension String {
-    func removingPercentEncoding() -> String? {
-        var bytes: [UInt8] = []
-        var iterator = utf8.makeIterator()
-        while let c = iterator.next() {
-            if c == UInt8(ascii: "%") {
-                guard let h = iterator.next(), let l = iterator.next(),
-                    let v = UInt8(String(decoding: [h, l], as: UTF8.self), radix: 16)
-                else { return nil }
-                bytes.append(v)
-            } else {
-                bytes.append(c == UInt8(ascii: "+") ? UInt8(ascii: " ") : c)
-            }
-        }
-        return String(validating: bytes, as: UTF8.self)
     }
 }

@@ -1,3 +1,5 @@
+// One WebSocket as the core sees it: a bounded outbound queue with a slow-consumer verdict.
+
 import NIOCore
 import NIOWebSocket
 import RelayCore
@@ -47,7 +49,7 @@ final class WebSocketConnection: RelayConnection {
     }
 
     private func enqueue(_ frame: WebSocketFrame) -> SendResult {
-        let now = Self.monotonicNanos()
+        let now = monotonicNanoseconds()
         enum Action { case result(SendResult), schedule }
         let action: Action = outbound.withLock { o in
             if o.closed { return .result(.closed) }
@@ -87,7 +89,7 @@ final class WebSocketConnection: RelayConnection {
         channel.writeAndFlush(batch[batch.count - 1], promise: promise)
         let count = batch.count
         promise.futureResult.whenComplete { _ in
-            let now = Self.monotonicNanos()
+            let now = monotonicNanoseconds()
             self.outbound.withLock { o in
                 o.inFlight -= count
                 o.lastProgressNanos = now
@@ -97,7 +99,7 @@ final class WebSocketConnection: RelayConnection {
 
     /// Whether writes have made no progress for longer than the stall timeout.
     func isStalled() -> Bool {
-        let now = Self.monotonicNanos()
+        let now = monotonicNanoseconds()
         return outbound.withLock { o in
             (o.inFlight + o.queue.count) > 0 && now &- o.lastProgressNanos > stallTimeoutNanos
         }
@@ -139,10 +141,4 @@ final class WebSocketConnection: RelayConnection {
 
     /// Marks the queue closed once the channel is gone.
     func markClosed() { outbound.withLock { $0.closed = true } }
-
-    static func monotonicNanos() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-    }
 }

@@ -1,21 +1,10 @@
+// One upgraded socket (PROTOCOL §4): auth, reassembly, limits, heartbeats, hand-off to the core.
+
 import Logging
 import NIOCore
 import NIOWebSocket
 import RelayCore
 import RelayProtocol
-
-/// Settings every socket of this node shares.
-struct WebSocketSettings: Sendable {
-    let relay: Relay
-    let maxMessageBytes: Int
-    let maxMessagesPerMinute: Int
-    let authTimeoutMillis: Int64
-    let heartbeatIntervalMillis: Int64
-    let heartbeatTimeoutMillis: Int64
-    let outboundCapacity: Int
-    let writeStallTimeoutMillis: Int64
-    let logger: Logger
-}
 
 /// Drives one upgraded socket on its event loop (PROTOCOL §4): the auth handshake and its
 /// timeout, message reassembly and size limit, the per-socket rate window, heartbeats, and the
@@ -93,13 +82,13 @@ final class WebSocketHandler: ChannelInboundHandler {
             receiveDataFrame(frame, context: context)
         case .ping:
             guard case .open(let endpoint) = phase else { return failFirstFrame() }
-            lastInboundNanos = WebSocketConnection.monotonicNanos()
+            lastInboundNanos = monotonicNanoseconds()
             endpoint.receivedControlFrame()
             // A Pong that does not fit is dropped silently (PROTOCOL §4.10).
             _ = connection.sendControl(.pong, data: frame.unmaskedData)
         case .pong:
             guard case .open(let endpoint) = phase else { return failFirstFrame() }
-            lastInboundNanos = WebSocketConnection.monotonicNanos()
+            lastInboundNanos = monotonicNanoseconds()
             endpoint.receivedControlFrame()
         case .connectionClose:
             if case .awaitingAuth = phase {
@@ -229,7 +218,7 @@ final class WebSocketHandler: ChannelInboundHandler {
                 return terminate(.serverShutdown)
             }
             rate = RateWindow(startingAt: wallClockMillis())
-            lastInboundNanos = WebSocketConnection.monotonicNanos()
+            lastInboundNanos = monotonicNanoseconds()
             scheduleHeartbeat()
             for text in buffered { deliver(text, to: endpoint) }
         }
@@ -241,7 +230,7 @@ final class WebSocketHandler: ChannelInboundHandler {
         guard rate!.consume(limit: settings.maxMessagesPerMinute, now: wallClockMillis()) else {
             return terminate(.socketRateLimited)
         }
-        lastInboundNanos = WebSocketConnection.monotonicNanos()
+        lastInboundNanos = monotonicNanoseconds()
         endpoint.receive(text: text)
     }
 
@@ -284,7 +273,7 @@ final class WebSocketHandler: ChannelInboundHandler {
 
     private func heartbeatTick() {
         guard case .open = phase, !connection.isClosed else { return }
-        let silentNanos = WebSocketConnection.monotonicNanos() &- lastInboundNanos
+        let silentNanos = monotonicNanoseconds() &- lastInboundNanos
         if silentNanos > UInt64(settings.heartbeatTimeoutMillis) * 1_000_000 {
             return terminate(.heartbeatTimeout)
         }

@@ -1,0 +1,12 @@
+// The configurable limits that the checks on a phone's frame depend on.
+
+/// The configurable limits the validation depends on.
+public struct MobileValidationLimits: Sendable {
+    /// `MAX_REMOTE_COMMAND_TEXT_BYTES`: the UTF-8 byte limit of `text` fields.
+    public var maxCommandTextBytes: Int
+
+    /// Limits with the reference defaults.
+    public init(maxCommandTextBytes: Int = 16384) {
+        self.maxCommandTextBytes = maxCommandTextBytes
+    }
+}
