@@ -89,18 +89,9 @@ final class RedisConnectionCore: @unchecked Sendable {
             return true
         }
         guard starting else { return }
-        var thread = pthread_t()
-        // The thread owns one reference until `run` returns.
-        let context = Unmanaged.passRetained(self).toOpaque()
-        let created = pthread_create(
-            &thread, nil,
-            { argument in
-                let core = Unmanaged<RedisConnectionCore>.fromOpaque(argument!).takeRetainedValue()
-                core.run()
-                return nil
-            }, context)
-        precondition(created == 0, "cannot start the Redis connection thread (error \(created))")
-        pthread_detach(thread)
+        // The thread holds the connection until `run` returns.
+        let started = startThread(name: "relay-redis") { self.run() }
+        precondition(started, "cannot start the Redis connection thread")
     }
 
     // MARK: Callers
@@ -475,5 +466,14 @@ extension timeval {
     fileprivate init(_ duration: Duration) {
         let nanoseconds = duration.nanoseconds
         self.init(tv_sec: Int(nanoseconds / 1_000_000_000), tv_usec: Int(nanoseconds % 1_000_000_000 / 1000))
+    }
+}
+
+extension Duration {
+    /// Whole nanoseconds, clamped to 0…10⁹ s.
+    var nanoseconds: UInt64 {
+        let (seconds, attoseconds) = components
+        guard seconds >= 0, attoseconds >= 0 else { return 0 }
+        return UInt64(min(seconds, 1_000_000_000)) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000)
     }
 }

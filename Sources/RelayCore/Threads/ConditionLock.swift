@@ -1,4 +1,4 @@
-// A pthread mutex and condition variable around a value, for the Redis thread to sleep on.
+// A pthread mutex and condition variable around a value: what the relay's own threads sleep on.
 
 #if canImport(Glibc)
 import Glibc
@@ -8,15 +8,20 @@ import Musl
 
 /// `State` behind a pthread mutex, with a condition variable on the monotonic clock.
 ///
-/// `Synchronization.Mutex` cannot be waited on, and the Redis thread must sleep until work
-/// arrives or a deadline passes; this is the smallest primitive that does both.
-final class ConditionLock<State>: @unchecked Sendable {
+/// `Synchronization.Mutex` cannot be waited on, and the threads that own a blocking C client
+/// (the Redis connection, the NATS bus) must sleep until work arrives or a deadline passes; this
+/// is the smallest primitive that does both. ``WorkQueue`` is a FIFO built on it.
+///
+/// `@unchecked Sendable`: `state` is only touched with `mutex` held; the mutex and condition live
+/// at fixed heap addresses for the object's lifetime.
+public final class ConditionLock<State>: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let condition: UnsafeMutablePointer<pthread_cond_t>
     // Only touched with `mutex` held.
     private var state: State
 
-    init(_ state: State) {
+    /// A lock around `state`.
+    public init(_ state: State) {
         self.state = state
         mutex = .allocate(capacity: 1)
         mutex.initialize(to: pthread_mutex_t())
@@ -41,7 +46,7 @@ final class ConditionLock<State>: @unchecked Sendable {
     }
 
     /// Runs `body` with the lock held.
-    func withLock<Result>(_ body: (inout State) throws -> Result) rethrows -> Result {
+    public func withLock<Result>(_ body: (inout State) throws -> Result) rethrows -> Result {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         return try body(&state)
@@ -50,7 +55,7 @@ final class ConditionLock<State>: @unchecked Sendable {
     /// Sleeps until `ready(state)` holds or the monotonic clock (``RelayCore/monotonicNanoseconds()``)
     /// passes `deadline` (nanoseconds;
     /// nil waits without limit), then runs `body` with the lock held.
-    func wait<Result>(
+    public func wait<Result>(
         until ready: (State) -> Bool, deadline: UInt64?, then body: (inout State) throws -> Result
     ) rethrows -> Result {
         pthread_mutex_lock(mutex)
@@ -67,16 +72,7 @@ final class ConditionLock<State>: @unchecked Sendable {
     }
 
     /// Wakes every waiter.
-    func broadcast() {
+    public func broadcast() {
         pthread_cond_broadcast(condition)
-    }
-}
-
-extension Duration {
-    /// Whole nanoseconds, clamped to 0…10⁹ s.
-    var nanoseconds: UInt64 {
-        let (seconds, attoseconds) = components
-        guard seconds >= 0, attoseconds >= 0 else { return 0 }
-        return UInt64(min(seconds, 1_000_000_000)) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000)
     }
 }
