@@ -405,7 +405,7 @@ struct HTTPAPITests {
 
             _ = try await approveAnotherPhone(paired.desktop, relay: relay)
             // The first phone's socket was untouched.
-            try await paired.phone.socket.expectSilence(for: .milliseconds(100))
+            try await expectNothingQueued(forPhone: paired.phone.socket, after: paired.desktop.socket)
         }
     }
 

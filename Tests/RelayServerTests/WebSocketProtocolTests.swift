@@ -269,7 +269,7 @@ struct WebSocketProtocolTests {
             #expect(connectionID != "spoof")
             #expect(connectionID.count == 14)
             #expect(forwarded["payload"]?["payload"]?["runtimeRequestResponse"]?["optionID"]?.stringValue == "choice-b")
-            try await paired.phone.socket.expectSilence()
+            try await expectNothingQueued(forPhone: paired.phone.socket, after: paired.desktop.socket)
         }
     }
 
@@ -280,11 +280,11 @@ struct WebSocketProtocolTests {
             let error = try await paired.phone.socket.nextFrame()
             #expect(error["error"]?.stringValue == "invalid_command")
             #expect(error["message"]?.stringValue == "Command name is not allowed.")
-            try await paired.desktop.socket.expectSilence()
+            try await expectNothingQueued(forDesktop: paired.desktop.socket)
 
             try await paired.phone.sendCommand(name: "thread.select", fields: ["threadID": "t", "unexpectedField": true])
             #expect(try await paired.phone.socket.nextFrame()["message"]?.stringValue == "Unexpected field 'unexpectedField' in command payload.")
-            try await paired.desktop.socket.expectSilence()
+            try await expectNothingQueued(forDesktop: paired.desktop.socket)
         }
     }
 
@@ -296,7 +296,7 @@ struct WebSocketProtocolTests {
             let error = try await paired.phone.socket.nextFrame()
             #expect(error["error"]?.stringValue == "invalid_command")
             #expect(error["message"]?.stringValue?.localizedCaseInsensitiveContains("commandID") == true)
-            try await paired.desktop.socket.expectSilence()
+            try await expectNothingQueued(forDesktop: paired.desktop.socket)
         }
     }
 
@@ -309,11 +309,11 @@ struct WebSocketProtocolTests {
             #expect(try await paired.phone.socket.nextFrame()["message"]?.stringValue == "Payload must be a JSON object.")
             // A frame naming another session is dropped silently.
             try await paired.phone.socket.sendText(#"{"type":"relay.snapshot_request","sessionID":"\#(opaque(22))"}"#)
-            try await paired.phone.socket.expectSilence()
-            try await paired.desktop.socket.expectSilence(for: .milliseconds(50))
+            try await expectNoAnswerToEarlierFrames(ofPhone: paired.phone.socket)
+            try await expectNothingQueued(forDesktop: paired.desktop.socket)
             // Binary frames are ignored.
             try await paired.phone.socket.sendBinary([1, 2, 3])
-            try await paired.phone.socket.expectSilence(for: .milliseconds(100))
+            try await expectNoAnswerToEarlierFrames(ofPhone: paired.phone.socket)
         }
     }
 
@@ -325,14 +325,14 @@ struct WebSocketProtocolTests {
             let error = try await paired.phone.socket.nextFrame()
             #expect(error["error"]?.stringValue == "invalid_snapshot_request")
             #expect(error["message"]?.stringValue == "lastSeq must be numeric when provided.")
-            try await paired.desktop.socket.expectSilence()
+            try await expectNothingQueued(forDesktop: paired.desktop.socket)
 
             try await paired.phone.socket.sendText(#"{"type":"relay.snapshot_request","sessionID":"\#(sid)","lastSeq":"42","reason":"resync"}"#)
             let forwarded = try await paired.desktop.socket.nextFrame()
             #expect(forwarded["type"]?.stringValue == "relay.snapshot_request")
             #expect(forwarded["lastSeq"]?.stringValue == "42")
             #expect(forwarded["relayDeviceID"]?.stringValue == paired.phone.deviceID)
-            try await paired.phone.socket.expectSilence()
+            try await expectNothingQueued(forPhone: paired.phone.socket, after: paired.desktop.socket)
         }
     }
 
@@ -346,7 +346,7 @@ struct WebSocketProtocolTests {
             let error = try await paired.phone.socket.nextFrame()
             #expect(error["error"]?.stringValue == "replayed_command")
             #expect(error["message"]?.stringValue == "Command sequence was replayed or out of order.")
-            try await paired.desktop.socket.expectSilence()
+            try await expectNothingQueued(forDesktop: paired.desktop.socket)
             // The tracker is per connection: a new connection starts again at 1. The reconnect's
             // device counts may reach the desktop after any quiet window, so skip to the command.
             _ = try await paired.phone.reconnect()
@@ -366,7 +366,7 @@ struct WebSocketProtocolTests {
             let error = try await paired.phone.socket.nextFrame()
             #expect(error["error"]?.stringValue == "command_rate_limited")
             #expect(error["message"]?.stringValue == "Too many remote commands from this device. Retry shortly.")
-            try await paired.desktop.socket.expectSilence()
+            try await expectNothingQueued(forDesktop: paired.desktop.socket)
             #expect(try await relay.metrics()["commandRateLimitBuckets"]?.intValue == 1)
         }
     }
@@ -385,7 +385,7 @@ struct WebSocketProtocolTests {
             let error = try await paired.phone.socket.nextFrame()
             #expect(error["error"]?.stringValue == "command_rate_limited")
             #expect(error["message"]?.stringValue == "Remote command throughput for this session is temporarily saturated.")
-            try await paired.desktop.socket.expectSilence()
+            try await expectNothingQueued(forDesktop: paired.desktop.socket)
         }
     }
 
@@ -471,7 +471,7 @@ struct WebSocketProtocolTests {
             #expect(result["type"]?.stringValue == "relay.pair_result")
             #expect(result["requestID"]?.stringValue == "nope")
             #expect(result["approved"]?.boolValue == true)
-            try await paired.phone.socket.expectSilence()
+            try await expectNothingQueued(forPhone: paired.phone.socket, after: paired.desktop.socket)
             // A decision with a wrongly typed field is not a decision: it is broadcast.
             let odd = #"{"type":"relay.pair_decision","requestID":"x","approved":"yes"}"#
             try await paired.desktop.socket.sendText(odd)
@@ -483,7 +483,7 @@ struct WebSocketProtocolTests {
         try await withRelay { relay in
             let paired = try await RelayPairing.pairConnected(baseURL: relay.baseURL)
             try await paired.desktop.socket.sendText(#"{"sessionID":"\#(opaque(22))","payload":{"type":"event"}}"#)
-            try await paired.phone.socket.expectSilence()
+            try await expectNothingQueued(forPhone: paired.phone.socket, after: paired.desktop.socket)
         }
     }
 

@@ -144,17 +144,20 @@ extension RelayWebSocket {
         try await nextJSON(timeout: timeout)
     }
 
-    /// Asserts that no text frame arrives within `window` (pings and pongs are ignored).
-    func expectSilence(for window: Duration = .milliseconds(250), sourceLocation: SourceLocation = #_sourceLocation) async throws {
-        let deadline = ContinuousClock.now + window
+    /// The next text frame, skipping pings and pongs, recorded as an issue if it is not `expected`.
+    fileprivate func expectNextText(
+        _ expected: (String) -> Bool, sentinel: String, sourceLocation: SourceLocation
+    ) async throws {
         while true {
-            let remaining = deadline - ContinuousClock.now
-            guard remaining > .zero else { return }
-            guard let event = try await next(timeout: remaining) else { return }
+            guard let event = try await next(timeout: .seconds(30)) else {
+                Issue.record("the connection ended before the sentinel \(sentinel)", sourceLocation: sourceLocation)
+                return
+            }
             switch event {
             case .ping, .pong: continue
+            case .text(let text) where expected(text): return
             default:
-                Issue.record("expected silence, got \(event)", sourceLocation: sourceLocation)
+                Issue.record("expected nothing before the sentinel \(sentinel), got \(event)", sourceLocation: sourceLocation)
                 return
             }
         }
@@ -198,4 +201,36 @@ func approveAnotherPhone(
     try await desktop.decide(requestID: request.requestID, approved: true)
     #expect(try await join.status == 200, sourceLocation: sourceLocation)
     return phone
+}
+
+// MARK: - "Nothing arrives" checks that end on a sentinel, never on a silence window
+
+/// Asserts that nothing is queued for the desktop socket: it sends a `relay.pair_decision` for no
+/// request, which the relay answers on the same queue with `relay.pair_result`, so that answer is
+/// the next frame unless something was queued before it. Anything a phone frame caused is queued
+/// before the phone hears its own answer, so call this after that answer.
+func expectNothingQueued(forDesktop desktop: RelayWebSocket, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+    let id = "sentinel-\(opaque(12))"
+    try await desktop.sendText(#"{"type":"relay.pair_decision","requestID":"\#(id)","approved":false}"#)
+    try await desktop.expectNextText({ (try? JSONValue.parse($0))?["requestID"]?.stringValue == id }, sentinel: id, sourceLocation: sourceLocation)
+}
+
+/// Asserts that nothing is queued for `phone`: `desktop` sends a frame, which the relay forwards
+/// to every phone in order after whatever the desktop sent before, so it is the phone's next frame
+/// unless something was queued before it.
+func expectNothingQueued(
+    forPhone phone: RelayWebSocket, after desktop: RelayWebSocket, sourceLocation: SourceLocation = #_sourceLocation
+) async throws {
+    let sentinel = #"{"type":"test.sentinel","id":"\#(opaque(12))"}"#
+    try await desktop.sendText(sentinel)
+    try await phone.expectNextText({ $0 == sentinel }, sentinel: sentinel, sourceLocation: sourceLocation)
+}
+
+/// Asserts that the phone's own earlier frames got no answer: it sends `[0]`, which the relay
+/// answers on the same queue with `invalid_payload` after any answer to what came before.
+func expectNoAnswerToEarlierFrames(ofPhone phone: RelayWebSocket, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+    try await phone.sendText("[0]")
+    try await phone.expectNextText(
+        { (try? JSONValue.parse($0))?["message"]?.stringValue == "Payload must be a JSON object." },
+        sentinel: "[0]", sourceLocation: sourceLocation)
 }
