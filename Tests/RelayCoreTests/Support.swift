@@ -119,7 +119,7 @@ struct RelayNode {
 
     /// A node with the fixture's allowed origin; `configure` adjusts the rest.
     init(
-        store: any StateStore = InMemoryStateStore(), bus: (any ClusterBus)? = nil,
+        store: any StateStore = InMemoryStateStore(), bus: (any ClusterBus)? = nil, clock: any RelayClock = SystemClock(),
         _ configure: (inout CoreConfiguration) -> Void = { _ in }
     ) {
         var configuration = CoreConfiguration()
@@ -127,7 +127,7 @@ struct RelayNode {
         configure(&configuration)
         let relay = Relay(
             configuration: configuration, store: store, bus: bus,
-            logger: Logger(label: "relay-core-tests", factory: { _ in SwiftLogNoOpLogHandler() }))
+            logger: Logger(label: "relay-core-tests", factory: { _ in SwiftLogNoOpLogHandler() }), clock: clock)
         self.relay = relay
         work = BackgroundTask { await relay.runBackgroundWork(sweepIntervalMillis: 3_600_000) }
     }

@@ -1,5 +1,6 @@
 import RelayCore
 import RelayProtocol
+import RelayTestSupport
 import Testing
 
 /// PROTOCOL §4.4: every mobile auth rotates the device token; the previous one stays usable for
@@ -46,11 +47,12 @@ struct TokenRotationTests {
     }
 
     @Test func graceTokenStopsWorkingWhenTheGraceEnds() async throws {
-        let node = RelayNode { $0.tokenRotationGraceMillis = 120 }
+        let clock = ManualClock()
+        let node = RelayNode(clock: clock) { $0.tokenRotationGraceMillis = 120 }
         let (_, _, device) = try await node.pairedSession()
         let phone = try await node.connectMobile(token: device.token)
 
-        try await Task.sleep(for: .milliseconds(180))
+        clock.advance(byMillis: 120)
         #expect(rejection(await node.authenticate(token: device.token).1) == .tokenNotFound)
         _ = try await node.connectMobile(token: phone.nextToken)
     }

@@ -1,6 +1,7 @@
 import Foundation
 import RelayClient
 import RelayLocalCluster
+import RelayTestSupport
 import Testing
 
 /// PROTOCOL §2: the HTTP API, its check order, status codes, codes and messages.
@@ -266,12 +267,12 @@ struct HTTPAPITests {
     }
 
     @Test func pairJoinExpiredTokenIs410() async throws {
-        try await withRelay { relay in
-            // Room for the start on a busy machine; the sleep past the expiry can only overshoot.
-            let desktop = RelayDesktop(baseURL: relay.baseURL, joinTokenExpiresAt: Date().addingTimeInterval(2))
+        let clock = ManualClock()
+        try await withRelay(clock: clock) { relay in
+            let desktop = RelayDesktop(baseURL: relay.baseURL, joinTokenExpiresAt: Date().addingTimeInterval(60))
             #expect(try await desktop.startPairing().status == 200)
             _ = try await desktop.connect()
-            try await Task.sleep(for: .milliseconds(2300))
+            clock.advance(byMillis: 120_000)
             let response = try await RelayPhone(baseURL: relay.baseURL).join(sessionID: desktop.sessionID, joinToken: desktop.joinToken)
             #expect(response.status == 410)
             #expect(response.errorCode == "join_token_expired")
