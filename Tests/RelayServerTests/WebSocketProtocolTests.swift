@@ -1,5 +1,6 @@
 import Foundation
 import RelayClient
+import RelayTestSupport
 import Testing
 
 /// PROTOCOL §4: auth, rotation, routing, validation, limits, heartbeats and frame order.
@@ -142,9 +143,7 @@ struct WebSocketProtocolTests {
             await paired.desktop.disconnect()
             await paired.phone.disconnect()
             // The client's close reaches the relay asynchronously: wait until it has seen it.
-            for _ in 0..<100 where try await relay.metrics()["sessionsWithDesktop"]?.intValue != 0 {
-                try await Task.sleep(for: .milliseconds(10))
-            }
+            try #require(await eventually(timeout: .seconds(30)) { try await relay.metrics()["sessionsWithDesktop"]?.intValue == 0 })
             let firstRotation = paired.phone.deviceSessionToken
             let again = try await paired.phone.connect()
             #expect(again["type"]?.stringValue == "auth_ok")
@@ -167,9 +166,9 @@ struct WebSocketProtocolTests {
     }
 
     @Test func graceTokenWorksUntilItExpires() async throws {
-        // Grace long enough for a reconnect on a machine busy with the rest of the suite; the
-        // sleep past it can only overshoot.
-        try await withRelay({ $0["TOKEN_ROTATION_GRACE_MS"] = "3000" }) { relay in
+        // The grace runs on the node's clock, which stands still until the test moves it.
+        let clock = ManualClock()
+        try await withRelay(clock: clock, { $0["TOKEN_ROTATION_GRACE_MS"] = "3000" }) { relay in
             let paired = try await RelayPairing.pairConnected(baseURL: relay.baseURL)
             let original = try #require(paired.phone.previousToken)
             #expect(try await relay.metrics()["deviceTokens"]?.intValue == 2)
@@ -178,7 +177,7 @@ struct WebSocketProtocolTests {
             let viaGrace = try await paired.phone.connect(token: original)
             #expect(viaGrace["type"]?.stringValue == "auth_ok")
             await paired.phone.disconnect()
-            try await Task.sleep(for: .milliseconds(3200))
+            clock.advance(byMillis: 3000)
             let late = try await RelayWebSocket.connect(to: relay.wsURL, headers: [("Origin", allowedOrigin)])
             try await late.sendText(#"{"type":"relay.auth","token":"\#(original)"}"#)
             #expect(try await late.readUntilClosed().closeCode == 1008)
