@@ -21,8 +21,10 @@ import Testing
             #expect(b.received.allSatisfy { $0.sourceInstanceID == a.bus.instanceID && $0.target == .desktop })
             #expect(a.bus.statistics.published == 1000)
             #expect(b.bus.statistics.delivered == 1000)
-            await settle()
-            #expect(a.received.isEmpty)
+            // The sentinel: a control envelope from b, published after b had all 1,000.
+            b.bus.publish(b.envelope(.sessionRefresh, session: "session-order", payload: "sentinel"))
+            #expect(await eventually { a.payloads.contains("sentinel") })
+            #expect(a.payloads == ["sentinel"])
         }
     }
 
@@ -52,8 +54,8 @@ import Testing
             #expect(await b.bus.flush())
             a.bus.publish(a.envelope(.mobile, session: "session-wanted", payload: "wanted-2"))
             a.bus.publish(a.envelope(.sessionRefresh, session: "session-wanted", payload: "marker"))
+            // The marker, published after wanted-2 by the same node, is the sentinel.
             #expect(await eventually { b.payloads.contains("marker") })
-            await settle()
             #expect(b.payloads == ["wanted-1", "marker"])
         }
     }
@@ -67,9 +69,9 @@ import Testing
             }
             await b.subscribe("session-flap")
             a.bus.publish(a.envelope(session: "session-flap", payload: "once"))
-            #expect(await eventually { b.payloads == ["once"] })
-            await settle()
-            #expect(b.payloads == ["once"])
+            a.bus.publish(a.envelope(session: "session-flap", payload: "sentinel"))
+            #expect(await eventually { b.payloads.contains("sentinel") })
+            #expect(b.payloads == ["once", "sentinel"])
         }
     }
 
@@ -106,15 +108,17 @@ import Testing
         a.bus.publish(a.envelope(.sessionRefresh, session: "session-retry", payload: "lost-control"))
         a.bus.publish(a.envelope(.desktop, session: "session-retry", payload: "lost-session"))
         #expect(await a.bus.flush())
-        await settle()
-        #expect(inbox.withLock { $0 }.isEmpty)
 
-        // Retried about a second later.
-        try await Task.sleep(for: .milliseconds(1_000))
-        #expect(await b.flush())
-        a.bus.publish(a.envelope(.sessionRefresh, session: "session-retry", payload: "control"))
-        a.bus.publish(a.envelope(.desktop, session: "session-retry", payload: "session"))
-        #expect(await eventually { inbox.withLock { $0 }.count == 2 })
+        // Retried about a second later: probes go out until both subscriptions carry one.
+        let retried = await eventually(timeout: .seconds(30)) {
+            a.bus.publish(a.envelope(.sessionRefresh, session: "session-retry", payload: "control"))
+            a.bus.publish(a.envelope(.desktop, session: "session-retry", payload: "session"))
+            _ = await a.bus.flush()
+            try? await Task.sleep(for: .milliseconds(100))
+            return Set(inbox.withLock { $0 }).isSuperset(of: ["control", "session"])
+        }
+        #expect(retried)
+        // What was published while the subscriptions had failed never arrives (NATS keeps nothing).
         #expect(Set(inbox.withLock { $0 }) == ["control", "session"])
         await a.bus.shutdown()
         await b.shutdown()
@@ -135,8 +139,9 @@ import Testing
             await b.subscribe("session-shared")
             a.bus.publish(a.envelope(.mobile, session: "session-shared", payload: "own"))
             #expect(await eventually { b.payloads.contains("own") })
-            await settle()
-            #expect(a.received.isEmpty)
+            b.bus.publish(b.envelope(.mobile, session: "session-shared", payload: "sentinel"))
+            #expect(await eventually { a.payloads.contains("sentinel") })
+            #expect(a.payloads == ["sentinel"])
             #expect(c.received.count == 4)
         }
     }
@@ -233,7 +238,7 @@ import Testing
             async let second: Void = b.bus.shutdown()
             _ = await (first, second)
             #expect(b.bus.subscriptionsNotCompleted == 0)
-            await settle()
+            // Shutdown has returned: nothing is delivered after it, so no wait is needed.
             #expect(b.payloads == expected)
         }
     }

@@ -214,7 +214,3 @@ func rawPublish(url: String, subject: String, _ messages: [[UInt8]]) async throw
     }
 }
 
-/// Gives in-flight messages time to arrive before asserting that something did not.
-func settle() async {
-    try? await Task.sleep(for: .milliseconds(300))
-}
