@@ -354,7 +354,7 @@ struct HTTPEdgeTests {
             // Six upgraded sockets that have not authenticated fill the node's places (an attempt
             // refused while the metrics request above still held its place is made again).
             var sockets: [RawConnection] = []
-            let filled = await eventually {
+            let filled = await eventually(timeout: .seconds(60)) {
                 while sockets.count < 6 {
                     guard let socket = try? await RawConnection.connect(port: relay.port),
                         (try? await socket.upgradeToWebSocket()) != nil
@@ -370,23 +370,24 @@ struct HTTPEdgeTests {
             // desktop and a phone connected, all six places take HTTP connections again.
             for socket in sockets { socket.close() }
             try await expectRejectionsGrow(relay, "connection_limit", from: before, by: 1)
-            #expect(await eventually { (try? await relay.http.get("/healthz", timeout: .seconds(2)).status) == 200 })
+            #expect(await eventually(timeout: .seconds(60)) { (try? await relay.http.get("/healthz", timeout: .seconds(10)).status) == 200 })
             // With six places a connection of the pairing can still meet the last closes of the
             // sockets above and be refused at once, as it should: pair again, as an app would.
             var session: RelayPairedSession?
-            _ = await eventually(timeout: .seconds(20)) {
+            _ = await eventually(timeout: .seconds(60)) {
                 session = try? await RelayPairing.pairConnected(baseURL: relay.baseURL, timeout: .seconds(10))
                 return session != nil
             }
             let paired = try #require(session, "no pairing fitted under MAX_HTTP_CONNECTIONS=6")
-            let sixFit = try await eventually {
+            // Bounds follow the machine: each wait ends as soon as its answer comes.
+            let sixFit = try await eventually(timeout: .seconds(60)) {
                 var held: [RawConnection] = []
                 defer { for connection in held { connection.close() } }
                 for _ in 0..<6 {
                     let connection = try await RawConnection.connect(port: relay.port)
                     held.append(connection)
                     guard await connection.sendIfOpen(Array(get("/livez").utf8)),
-                        (try? await connection.readResponse(timeout: .seconds(2)))??.status == 200
+                        (try? await connection.readResponse(timeout: .seconds(10)))??.status == 200
                     else { return false }
                 }
                 return true
