@@ -101,8 +101,8 @@ public final class Relay: Sendable {
     /// Whether records outlive this process.
     public var persistenceEnabled: Bool { context.store.isShared }
 
-    /// Uses `port` in the default `wsURL` (the listener's port, when the configuration left the
-    /// port to the system with `PORT=0`).
+    /// Replaces the default `wsURL` with `url` (built from the listener's port, when the
+    /// configuration left the port to the system with `PORT=0`).
     public func useDefaultWebSocketURL(_ url: String) {
         pairing.defaultWebSocketURL.withLock { $0 = url }
     }

@@ -8,7 +8,7 @@ import Darwin
 
 /// Nanoseconds on `CLOCK_MONOTONIC`: immune to wall-clock steps, so a backoff, a write-stall
 /// deadline or a measured latency is never stretched or cut by NTP. Every module measures elapsed
-/// time with this (``BlockingQueue`` deadlines are on the same clock).
+/// time with this (``ConditionLock`` deadlines are on the same clock).
 @inline(__always)
 public func monotonicNanoseconds() -> UInt64 {
     var ts = timespec()

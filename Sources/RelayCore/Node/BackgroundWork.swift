@@ -4,7 +4,7 @@ import Synchronization
 
 /// Jobs a node starts from synchronous code (a reload a bus message asks for, a resync after a
 /// bus outage, a store write after a socket closed, the restore retry) and its periodic sweeps.
-/// They all run inside ``run(sweepIntervalMillis:sweep:)``, which the application runs as a
+/// They all run inside ``run(clock:sweepIntervalMillis:sweep:)``, which the application runs as a
 /// service: nothing is a detached task, and when the service stops every job is cancelled and
 /// awaited. A job submitted before `run` starts waits for it; one submitted after it ended is
 /// dropped.

@@ -41,6 +41,7 @@ public final class RelayStats: Sendable {
         case start, join, refresh
     }
 
+    /// Counters at zero, with every labelled Prometheus series registered up front.
     public init() {
         authFailureCounters = AuthFailureReason.allCases.map {
             Counter(label: "relay_ws_auth_failures_total", dimensions: [("reason", $0.rawValue)])

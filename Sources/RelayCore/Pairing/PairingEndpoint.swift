@@ -1,4 +1,4 @@
-// The six pairing and management endpoints and the checks every request to them opens with.
+// The six pairing and management endpoints, and what their opening checks differ in.
 
 import RelayProtocol
 
@@ -33,14 +33,4 @@ enum PairingEndpoint {
     var invalidExpiry: APIError {
         self == .pairStart ? .invalidPairStartExpiry : .invalidPairRefreshExpiry
     }
-}
-
-/// An identifier a request must carry, and the shortest it may be.
-struct RequiredIdentifier {
-    var value: String
-    var minLength: Int
-
-    static func sessionID(_ value: String) -> Self { .init(value: value, minLength: 16) }
-    static func token(_ value: String) -> Self { .init(value: value, minLength: 22) }
-    static func deviceID(_ value: String) -> Self { .init(value: value, minLength: 8) }
 }

@@ -153,7 +153,7 @@ final class SessionDirectory: Sendable {
         }
     }
 
-    /// Loads every stored session once (the node's start): how many there were.
+    /// Loads every stored session once (the node's start) and logs how many there were.
     func restore() async throws {
         let count = try await adoptEveryStoredSession()
         if count > 0 { logger.info("restored sessions from store", metadata: ["count": "\(count)"]) }

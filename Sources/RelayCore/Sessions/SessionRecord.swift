@@ -2,66 +2,36 @@
 
 import RelayProtocol
 
-/// A retired device token that still authenticates until `expiresAtMillis` (PROTOCOL §4.4).
-public struct RetiredToken: Sendable, Equatable {
-    public var token: String
-    public var expiresAtMillis: Int64
-    public init(token: String, expiresAtMillis: Int64) {
-        self.token = token
-        self.expiresAtMillis = expiresAtMillis
-    }
-}
-
-/// A trusted device of a session.
-public struct DeviceRecord: Sendable, Equatable {
-    public var deviceID: String
-    public var currentToken: String
-    public var retiredTokens: [RetiredToken]
-    public var name: String
-    public var joinedAtMillis: Int64
-    public var lastSeenAtMillis: Int64
-
-    public init(
-        deviceID: String, currentToken: String, retiredTokens: [RetiredToken] = [], name: String,
-        joinedAtMillis: Int64, lastSeenAtMillis: Int64
-    ) {
-        self.deviceID = deviceID
-        self.currentToken = currentToken
-        self.retiredTokens = retiredTokens
-        self.name = name
-        self.joinedAtMillis = joinedAtMillis
-        self.lastSeenAtMillis = lastSeenAtMillis
-    }
-
-    /// Whether `token` authenticates this device at `now`: the current token, or a retired one not yet expired.
-    public func accepts(_ token: String, now: Int64) -> Bool {
-        if Identifiers.constantTimeEqual(currentToken, token) { return true }
-        return retiredTokens.contains { $0.expiresAtMillis > now && Identifiers.constantTimeEqual($0.token, token) }
-    }
-
-    /// Drops retired tokens that have expired; returns true if any were dropped.
-    @discardableResult
-    public mutating func pruneRetired(now: Int64) -> Bool {
-        let before = retiredTokens.count
-        retiredTokens.removeAll { $0.expiresAtMillis <= now }
-        return retiredTokens.count != before
-    }
-}
-
 /// The durable part of a session: what the state store keeps (PROTOCOL §6.1). Sockets, presence,
 /// rate buckets, seq trackers and pending joins are runtime-only and never stored.
 public struct SessionRecord: Sendable, Equatable {
+    /// The desktop-chosen session id.
     public var sessionID: String
+    /// The token a phone presents to `/pair/join`; redeemable once.
     public var joinToken: String
+    /// When the join token stops being accepted, in milliseconds since the Unix epoch (at most
+    /// `MAX_JOIN_TOKEN_TTL_MS` after it was set). Its expiry does not end the session.
     public var joinTokenExpiresAtMillis: Int64
+    /// When a `/pair/join` redeemed the join token, in milliseconds since the Unix epoch; nil while
+    /// unused (`/pair/refresh` sets a new, unused one).
     public var joinTokenUsedAtMillis: Int64?
+    /// The desktop's token: authenticates its socket and its management requests; never rotates.
     public var desktopSessionToken: String
+    /// The `wsURL` handed to the desktop and to its phones.
     public var relayWebSocketURL: String
+    /// Seconds without activity after which a session with no sockets and no trusted device is
+    /// swept (at least 60 applied): `/pair/start`'s `idleTimeoutSeconds`, clamped to 60…86 400.
     public var idleTimeoutSeconds: UInt64
+    /// When `/pair/start` created the session, in milliseconds since the Unix epoch: where
+    /// `SESSION_RETENTION_MS` counts from, and what tells a replacement under the same id apart.
     public var createdAtMillis: Int64
+    /// The last activity (PROTOCOL §5), in milliseconds since the Unix epoch: where idle timeouts
+    /// and `TRUSTED_SESSION_TTL_MS` count from.
     public var lastActivityAtMillis: Int64
+    /// The trusted devices, by device id.
     public var devices: [String: DeviceRecord]
 
+    /// A record with every field given; a new session has an unused join token and no devices.
     public init(
         sessionID: String, joinToken: String, joinTokenExpiresAtMillis: Int64, joinTokenUsedAtMillis: Int64? = nil,
         desktopSessionToken: String, relayWebSocketURL: String, idleTimeoutSeconds: UInt64, createdAtMillis: Int64,
@@ -81,7 +51,6 @@ public struct SessionRecord: Sendable, Equatable {
 }
 
 extension SessionRecord {
-    /// Records activity at `now`; activity never moves back.
     /// Every token that can authenticate a socket of this session: the desktop's, then each
     /// device's current and retired tokens (those still in their grace period or not).
     public var authTokens: [String] {
@@ -93,6 +62,7 @@ extension SessionRecord {
         return tokens
     }
 
+    /// Records activity at `now`; activity never moves back.
     mutating func touch(_ now: Int64) {
         if now > lastActivityAtMillis { lastActivityAtMillis = now }
     }

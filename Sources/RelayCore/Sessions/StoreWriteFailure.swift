@@ -7,8 +7,3 @@ enum StoreWriteFailure<Rejection: Error>: Error {
     /// The store could not be read or written, or other nodes kept winning the race.
     case unavailable(any Error)
 }
-
-/// Other nodes won the compare-and-save race every time.
-struct StoreContention: Error, CustomStringConvertible {
-    var description: String { "the stored record kept changing under this write" }
-}

@@ -1,3 +1,5 @@
+// The per-client-IP fixed-window budgets: the POST endpoints' and the WebSocket auth failures'.
+
 import Synchronization
 
 /// A per-client-IP fixed-window budget: the one the six POST endpoints share (PROTOCOL §2.4), and

@@ -1,3 +1,5 @@
+// A fixed 60-second window counting hits against a per-minute limit.
+
 /// A fixed 60 s window counter, created lazily on first use (PROTOCOL §4.10).
 ///
 /// When `now ≥ end` the count resets to 1 and a new window begins; a hit is allowed iff the count

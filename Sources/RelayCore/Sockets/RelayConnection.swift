@@ -1,3 +1,7 @@
+// The core's handle on one authenticated socket the transport holds.
+
+import RelayProtocol
+
 /// What the transport gives the core for one authenticated socket.
 ///
 /// Implementations must never call back into the core synchronously from these methods (the core
@@ -13,12 +17,3 @@ public protocol RelayConnection: AnyObject, Sendable {
     /// reason's close code, then the TCP close. Idempotent.
     func terminate(_ reason: DisconnectReason?)
 }
-
-/// Outcome of a non-blocking enqueue.
-public enum SendResult: Sendable {
-    case enqueued
-    case full
-    case closed
-}
-
-import RelayProtocol
