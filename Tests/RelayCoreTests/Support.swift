@@ -45,9 +45,9 @@ final class RecordingConnection: RelayConnection {
     /// The reasons `terminate` was called with, in order.
     var terminations: [DisconnectReason?] { state.withLock { $0.terminations } }
 
-    /// Waits (briefly, on the real clock) until `count` frames of `type` have arrived; returns the
-    /// last of them, or nil on timeout.
-    func waitForFrame(ofType type: String, count: Int = 1, timeout: Duration = .seconds(2)) async -> JSONValue? {
+    /// Waits until `count` frames of `type` have arrived; returns the last of them, or nil on
+    /// timeout (a bound for a broken relay, generous for a busy machine: it ends with the frame).
+    func waitForFrame(ofType type: String, count: Int = 1, timeout: Duration = .seconds(30)) async -> JSONValue? {
         await eventually(timeout: timeout) {
             let matching = self.frames(ofType: type)
             return matching.count >= count ? matching[count - 1] : nil
@@ -55,13 +55,13 @@ final class RecordingConnection: RelayConnection {
     }
 
     /// Waits until the socket has been terminated; false on timeout.
-    func waitForTermination(timeout: Duration = .seconds(2)) async -> Bool {
+    func waitForTermination(timeout: Duration = .seconds(30)) async -> Bool {
         await eventually(timeout: timeout) { self.terminations.isEmpty ? nil : true } ?? false
     }
 }
 
 /// Polls `probe` every millisecond until it yields a value or `timeout` passes.
-func eventually<T>(timeout: Duration = .seconds(2), _ probe: () -> T?) async -> T? {
+func eventually<T>(timeout: Duration = .seconds(30), _ probe: () -> T?) async -> T? {
     let deadline = ContinuousClock.now + timeout
     while true {
         if let value = probe() { return value }
@@ -293,7 +293,7 @@ final class BusObserver: Sendable {
 
     /// Waits until `count` matching envelopes have arrived; returns them, or nil on timeout.
     func waitForEnvelopes(
-        count: Int, timeout: Duration = .seconds(2), where matches: @escaping (BusEnvelope) -> Bool = { _ in true }
+        count: Int, timeout: Duration = .seconds(30), where matches: @escaping (BusEnvelope) -> Bool = { _ in true }
     ) async -> [BusEnvelope]? {
         await eventually(timeout: timeout) {
             let matching = self.envelopes.filter(matches)
