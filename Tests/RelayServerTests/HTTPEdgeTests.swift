@@ -301,8 +301,8 @@ struct HTTPEdgeTests {
 
             for connection in held { connection.close() }
             held = []
-            let answers = await eventually(timeout: .seconds(10)) {
-                (try? await relay.http.get("/healthz", timeout: .seconds(2)))?.status == 200
+            let answers = await eventually(timeout: .seconds(60)) {
+                (try? await relay.http.get("/healthz", timeout: .seconds(10)))?.status == 200
             }
             #expect(answers, "/healthz does not answer after the 8 connections closed")
             #expect(try await relay.httpRejections("connection_limit") >= 1)
@@ -588,7 +588,7 @@ private func expectRejectionsGrow(
     _ relay: TestRelay, _ reason: String, from before: Double, by count: Double, sourceLocation: SourceLocation = #_sourceLocation
 ) async throws {
     var last = before
-    let grew = await eventually(timeout: .seconds(5)) {
+    let grew = await eventually(timeout: .seconds(30)) {
         last = (try? await relay.httpRejections(reason)) ?? last
         return last >= before + count
     }

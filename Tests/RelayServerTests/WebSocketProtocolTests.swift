@@ -519,14 +519,15 @@ struct WebSocketProtocolTests {
             let socket = try await desktop.openSocket(autoReplyPings: false)
             let authed = ContinuousClock.now
             try await socket.sendText(#"{"type":"relay.auth","token":"\#(desktop.desktopSessionToken)"}"#)
-            #expect(try await socket.next(timeout: .seconds(2))?.text?.contains("auth_ok") == true)
-            guard case .ping? = try await socket.next(timeout: .seconds(3)) else {
+            #expect(try await socket.next(timeout: .seconds(30))?.text?.contains("auth_ok") == true)
+            // Upper bounds are for a broken relay: each wait ends with its event.
+            guard case .ping? = try await socket.next(timeout: .seconds(30)) else {
                 Issue.record("expected a ping")
                 return
             }
             #expect(ContinuousClock.now - authed >= .milliseconds(950))
             // Not answering: the relay gives up after the timeout.
-            let (texts, code) = try await socket.readUntilClosed(.seconds(6))
+            let (texts, code) = try await socket.readUntilClosed(.seconds(30))
             #expect(texts == [#"{"reason":"heartbeat_timeout","type":"disconnect"}"#])
             #expect(code == 1001)
         }

@@ -526,8 +526,20 @@ enum SHA1 {
 
 extension TestRelay {
     /// `GET /metricsz` as Prometheus text.
+    ///
+    /// Under a `MAX_HTTP_CONNECTIONS` cap the scrape's own connection may be refused while the
+    /// test's connections are still closing on the server's side: it is made again until the
+    /// relay answers (within 30 s), as a scraper would on its next interval.
     func prometheusText() async throws -> String {
-        try await http.get("/metricsz", headers: [("Accept", "text/plain")], timeout: .seconds(10)).bodyText
+        let deadline = ContinuousClock.now + .seconds(30)
+        while true {
+            do {
+                return try await http.get("/metricsz", headers: [("Accept", "text/plain")], timeout: .seconds(10)).bodyText
+            } catch {
+                guard ContinuousClock.now < deadline else { throw error }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
     }
 
     /// The `relay_http_rejections_total{reason="…"}` sample (0 when absent). The metrics system is
