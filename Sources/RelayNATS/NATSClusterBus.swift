@@ -94,7 +94,7 @@ public final class NATSClusterBus: ClusterBus {
                 "signed": "\(pipeline.signer != nil)", "subject_prefix": "\(configuration.subjectPrefix)",
             ])
         try await withCheckedThrowingContinuation { (started: CheckedContinuation<Void, any Error>) in
-            guard startThread(name: "relay-nats", { thread.run(started: started) }) else {
+            guard !faults.threadStartFails, startThread(name: "relay-nats", { thread.run(started: started) }) else {
                 // Nobody will ever take from the queue: close it, so a later flush or shutdown
                 // is answered at once instead of waiting forever.
                 queue.close()

@@ -254,6 +254,20 @@ import Testing
         #expect(await bus.flush() == false)
     }
 
+    /// A bus whose thread could not start has nobody to take from its queue: its start fails,
+    /// and a later flush or shutdown answers at once instead of waiting forever.
+    @Test func aBusWhoseThreadCannotStartAnswersFlushAndShutdownAtOnce() async throws {
+        let bus = NATSClusterBus(configuration: try NATSClusterBusConfiguration(url: TestNATS.url()))
+        bus.faults.failThreadStart()
+        await #expect(throws: NATSBusError.self) {
+            try await bus.start(handler: { _ in }, connectivity: { _ in })
+        }
+        #expect(await bus.flush() == false)
+        await bus.confirmSubscriptions()
+        await bus.shutdown()
+        #expect(!bus.isConnected)
+    }
+
     @Test func instanceIDsAreNewPerBus() throws {
         let configuration = try NATSClusterBusConfiguration(url: TestNATS.url())
         let ids = (0..<3).map { _ in NATSClusterBus(configuration: configuration).instanceID }

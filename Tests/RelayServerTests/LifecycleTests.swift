@@ -75,6 +75,21 @@ struct LifecycleTests {
         }
     }
 
+    /// `PORT=0`: the system chooses the port; the application, `onListening` and the log line
+    /// all give the one it chose, and the default `wsURL` names it.
+    @Test func portZeroListensWhereTheSystemChoseAndReportsIt() async throws {
+        try await withRelay { relay in
+            #expect(relay.port > 0)
+            #expect(relay.application.boundPort == relay.port)
+            #expect(relay.logs.contains("relay listening"))
+            #expect(relay.logs.lines.contains { $0.contains("relay listening") && $0.contains("port=\(relay.port)") })
+            let desktop = RelayDesktop(baseURL: relay.baseURL)
+            let started = try await desktop.startPairing()
+            let body = try started.json()
+            #expect(body["wsURL"]?.stringValue == "ws://localhost:\(relay.port)/ws")
+        }
+    }
+
     @Test func gracefulShutdownDrainsEverySocketWithServerShutdown() async throws {
         let relay = try await TestRelay.start { $0["DRAIN_PERIOD_MS"] = "300" }
         let first = try await RelayPairing.pairConnected(baseURL: relay.baseURL)
