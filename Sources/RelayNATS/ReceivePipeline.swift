@@ -12,7 +12,8 @@ final class ReceivePipeline: Sendable {
     let signer: EnvelopeSigner?
     let replayWindowMillis: Int64
     let maxClockSkewMillis: Int64
-    private let seen = Mutex(SeenNonces())
+    /// Sharded by nonce, each shard pruned on its own inserts: no lock every frame shares.
+    private let seen = LockShards<SeenNonces>(count: 16) { SeenNonces() }
 
     init(instanceID: String, signer: EnvelopeSigner?, replayWindowMillis: Int64, maxClockSkewMillis: Int64) {
         self.instanceID = instanceID
@@ -43,7 +44,7 @@ final class ReceivePipeline: Sendable {
         guard Identifiers.isOpaqueToken(envelope.nonce, minLength: 8) else { return .reject(.nonce) }
         let key = SeenNonces.Key(source: envelope.sourceInstanceID, nonce: envelope.nonce)
         let expiry = issued &+ replayWindowMillis &+ maxClockSkewMillis
-        let fresh = seen.withLock { seen in
+        let fresh = seen.withLock(for: key) { seen in
             seen.prune(now: now)
             return seen.insert(key, expiry: expiry)
         }
@@ -51,5 +52,9 @@ final class ReceivePipeline: Sendable {
     }
 
     /// Nonces remembered now (for tests: pruning keeps this bounded).
-    var rememberedNonces: Int { seen.withLock { $0.count } }
+    var rememberedNonces: Int {
+        var count = 0
+        seen.forEach { count += $0.count }
+        return count
+    }
 }

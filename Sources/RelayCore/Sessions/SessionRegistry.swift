@@ -21,32 +21,28 @@ final class SessionRegistry: Sendable {
         var deviceTokens: [String: DeviceTokenEntry] = [:]
     }
 
-    /// One lock's worth of sessions.
-    private final class Shard: Sendable {
-        let sessions = Mutex<[String: Session]>([:])
-    }
-
-    private static let shardCount = 64
-    private let shards: [Shard] = (0..<SessionRegistry.shardCount).map { _ in Shard() }
+    private let sessions = LockShards<[String: Session]>(count: 64) { [:] }
     let tokens = Mutex(TokenIndexes())
 
-    private func shard(_ id: String) -> Shard {
-        var hasher = Hasher()
-        hasher.combine(id)
-        return shards[Int(UInt(bitPattern: hasher.finalize()) % UInt(Self.shardCount))]
+    func session(_ id: String) -> Session? { sessions.withLock(for: id) { $0[id] } }
+
+    var allSessions: [Session] {
+        var all: [Session] = []
+        sessions.forEach { all.append(contentsOf: $0.values) }
+        return all
     }
 
-    func session(_ id: String) -> Session? { shard(id).sessions.withLock { $0[id] } }
-
-    var allSessions: [Session] { shards.flatMap { shard in shard.sessions.withLock { Array($0.values) } } }
-
-    var sessionCount: Int { shards.reduce(0) { count, shard in count + shard.sessions.withLock { $0.count } } }
+    var sessionCount: Int {
+        var count = 0
+        sessions.forEach { count += $0.count }
+        return count
+    }
 
     var deviceTokenCount: Int { tokens.withLock { $0.deviceTokens.count } }
 
     /// Inserts `session` with its record's tokens unless the id is taken; false if it was.
     func insert(_ session: Session, record: SessionRecord, now: Int64) -> Bool {
-        let inserted = shard(session.id).sessions.withLock { sessions -> Bool in
+        let inserted = sessions.withLock(for: session.id) { sessions -> Bool in
             guard sessions[session.id] == nil else { return false }
             sessions[session.id] = session
             return true
@@ -57,7 +53,7 @@ final class SessionRegistry: Sendable {
 
     /// Removes `session` (if it is still the one under its id) and its record's tokens.
     func remove(_ session: Session, record: SessionRecord) {
-        shard(session.id).sessions.withLock { sessions in
+        sessions.withLock(for: session.id) { sessions in
             if sessions[session.id] === session { sessions[session.id] = nil }
         }
         tokens.withLock { Self.unindex(record, from: &$0) }
