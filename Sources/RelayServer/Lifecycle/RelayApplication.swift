@@ -50,6 +50,9 @@ public struct RelayApplication: Service {
     /// The port the listener is bound to, once it is (with `PORT=0`, the one the system chose).
     public var boundPort: Int? { listeningPort.value }
 
+    /// Runs the node's service group until graceful shutdown has drained and stopped every
+    /// service, in the order the type's comment gives. Throws when the host cannot be bound, the
+    /// bus configuration is refused, or a service fails (the others are then cancelled).
     public func run() async throws {
         let address = try HostValidation.resolve(host: configuration.host, port: configuration.port)
         let routes = HTTPRoutes(
