@@ -42,7 +42,7 @@ public final class Relay: Sendable {
         self.stats = stats
         let context = NodeContext(
             configuration: configuration, stats: stats, logger: logger, clock: clock, store: store, bus: bus,
-            work: BackgroundWork())
+            work: BackgroundWork(), address: PublicAddress(configuration))
         self.context = context
         router = Router(context: context)
         directory = SessionDirectory(context: context, router: router)
@@ -80,9 +80,11 @@ public final class Relay: Sendable {
         }
         if let bus = context.bus {
             let inbox = self.inbox
+            // Weak: the node keeps its inbox; a strong capture would make the bus, its handler
+            // and the node keep each other alive.
             try await bus.start(
-                handler: { envelope in inbox.receive(envelope) },
-                connectivity: { up in inbox.connectivityChanged(up: up) })
+                handler: { [weak inbox] envelope in inbox?.receive(envelope) },
+                connectivity: { [weak inbox] up in inbox?.connectivityChanged(up: up) })
         }
     }
 
@@ -101,10 +103,14 @@ public final class Relay: Sendable {
     /// Whether records outlive this process.
     public var persistenceEnabled: Bool { context.store.isShared }
 
-    /// Replaces the default `wsURL` with `url` (built from the listener's port, when the
-    /// configuration left the port to the system with `PORT=0`).
-    public func useDefaultWebSocketURL(_ url: String) {
-        pairing.defaultWebSocketURL.withLock { $0 = url }
+    /// The origins HTTP requests and phone sockets may come from now (the CORS answer uses it).
+    public var origins: OriginPolicy { context.address.origins }
+
+    /// Names the listener's address once it is known: the default `wsURL`, and the allowed origins
+    /// when they were derived from it (nil keeps them). For a configuration that left the port to
+    /// the system (`PORT=0`), whose defaults name port 0 until the listener is bound.
+    public func useListeningAddress(defaultWebSocketURL: String, origins: OriginPolicy?) {
+        context.address.update(defaultWebSocketURL: defaultWebSocketURL, origins: origins)
     }
 
     // MARK: Sockets

@@ -78,7 +78,8 @@ struct LifecycleTests {
     /// `PORT=0`: the system chooses the port; the application, `onListening` and the log line
     /// all give the one it chose, and the default `wsURL` names it.
     @Test func portZeroListensWhereTheSystemChoseAndReportsIt() async throws {
-        try await withRelay { relay in
+        // No ALLOWED_ORIGINS: the default allowed origin follows the chosen port too.
+        try await withRelay({ $0["ALLOWED_ORIGINS"] = nil }) { relay in
             #expect(relay.port > 0)
             #expect(relay.application.boundPort == relay.port)
             #expect(relay.logs.contains("relay listening"))
@@ -87,6 +88,11 @@ struct LifecycleTests {
             let started = try await desktop.startPairing()
             let body = try started.json()
             #expect(body["wsURL"]?.stringValue == "ws://localhost:\(relay.port)/ws")
+            let own = "http://localhost:\(relay.port)"
+            let answer = try await relay.http.get("/healthz", headers: [("Origin", own)])
+            #expect(answer.headers.first { $0.0.lowercased() == "access-control-allow-origin" }?.1 == own)
+            #expect(relay.application.relay.origins.allowsRequest(origin: own))
+            #expect(!relay.application.relay.origins.allowsRequest(origin: "http://localhost:0"))
         }
     }
 

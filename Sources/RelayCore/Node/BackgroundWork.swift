@@ -13,6 +13,7 @@ final class BackgroundWork: Sendable {
 
     private let jobs: AsyncStream<Job>
     private let intake: AsyncStream<Job>.Continuation
+    private let running = Atomic(false)
 
     init() {
         (jobs, intake) = AsyncStream<Job>.makeStream()
@@ -26,6 +27,8 @@ final class BackgroundWork: Sendable {
     /// Runs submitted jobs and, every `sweepIntervalMillis` of `clock`, `sweep`, until the task is
     /// cancelled; then cancels the jobs still running and returns once they have.
     func run(clock: any RelayClock, sweepIntervalMillis: Int64, sweep: @escaping @Sendable () async -> Void) async {
+        // One runner: a second concurrent call returns at once (a stream has one reader).
+        guard running.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else { return }
         let jobs = self.jobs
         await withDiscardingTaskGroup { group in
             group.addTask {

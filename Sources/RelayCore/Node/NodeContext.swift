@@ -16,6 +16,8 @@ struct NodeContext: Sendable {
     /// Where work started from synchronous code (a bus callback, a closing socket) runs, so it
     /// ends with the node instead of outliving it.
     let work: BackgroundWork
+    /// The default `wsURL` and the allowed origins (they may follow the bound port).
+    let address: PublicAddress
 
     var now: Int64 { clock.nowMillis() }
 }

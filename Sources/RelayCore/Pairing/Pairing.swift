@@ -13,15 +13,11 @@ final class Pairing: Sendable {
     let router: Router
     /// The per-client-IP budget the six endpoints share (PROTOCOL §2.4).
     let ipLimiter = IPRateLimiter()
-    /// The `wsURL` handed out when a desktop names none; set again once the listener's port is
-    /// known if the configuration left it to the port (`PORT=0`).
-    let defaultWebSocketURL: Mutex<String>
 
     init(context: NodeContext, directory: SessionDirectory, router: Router) {
         self.context = context
         self.directory = directory
         self.router = router
-        self.defaultWebSocketURL = Mutex(context.configuration.defaultWebSocketURL)
     }
 
     private var configuration: CoreConfiguration { context.configuration }
@@ -37,7 +33,7 @@ final class Pairing: Sendable {
     ) throws(APIError) -> Int64 {
         let now = context.now
         if endpoint.checksSchemaVersion, let schemaVersion, schemaVersion != 2 { throw .unsupportedSchemaVersion }
-        guard configuration.origins.allowsRequest(origin: meta.origin) else { throw .originNotAllowed }
+        guard context.address.origins.allowsRequest(origin: meta.origin) else { throw .originNotAllowed }
         guard ipLimiter.consume(ip: meta.clientIP, limit: configuration.maxPairRequestsPerMinute, now: now) else {
             throw endpoint.isManagement ? .managementRateLimited : .pairingRateLimited
         }
@@ -88,7 +84,7 @@ final class Pairing: Sendable {
             url.query = nil
             return url.serialized
         }
-        return defaultWebSocketURL.withLock { $0 }
+        return context.address.defaultWebSocketURL
     }
 
     /// ``SessionDirectory/updateStored(_:goneReason:_:)`` for the endpoints: a store failure runs

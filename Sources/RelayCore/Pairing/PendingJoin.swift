@@ -28,9 +28,12 @@ final class PendingJoin: Sendable {
     /// Waits for the outcome, or `.timedOut` after `timeoutMillis` of `clock`.
     func wait(timeoutMillis: Int64, clock: any RelayClock) async -> JoinOutcome {
         await withDiscardingTaskGroup { group in
-            // The timer is a child of this wait: it ends with it, whichever way the wait ends.
+            // The timer is a child of this wait. It resolves `.timedOut` when it fires, and also
+            // when it is cancelled: after an outcome that is ignored, and if the waiting task
+            // itself is cancelled the wait ends instead of outliving its caller.
             group.addTask { [self] in
-                if (try? await clock.sleep(millis: timeoutMillis)) != nil { resolve(.timedOut) }
+                try? await clock.sleep(millis: timeoutMillis)
+                resolve(.timedOut)
             }
             let outcome = await withCheckedContinuation { continuation in
                 let ready: JoinOutcome? = state.withLock { s in

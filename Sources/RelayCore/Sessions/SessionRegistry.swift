@@ -40,23 +40,25 @@ final class SessionRegistry: Sendable {
 
     var deviceTokenCount: Int { tokens.withLock { $0.deviceTokens.count } }
 
-    /// Inserts `session` with its record's tokens unless the id is taken; false if it was.
+    /// Inserts `session` with its record's tokens unless the id is taken; false if it was. The
+    /// tokens are indexed under the shard's lock, so nobody finds the session before its tokens
+    /// are in (a change made to it then would be overwritten by the older record's tokens).
     func insert(_ session: Session, record: SessionRecord, now: Int64) -> Bool {
-        let inserted = sessions.withLock(for: session.id) { sessions -> Bool in
+        sessions.withLock(for: session.id) { sessions -> Bool in
             guard sessions[session.id] == nil else { return false }
             sessions[session.id] = session
+            tokens.withLock { Self.index(record, into: &$0, now: now) }
             return true
         }
-        if inserted { tokens.withLock { Self.index(record, into: &$0, now: now) } }
-        return inserted
     }
 
-    /// Removes `session` (if it is still the one under its id) and its record's tokens.
+    /// Removes `session` (if it is still the one under its id) and its record's tokens, both under
+    /// the shard's lock, so a new incarnation inserted meanwhile keeps its own.
     func remove(_ session: Session, record: SessionRecord) {
         sessions.withLock(for: session.id) { sessions in
             if sessions[session.id] === session { sessions[session.id] = nil }
+            tokens.withLock { Self.unindex(record, from: &$0) }
         }
-        tokens.withLock { Self.unindex(record, from: &$0) }
     }
 
     /// Re-indexes the tokens of a session whose record changed from `previous` to `current`.

@@ -133,7 +133,7 @@ final class SocketAdmission: Sendable {
         guard admit(replacing: replacing) else { return .rejected(.relayOverCapacity) }
         var admitted = true
         defer { if admitted { releaseAdmission() } }
-        guard configuration.origins.allowsMobile(origin: peer.origin) else { return .rejected(.mobileOriginNotAllowed) }
+        guard context.address.origins.allowsMobile(origin: peer.origin) else { return .rejected(.mobileOriginNotAllowed) }
 
         // A reconnecting device frees its own slot; the cap counts the other devices' sockets.
         let capReached = session.state.withLock { s in

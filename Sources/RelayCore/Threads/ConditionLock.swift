@@ -4,6 +4,8 @@
 import Glibc
 #elseif canImport(Musl)
 import Musl
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// `State` behind a pthread mutex, with a condition variable on the monotonic clock.
@@ -30,8 +32,10 @@ public final class ConditionLock<State>: @unchecked Sendable {
         condition.initialize(to: pthread_cond_t())
         var attributes = pthread_condattr_t()
         pthread_condattr_init(&attributes)
+        #if !canImport(Darwin)
         // Deadlines are monotonic: a wall-clock step must not stretch or cut a backoff.
         pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
+        #endif
         pthread_cond_init(condition, &attributes)
         pthread_condattr_destroy(&attributes)
     }
@@ -53,8 +57,7 @@ public final class ConditionLock<State>: @unchecked Sendable {
     }
 
     /// Sleeps until `ready(state)` holds or the monotonic clock (``RelayCore/monotonicNanoseconds()``)
-    /// passes `deadline` (nanoseconds;
-    /// nil waits without limit), then runs `body` with the lock held.
+    /// passes `deadline` (nanoseconds; nil waits without limit), then runs `body` with the lock held.
     public func wait<Result>(
         until ready: (State) -> Bool, deadline: UInt64?, then body: (inout State) throws -> Result
     ) rethrows -> Result {
@@ -62,8 +65,16 @@ public final class ConditionLock<State>: @unchecked Sendable {
         defer { pthread_mutex_unlock(mutex) }
         while !ready(state) {
             if let deadline {
+                #if canImport(Darwin)
+                // Darwin's condition variables have no monotonic clock: wait for what remains.
+                let now = monotonicNanoseconds()
+                guard deadline > now else { break }
+                var time = timespec(tv_sec: Int((deadline - now) / 1_000_000_000), tv_nsec: Int((deadline - now) % 1_000_000_000))
+                if pthread_cond_timedwait_relative_np(condition, mutex, &time) == ETIMEDOUT { break }
+                #else
                 var time = timespec(tv_sec: Int(deadline / 1_000_000_000), tv_nsec: Int(deadline % 1_000_000_000))
                 if pthread_cond_timedwait(condition, mutex, &time) == ETIMEDOUT { break }
+                #endif
             } else {
                 pthread_cond_wait(condition, mutex)
             }

@@ -17,6 +17,9 @@ public struct RelayConfiguration: Sendable {
     /// Whether `PUBLIC_BASE_URL` was set; if not, with `PORT=0` the default `wsURL` follows the
     /// port the listener was given.
     public var publicBaseURLConfigured = false
+    /// Whether `ALLOWED_ORIGINS` was set; if not, the default allowed origin follows
+    /// `PUBLIC_BASE_URL` (and, with `PORT=0`, the port the listener was given).
+    public var allowedOriginsConfigured = false
     /// `MAX_JSON_BYTES`: the largest HTTP request body read.
     public var maxJSONBytes = 65_536
     /// `WS_AUTH_TIMEOUT_MS`: how long a new socket has to send its `relay.auth` frame.
@@ -169,6 +172,17 @@ public struct RelayConfiguration: Sendable {
         .init(name: "LOG_FORMAT", defaultValue: "text", help: "text or json"),
     ]
 
+    /// With `PORT=0` and no `PUBLIC_BASE_URL`, what the defaults become once the listener has
+    /// `bound`: the default `wsURL` and, unless `ALLOWED_ORIGINS` was set, the allowed origins.
+    /// Nil when the configuration named its address itself.
+    public func listeningAddress(port bound: Int) -> (defaultWebSocketURL: String, origins: OriginPolicy?)? {
+        guard port == 0, !publicBaseURLConfigured else { return nil }
+        let base = "http://localhost:\(bound)"
+        return (
+            Self.defaultWebSocketURL(publicBaseURL: base, port: bound),
+            allowedOriginsConfigured ? nil : OriginPolicy(entries: Self.defaultOrigins(publicBaseURL: base)))
+    }
+
     /// Reads and validates the configuration; the first bad value throws with its variable's name.
     public static func fromEnvironment(_ env: [String: String]) throws(ConfigurationError) -> RelayConfiguration {
         var c = RelayConfiguration()
@@ -236,7 +250,9 @@ public struct RelayConfiguration: Sendable {
         try positive("MAX_WS_AUTH_FAILURES_PER_MINUTE") { c.core.maxWSAuthFailuresPerMinute = $0 }
         try positive("MAX_JOIN_TOKEN_TTL_MS") { c.core.maxJoinTokenTTLMillis = Int64($0) }
 
-        let originEntries = reader.rawString("ALLOWED_ORIGINS").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+        let configuredOrigins = reader.rawString("ALLOWED_ORIGINS")
+        c.allowedOriginsConfigured = configuredOrigins != nil
+        let originEntries = configuredOrigins.map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
             ?? defaultOrigins(publicBaseURL: c.publicBaseURL)
         c.core.origins = OriginPolicy(entries: originEntries)
         guard !c.core.origins.isEmpty else { throw ConfigurationError("ALLOWED_ORIGINS must contain at least one origin.") }

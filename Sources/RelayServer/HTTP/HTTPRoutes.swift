@@ -52,7 +52,7 @@ struct HTTPRoutes: Sendable {
         } else {
             response = HTTPRouteResponse(status: .notFound)
         }
-        if let allow = configuration.core.origins.corsAllowOrigin(for: origin) {
+        if let allow = relay.origins.corsAllowOrigin(for: origin) {
             response.headers.add(name: "Access-Control-Allow-Origin", value: allow)
         }
         response.headers.add(name: "Vary", value: "origin")

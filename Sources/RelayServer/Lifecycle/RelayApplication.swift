@@ -83,10 +83,9 @@ public struct RelayApplication: Service {
             health: health, started: started,
             onListening: { port in
                 listeningPort.set(port)
-                if configuration.port == 0 && !configuration.publicBaseURLConfigured {
-                    // The default wsURL names the listener's port, which only now is known.
-                    relay.useDefaultWebSocketURL(
-                        RelayConfiguration.defaultWebSocketURL(publicBaseURL: "http://localhost:\(port)", port: port))
+                // With PORT=0 the defaults name the listener's port, which only now is known.
+                if let address = configuration.listeningAddress(port: port) {
+                    relay.useListeningAddress(defaultWebSocketURL: address.defaultWebSocketURL, origins: address.origins)
                 }
                 await onListening?(port)
             },
