@@ -7,7 +7,7 @@ import Synchronization
 /// The six POST endpoints of PROTOCOL §2, each in the contract's exact check order, and the one
 /// pending approval a session may have. Success returns the JSON body; failure throws the
 /// ``APIError`` whose status, code and message go out.
-final class Pairing: Sendable {
+final class Pairing: NodePart, Sendable {
     let context: NodeContext
     let directory: SessionDirectory
     let router: Router
@@ -19,10 +19,6 @@ final class Pairing: Sendable {
         self.directory = directory
         self.router = router
     }
-
-    private var configuration: CoreConfiguration { context.configuration }
-    private var stats: RelayStats { context.stats }
-    private var logger: Logger { context.logger }
 
     // MARK: Opening checks
 

@@ -7,7 +7,7 @@ import RelayProtocol
 /// What arrives from other nodes (PROTOCOL §6.6): session traffic for the sockets this node
 /// holds, pair decisions, session refreshes and desktop-presence probes; and what the node does
 /// when the bus goes away and comes back.
-final class BusInbox: Sendable {
+final class BusInbox: NodePart, Sendable {
     let context: NodeContext
     let directory: SessionDirectory
     let router: Router
@@ -19,8 +19,6 @@ final class BusInbox: Sendable {
         self.router = router
         self.pairing = pairing
     }
-
-    private var logger: Logger { context.logger }
 
     /// One envelope from another node, on the bus's delivery thread: nothing here blocks.
     func receive(_ envelope: BusEnvelope) {

@@ -7,7 +7,7 @@ import Synchronization
 /// How a frame reaches a socket: enqueued on a local connection's bounded queue, or published on
 /// the bus for the node that holds it. Also keeps this node's bus subscriptions to exactly the
 /// sessions it holds sockets of.
-final class Router: Sendable {
+final class Router: NodePart, Sendable {
     let context: NodeContext
 
     init(context: NodeContext) {

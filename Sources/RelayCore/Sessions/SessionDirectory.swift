@@ -9,7 +9,7 @@ import Synchronization
 /// what was stored is then adopted by the local copy. A node never writes its own copy back over
 /// a newer record, and a token issued, rotated or revoked anywhere is what every node checks
 /// against.
-final class SessionDirectory: Sendable {
+final class SessionDirectory: NodePart, Sendable {
     let context: NodeContext
     let router: Router
     let registry = SessionRegistry()
@@ -20,8 +20,6 @@ final class SessionDirectory: Sendable {
         self.context = context
         self.router = router
     }
-
-    private var logger: Logger { context.logger }
 
     func session(_ id: String) -> Session? { registry.session(id) }
 

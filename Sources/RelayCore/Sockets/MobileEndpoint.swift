@@ -28,7 +28,6 @@ final class MobileEndpoint: SocketEndpoint {
         let now = admission.context.now
         let sessionID = session.id
         let frame = MobileFrameInspection(text, sessionID: sessionID, limits: admission.validationLimits)
-        let foreign = frame.hasForeignSessionID, needsDesktop = frame.requiresDesktop, kind = frame.kind
         let config = admission.context.configuration
         let connectionID = connection.connectionID
         let deviceID = self.deviceID
@@ -36,11 +35,11 @@ final class MobileEndpoint: SocketEndpoint {
         let verdict: Verdict = session.state.withLock { s in
             guard !s.closed, let socket = s.mobiles[connectionID], socket.connection === connection else { return .terminate }
             s.touch(now)
-            if foreign { return .drop }
-            if needsDesktop && !s.desktopConnected {
+            if frame.hasForeignSessionID { return .drop }
+            if frame.requiresDesktop && !s.desktopConnected {
                 return .reject(MobileFrameValidator.desktopOfflineError)
             }
-            switch kind {
+            switch frame.kind {
             case .failure(let error):
                 return .reject(error)
             case .success(.snapshotRequest):

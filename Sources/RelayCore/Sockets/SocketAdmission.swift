@@ -7,7 +7,7 @@ import Synchronization
 /// Socket admission and authentication (PROTOCOL §4.2): the token lookup, the node-wide socket
 /// cap, the per-IP budget for wrong credentials, and each role's checks, ending with the socket
 /// registered on its session and `auth_ok` queued as its first frame.
-final class SocketAdmission: Sendable {
+final class SocketAdmission: NodePart, Sendable {
     let context: NodeContext
     let directory: SessionDirectory
     let router: Router
@@ -24,9 +24,6 @@ final class SocketAdmission: Sendable {
         self.validationLimits = MobileValidationLimits(maxCommandTextBytes: context.configuration.maxRemoteCommandTextBytes)
     }
 
-    private var configuration: CoreConfiguration { context.configuration }
-    private var stats: RelayStats { context.stats }
-    private var logger: Logger { context.logger }
     private var store: any StateStore { context.store }
 
     /// Authenticates a socket with the token of its first frame, in the contract's check order:

@@ -5,7 +5,7 @@ import Synchronization
 import RelayProtocol
 
 /// The periodic sweep (PROTOCOL §5, DECISIONS 5) over this node's sessions and budgets.
-final class Sweeper: Sendable {
+final class Sweeper: NodePart, Sendable {
     let context: NodeContext
     let directory: SessionDirectory
     let router: Router
@@ -18,9 +18,6 @@ final class Sweeper: Sendable {
         self.router = router
         self.limiters = limiters
     }
-
-    private var configuration: CoreConfiguration { context.configuration }
-    private var logger: Logger { context.logger }
 
     /// One sweep (PROTOCOL §5, DECISIONS 5): expires sessions that hold no local socket — idle or
     /// past retention when nobody is trusted, past the trusted-session TTL otherwise — and prunes

@@ -6,7 +6,6 @@ import RelayCore
 import RelayProtocol
 import RelayRedis
 import ServiceLifecycle
-import Synchronization
 
 /// One relay node as a service-lifecycle `Service`. `run` runs a service group of, in order: the
 /// Redis connection, the NATS bus, the relay's own work (restore, sweeps, reloads) and the
@@ -93,11 +92,4 @@ public struct RelayApplication: Service {
         try await ServiceGroup(configuration: .init(services: services, logger: logger)).run()
         logger.notice("relay stopped")
     }
-}
-
-/// The listener's port, known once it is bound.
-final class ListeningPort: Sendable {
-    private let port = Mutex<Int?>(nil)
-    var value: Int? { port.withLock { $0 } }
-    func set(_ value: Int) { port.withLock { $0 = value } }
 }
