@@ -29,6 +29,8 @@ public final class Relay: Sendable {
     let admission: SocketAdmission
     let inbox: BusInbox
     let sweeper: Sweeper
+    let presence: ClusterPresence
+    let lease: PresenceLease
     private let started = Mutex(false)
 
     /// Creates a node. `bus` nil means this node runs alone (`crossInstanceBusEnabled` false).
@@ -42,19 +44,22 @@ public final class Relay: Sendable {
         self.stats = stats
         let context = NodeContext(
             configuration: configuration, stats: stats, logger: logger, clock: clock, store: store, bus: bus,
-            work: BackgroundWork(), address: PublicAddress(configuration))
+            work: BackgroundWork(), address: PublicAddress(configuration), nodeID: bus?.instanceID ?? Identifiers.shortID())
         self.context = context
         router = Router(context: context)
-        directory = SessionDirectory(context: context, router: router)
-        pairing = Pairing(context: context, directory: directory, router: router)
-        admission = SocketAdmission(context: context, directory: directory, router: router, pairing: pairing)
-        inbox = BusInbox(context: context, directory: directory, router: router, pairing: pairing)
+        presence = ClusterPresence(context: context)
+        directory = SessionDirectory(context: context, router: router, presence: presence)
+        lease = PresenceLease(context: context, directory: directory, router: router, presence: presence)
+        pairing = Pairing(context: context, directory: directory, router: router, presence: presence)
+        admission = SocketAdmission(context: context, directory: directory, router: router, pairing: pairing, presence: presence)
+        inbox = BusInbox(context: context, directory: directory, router: router, pairing: pairing, presence: presence)
         sweeper = Sweeper(
             context: context, directory: directory, router: router,
             limiters: [pairing.ipLimiter, admission.authFailureLimiter])
     }
 
-    /// Restores sessions from the store and starts receiving from the bus. A store that cannot be
+    /// Restores sessions from the store, takes this node's presence lease and starts receiving
+    /// from the bus. A store that cannot be
     /// read yet is retried with backoff and jitter by ``runBackgroundWork(sweepIntervalMillis:)`` (DECISIONS 6)
     /// instead of leaving the node empty. Calling it again does nothing.
     public func start() async throws {
@@ -86,17 +91,24 @@ public final class Relay: Sendable {
                 handler: { [weak inbox] envelope in inbox?.receive(envelope) },
                 connectivity: { [weak inbox] up in inbox?.connectivityChanged(up: up) })
         }
+        // Before the node serves: a claim made under a node without a lease counts for nothing.
+        await lease.renew()
     }
 
     /// The node's own work until the task is cancelled: a sweep every `sweepIntervalMillis` of the
-    /// node's clock, and the jobs started by bus messages, closing sockets and the restore retry.
-    /// Cancelling it cancels those jobs and returns once they ended.
+    /// node's clock, the presence lease (in a cluster), and the jobs started by bus messages,
+    /// closing sockets and the restore retry. Cancelling it cancels those jobs and returns once
+    /// they ended.
     public func runBackgroundWork(sweepIntervalMillis: Int64) async {
-        let sweeper = self.sweeper, clock = context.clock
+        let sweeper = self.sweeper, clock = context.clock, lease = self.lease
+        context.work.submit { await lease.run() }
         await context.work.run(clock: clock, sweepIntervalMillis: sweepIntervalMillis) {
             await sweeper.sweep(now: clock.nowMillis())
         }
     }
+
+    /// This node's id: its bus instance id, under which it claims presence.
+    public var nodeID: String { context.nodeID }
 
     /// Whether this node talks to other nodes.
     public var crossInstanceBusEnabled: Bool { context.bus != nil }

@@ -1,6 +1,5 @@
 // The cluster's StateStore: session records in Redis, in the reference relay's key layout.
 
-import COpenSSL
 import Logging
 import RelayCore
 import RelayProtocol
@@ -10,6 +9,11 @@ import RelayProtocol
 /// Keys: `<prefix>:sessions:index:v1` (a SET of session ids), `<prefix>:session:v1:<id>` (the
 /// session JSON) and `<prefix>:session:version:v1:<id>` (the write version). Every write is one
 /// Lua script, so record, index and version change together.
+///
+/// Records are written in the digest layout (``SessionRecordJSON``, `schema_version` 2: no token,
+/// only its SHA-256) unless the store was made with `tokenStorage: .plain`, which keeps the
+/// reference's layout for a cluster mixed with reference relays. Both layouts are always read; a
+/// plain record read by a digest-mode node is written back as digests at its next change.
 ///
 /// Beside that layout, ours: a token index, so finding the session of a token is one GET instead
 /// of a reload of every session. `<prefix>:token:v1:<sha256 hex of the token>` holds the session
@@ -35,6 +39,8 @@ public final class RedisStateStore: StateStore {
     public let sessionRetentionMillis: Int64
     /// The expiry of a session with at least one trusted device.
     public let trustedSessionTTLMillis: Int64
+    /// How records store their tokens (`REDIS_TOKEN_STORAGE`).
+    public let tokenStorage: SessionRecordJSON.Layout
     private let logger: Logger
     private let indexKey: [UInt8]
 
@@ -45,8 +51,9 @@ public final class RedisStateStore: StateStore {
     public init(
         connection: RedisConnection, keyPrefix: String = RedisStateStore.defaultKeyPrefix,
         sessionRetentionMillis: Int64 = 600_000, trustedSessionTTLMillis: Int64 = 30 * 24 * 3_600_000,
-        logger: Logger = Logger(label: "relay.redis.store")
+        tokenStorage: SessionRecordJSON.Layout = .digest, logger: Logger = Logger(label: "relay.redis.store")
     ) {
+        self.tokenStorage = tokenStorage
         self.connection = connection
         self.keyPrefix = keyPrefix
         self.sessionRetentionMillis = max(sessionRetentionMillis, 1)
@@ -58,35 +65,22 @@ public final class RedisStateStore: StateStore {
     /// Always true: records outlive this process.
     public var isShared: Bool { true }
 
+    /// True in the plain layout, whose records hold the tokens themselves.
+    public var keepsTokensInClear: Bool { tokenStorage == .plain }
+
     /// The key holding the session JSON of `sessionID`.
     public func recordKey(_ sessionID: String) -> String { "\(keyPrefix):session:v1:\(sessionID)" }
     /// The key holding the write version of `sessionID`.
     public func versionKey(_ sessionID: String) -> String { "\(keyPrefix):session:version:v1:\(sessionID)" }
     /// The SET of stored session ids.
     public var indexKeyName: String { String(decoding: indexKey, as: UTF8.self) }
-    /// The prefix of the token index keys; a key is this plus ``tokenDigest(_:)``.
+    /// The prefix of the token index keys; a key is this plus a token's ``TokenDigest/hex``.
     public var tokenKeyPrefix: String { "\(keyPrefix):token:v1:" }
     /// The SET of the token digests indexed for `sessionID`.
     public func tokenSetKey(_ sessionID: String) -> String { "\(keyPrefix):session:tokens:v1:\(sessionID)" }
 
-    /// The lower-case hex SHA-256 of `token`: what the token index is keyed by.
-    public static func tokenDigest(_ token: String) -> String {
-        var digest = [UInt8](repeating: 0, count: 32)
-        var length: UInt32 = 0
-        var bytes = Array(token.utf8)
-        _ = EVP_Digest(&bytes, bytes.count, &digest, &length, EVP_sha256(), nil)
-        let hex = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(64)
-        for byte in digest {
-            out.append(hex[Int(byte >> 4)])
-            out.append(hex[Int(byte & 0x0F)])
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
-
     private func tokenDigests(_ record: SessionRecord) -> [[UInt8]] {
-        record.authTokens.map { Array(Self.tokenDigest($0).utf8) }
+        record.authTokenDigests.map { Array($0.hex.utf8) }
     }
 
     /// The expiry a record gets: longer once a device trusts the session.
@@ -161,7 +155,7 @@ public final class RedisStateStore: StateStore {
         _ = try await evaluate(
             RedisScripts.save, sessionID: record.sessionID,
             arguments: [
-                Array(String(version).utf8), SessionRecordJSON.encode(record), Array(String(ttlMillis(for: record)).utf8),
+                Array(String(version).utf8), SessionRecordJSON.encode(record, layout: tokenStorage), Array(String(ttlMillis(for: record)).utf8),
                 Array(tokenKeyPrefix.utf8),
             ] + tokenDigests(record))
     }
@@ -171,7 +165,7 @@ public final class RedisStateStore: StateStore {
         let applied = try await evaluate(
             RedisScripts.compareAndSave, sessionID: record.sessionID,
             arguments: [
-                Array(String(version).utf8), SessionRecordJSON.encode(record), Array(String(ttlMillis(for: record)).utf8),
+                Array(String(version).utf8), SessionRecordJSON.encode(record, layout: tokenStorage), Array(String(ttlMillis(for: record)).utf8),
                 Array(String(expected).utf8), Array(tokenKeyPrefix.utf8),
             ] + tokenDigests(record))
         return applied == 1
@@ -186,8 +180,8 @@ public final class RedisStateStore: StateStore {
     }
 
     /// One GET in the token index.
-    public func sessionID(forToken token: String) async throws -> String? {
-        let reply = try await connection.send([Array("GET".utf8), Array((tokenKeyPrefix + Self.tokenDigest(token)).utf8)])
+    public func sessionID(forToken digest: TokenDigest) async throws -> String? {
+        let reply = try await connection.send([Array("GET".utf8), Array((tokenKeyPrefix + digest.hex).utf8)])
             .throwingServerError()
         switch reply {
         case .null: return nil
@@ -205,8 +199,9 @@ public final class RedisStateStore: StateStore {
             let ttl = Array(String(ttlMillis(for: record)).utf8)
             commands.append([Array("PEXPIRE".utf8), Array(recordKey(record.sessionID).utf8), ttl])
             commands.append([Array("PEXPIRE".utf8), Array(versionKey(record.sessionID).utf8), ttl])
-            // The token index lives as long as the record it points at.
+            // The token index and the presence claims live as long as the record they belong to.
             commands.append([Array("PEXPIRE".utf8), Array(tokenSetKey(record.sessionID).utf8), ttl])
+            commands.append([Array("PEXPIRE".utf8), Array(presenceKey(record.sessionID).utf8), ttl])
             for digest in tokenDigests(record) {
                 commands.append([Array("PEXPIRE".utf8), Array(tokenKeyPrefix.utf8) + digest, ttl])
             }
@@ -259,7 +254,7 @@ public final class RedisStateStore: StateStore {
 
     private func decode(_ bytes: [UInt8], sessionID: String) -> SessionRecord? {
         do {
-            let record = try SessionRecordJSON.decode(bytes)
+            let record = try SessionRecordJSON.decode(bytes, keepingClear: keepsTokensInClear)
             guard record.sessionID == sessionID else {
                 logger.warning(
                     "redis session record skipped",

@@ -3,14 +3,33 @@
 import RelayCore
 import RelayProtocol
 
-/// Encodes and decodes ``SessionRecord`` as the session JSON of PROTOCOL §6.1.
+/// Encodes and decodes ``SessionRecord`` as session JSON, in one of two layouts:
+///
+/// - **digest** (`schema_version` 2, ours, the default): every token is replaced by the lower-case
+///   hex SHA-256 of it, under the same key with `_sha256` appended (`join_token_sha256`,
+///   `desktop_session_token_sha256`, `current_session_token_sha256`, a retired entry's
+///   `token_sha256`). Reading the store no longer gives anyone a credential. A reference relay
+///   skips such a record (it reads only `schema_version` 1).
+/// - **plain** (`schema_version` 1, PROTOCOL §6.1): the tokens themselves, for a cluster mixed
+///   with reference relays during a migration (`REDIS_TOKEN_STORAGE=plain`).
 ///
 /// Written in the reference's field order (its struct order), devices sorted by id, integers in
 /// plain decimal; read leniently as the reference reads it: unknown keys ignored,
-/// `join_token_used_at_ms` null or missing, `retired_session_tokens` defaulting to `[]`.
+/// `join_token_used_at_ms` null or missing, `retired_session_tokens` defaulting to `[]`. Both
+/// layouts are always read.
 public enum SessionRecordJSON {
-    /// The only layout this relay reads and writes.
-    public static let schemaVersion = 1
+    /// How tokens are written.
+    public enum Layout: Sendable, Equatable {
+        /// `schema_version` 2: token digests only.
+        case digest
+        /// `schema_version` 1, the reference's: tokens in clear.
+        case plain
+    }
+
+    /// The reference's layout (tokens in clear).
+    public static let plainSchemaVersion = 1
+    /// Ours: token digests.
+    public static let digestSchemaVersion = 2
 
     /// Why a stored record was skipped.
     public struct DecodingError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -18,20 +37,28 @@ public enum SessionRecordJSON {
         public let description: String
     }
 
-    /// The record as session JSON.
-    public static func encode(_ record: SessionRecord) -> [UInt8] {
+    /// The record as session JSON in `layout`. A record holding a token known only by its digest
+    /// is written as digests whatever `layout` asks: its tokens cannot be written in clear.
+    public static func encode(_ record: SessionRecord, layout: Layout = .digest) -> [UInt8] {
+        let plain = layout == .plain && record.knowsEveryTokenInClear
+        func appendToken(_ key: String, _ token: StoredToken, to out: inout [UInt8]) {
+            out.append(contentsOf: "\"\(key)\(plain ? "" : "_sha256")\":".utf8)
+            appendJSONString(plain ? token.clear! : token.digest.hex, to: &out)
+        }
         var out: [UInt8] = []
         out.reserveCapacity(512 + record.devices.count * 256)
-        out.append(contentsOf: #"{"schema_version":1,"session_id":"#.utf8)
+        out.append(contentsOf: #"{"schema_version":"#.utf8)
+        out.append(contentsOf: String(plain ? plainSchemaVersion : digestSchemaVersion).utf8)
+        out.append(contentsOf: #","session_id":"#.utf8)
         appendJSONString(record.sessionID, to: &out)
-        out.append(contentsOf: #","join_token":"#.utf8)
-        appendJSONString(record.joinToken, to: &out)
+        out.append(UInt8(ascii: ","))
+        appendToken("join_token", record.joinToken, to: &out)
         out.append(contentsOf: #","join_token_expires_at_ms":"#.utf8)
         out.append(contentsOf: String(record.joinTokenExpiresAtMillis).utf8)
         out.append(contentsOf: #","join_token_used_at_ms":"#.utf8)
         out.append(contentsOf: (record.joinTokenUsedAtMillis.map { String($0) } ?? "null").utf8)
-        out.append(contentsOf: #","desktop_session_token":"#.utf8)
-        appendJSONString(record.desktopSessionToken, to: &out)
+        out.append(UInt8(ascii: ","))
+        appendToken("desktop_session_token", record.desktopSessionToken, to: &out)
         out.append(contentsOf: #","relay_web_socket_url":"#.utf8)
         appendJSONString(record.relayWebSocketURL, to: &out)
         out.append(contentsOf: #","idle_timeout_seconds":"#.utf8)
@@ -47,13 +74,13 @@ public enum SessionRecordJSON {
             let device = record.devices[deviceID]!
             if position > 0 { out.append(UInt8(ascii: ",")) }
             appendJSONString(deviceID, to: &out)
-            out.append(contentsOf: #":{"current_session_token":"#.utf8)
-            appendJSONString(device.currentToken, to: &out)
+            out.append(contentsOf: ":{".utf8)
+            appendToken("current_session_token", device.currentToken, to: &out)
             out.append(contentsOf: #","retired_session_tokens":["#.utf8)
             for (index, retired) in device.retiredTokens.enumerated() {
                 if index > 0 { out.append(UInt8(ascii: ",")) }
-                out.append(contentsOf: #"{"token":"#.utf8)
-                appendJSONString(retired.token, to: &out)
+                out.append(UInt8(ascii: "{"))
+                appendToken("token", retired.token, to: &out)
                 out.append(contentsOf: #","expires_at_ms":"#.utf8)
                 out.append(contentsOf: String(retired.expiresAtMillis).utf8)
                 out.append(UInt8(ascii: "}"))
@@ -70,9 +97,10 @@ public enum SessionRecordJSON {
         return out
     }
 
-    /// The record in `bytes`; throws for malformed JSON, a missing or mistyped field, or a
-    /// `schema_version` other than 1.
-    public static func decode(_ bytes: [UInt8]) throws(DecodingError) -> SessionRecord {
+    /// The record in `bytes`, in either layout; throws for malformed JSON, a missing or mistyped
+    /// field, or a `schema_version` other than 1 or 2. Tokens read in clear are kept in clear only
+    /// if `keepingClear` (a node that writes the plain layout); their digests are always computed.
+    public static func decode(_ bytes: [UInt8], keepingClear: Bool = false) throws(DecodingError) -> SessionRecord {
         let value: JSONValue
         do {
             value = try JSONValue.parse(bytes)
@@ -81,8 +109,16 @@ public enum SessionRecordJSON {
         }
         guard let object = value.objectValue else { throw DecodingError(description: "not a JSON object") }
         let schema = try integer(object, "schema_version", as: Int64.self)
-        guard schema == Int64(schemaVersion) else {
-            throw DecodingError(description: "schema_version \(schema) is not \(schemaVersion)")
+        guard schema == Int64(plainSchemaVersion) || schema == Int64(digestSchemaVersion) else {
+            throw DecodingError(description: "schema_version \(schema) is neither 1 nor 2")
+        }
+        let plain = schema == Int64(plainSchemaVersion)
+        func token(_ object: [String: JSONValue], _ key: String) throws(DecodingError) -> StoredToken {
+            if plain { return StoredToken(try string(object, key), keepingClear: keepingClear) }
+            guard let digest = TokenDigest(hex: try string(object, key + "_sha256")) else {
+                throw DecodingError(description: "\(key)_sha256 is not 64 hex digits")
+            }
+            return StoredToken(digest: digest)
         }
         var usedAt: Int64?
         if let used = object["join_token_used_at_ms"], !used.isNull {
@@ -108,18 +144,18 @@ public enum SessionRecordJSON {
                     }
                     retired.append(
                         RetiredToken(
-                            token: try string(entry, "token"), expiresAtMillis: try integer(entry, "expires_at_ms", as: Int64.self)))
+                            token: try token(entry, "token"), expiresAtMillis: try integer(entry, "expires_at_ms", as: Int64.self)))
                 }
             }
             devices[deviceID] = DeviceRecord(
-                deviceID: deviceID, currentToken: try string(device, "current_session_token"), retiredTokens: retired,
+                deviceID: deviceID, currentToken: try token(device, "current_session_token"), retiredTokens: retired,
                 name: try string(device, "name"), joinedAtMillis: try integer(device, "joined_at_ms", as: Int64.self),
                 lastSeenAtMillis: try integer(device, "last_seen_at_ms", as: Int64.self))
         }
         return SessionRecord(
-            sessionID: try string(object, "session_id"), joinToken: try string(object, "join_token"),
+            sessionID: try string(object, "session_id"), joinToken: try token(object, "join_token"),
             joinTokenExpiresAtMillis: try integer(object, "join_token_expires_at_ms", as: Int64.self),
-            joinTokenUsedAtMillis: usedAt, desktopSessionToken: try string(object, "desktop_session_token"),
+            joinTokenUsedAtMillis: usedAt, desktopSessionToken: try token(object, "desktop_session_token"),
             relayWebSocketURL: try string(object, "relay_web_socket_url"),
             idleTimeoutSeconds: try integer(object, "idle_timeout_seconds", as: UInt64.self),
             createdAtMillis: try integer(object, "created_at_ms", as: Int64.self),

@@ -1,5 +1,6 @@
 import RelayCore
 import RelayProtocol
+import RelayTestSupport
 import Testing
 
 /// PROTOCOL §5 "Closing a session" and §10.2 `close_session_removes_all_device_tokens_for_closed_session`.

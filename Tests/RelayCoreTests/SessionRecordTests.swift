@@ -1,4 +1,5 @@
 import RelayCore
+import RelayTestSupport
 import Testing
 
 /// PROTOCOL §4.4: a device's current token and its grace tokens.

@@ -5,6 +5,7 @@ import Logging
 import RelayCore
 import RelayProtocol
 import Synchronization
+import RelayTestSupport
 import Testing
 
 /// The browser origin the fixture's relays allow, and the one fixture phones present.

@@ -1,5 +1,6 @@
 import RelayCore
 import RelayProtocol
+import RelayTestSupport
 import Testing
 
 /// PROTOCOL §5 and DECISIONS 5: which sessions a sweep expires. Sweeps run with a future `now`

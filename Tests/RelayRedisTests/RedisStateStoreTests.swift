@@ -24,14 +24,18 @@ struct RedisStateStoreTests {
             #expect(try await fixture.get(store.versionKey("session-0123456789")).text == "12")
             let keys = try await fixture.raw.send("KEYS", "\(fixture.prefix):*").array?.compactMap(\.text).sorted()
             // The reference layout, plus our token index (digest keys and the session's digest set).
-            let tokenIndex = [store.tokenSetKey("session-0123456789"), store.tokenKeyPrefix + RedisStateStore.tokenDigest("desktop-token-0123456789")]
+            let tokenIndex = [store.tokenSetKey("session-0123456789"), store.tokenKeyPrefix + TokenDigest(of: "desktop-token-0123456789").hex]
             #expect(keys == ([store.indexKeyName, store.recordKey("session-0123456789"), store.versionKey("session-0123456789")] + tokenIndex).sorted())
         }
     }
 
     @Test func tokenDigestIsTheHexSHA256OfTheToken() {
-        // FIPS 180-2 test vector.
-        #expect(RedisStateStore.tokenDigest("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        // FIPS 180-2 test vectors: one block, the empty message, and two blocks.
+        #expect(TokenDigest(of: "abc").hex == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(TokenDigest(of: "").hex == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(
+            TokenDigest(of: "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq").hex
+                == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
     }
 
     @Test func theTokenIndexFollowsEveryWriteAndHoldsNoToken() async throws {
@@ -40,7 +44,7 @@ struct RedisStateStoreTests {
             var record = Records.paired()
             try await store.save(record, version: 1)
             for token in ["desktop-token-0123456789", "device-token-0123456789", "retired-token-0123456789"] {
-                #expect(try await store.sessionID(forToken: token) == "session-0123456789", "\(token)")
+                #expect(try await store.sessionID(forToken: TokenDigest(of: token)) == "session-0123456789", "\(token)")
             }
             #expect(try await store.sessionID(forToken: "join-token-0123456789") == nil)
             #expect(try await store.sessionID(forToken: "never-issued-0123456789") == nil)
@@ -72,11 +76,12 @@ struct RedisStateStoreTests {
         }
     }
 
-    @Test func storedJSONIsTheReferenceLayoutFieldByField() async throws {
+    @Test func thePlainLayoutIsTheReferenceLayoutFieldByField() async throws {
         try await RedisStoreFixture.with { fixture in
+            let store = RedisStateStore(connection: fixture.store.connection, keyPrefix: fixture.prefix, tokenStorage: .plain)
             let record = Records.paired()
-            try await fixture.store.save(record, version: 1)
-            guard case .string(let bytes) = try await fixture.get(fixture.store.recordKey(record.sessionID)) else {
+            try await store.save(record, version: 1)
+            guard case .string(let bytes) = try await fixture.get(store.recordKey(record.sessionID)) else {
                 Issue.record("no record stored")
                 return
             }
@@ -117,6 +122,57 @@ struct RedisStateStoreTests {
                 + #""retired_session_tokens":[{"token":"retired-token-0123456789","expires_at_ms":40000}],"#
                 + #""name":"Phone","joined_at_ms":2000,"last_seen_at_ms":3000}}}"#
             #expect(String(decoding: bytes, as: UTF8.self) == expected)
+        }
+    }
+
+    @Test func theDigestLayoutHoldsNoTokenAndReadsBackAsTheSameRecord() async throws {
+        try await RedisStoreFixture.with { fixture in
+            let record = Records.paired()
+            try await fixture.store.save(record, version: 1)
+            guard case .string(let bytes) = try await fixture.get(fixture.store.recordKey(record.sessionID)) else {
+                Issue.record("no record stored")
+                return
+            }
+            let text = String(decoding: bytes, as: UTF8.self)
+            for token in ["join-token-0123456789", "desktop-token-0123456789", "device-token-0123456789", "retired-token-0123456789"] {
+                #expect(!text.contains(token), "\(token) in \(text)")
+            }
+            let expected =
+                #"{"schema_version":2,"session_id":"session-0123456789","#
+                + #""join_token_sha256":"\#(TokenDigest(of: "join-token-0123456789").hex)","#
+                + #""join_token_expires_at_ms":10000,"join_token_used_at_ms":2000,"#
+                + #""desktop_session_token_sha256":"\#(TokenDigest(of: "desktop-token-0123456789").hex)","#
+                + #""relay_web_socket_url":"ws://localhost:8787/ws","#
+                + #""idle_timeout_seconds":1800,"created_at_ms":1000,"last_activity_at_ms":1000,"#
+                + #""devices":{"dev_0123456789ab":{"current_session_token_sha256":"\#(TokenDigest(of: "device-token-0123456789").hex)","#
+                + #""retired_session_tokens":[{"token_sha256":"\#(TokenDigest(of: "retired-token-0123456789").hex)","expires_at_ms":40000}],"#
+                + #""name":"Phone","joined_at_ms":2000,"last_seen_at_ms":3000}}}"#
+            #expect(text == expected)
+            let loaded = try #require(try await fixture.store.load(sessionID: record.sessionID).record)
+            #expect(loaded == record)
+            #expect(!loaded.knowsEveryTokenInClear)
+            #expect(loaded.devices["dev_0123456789ab"]?.accepts(TokenDigest(of: "retired-token-0123456789"), now: 39_999) == true)
+        }
+    }
+
+    @Test func aPlainRecordIsReadByADigestStoreAndRewrittenAsDigests() async throws {
+        try await RedisStoreFixture.with { fixture in
+            let plain = RedisStateStore(connection: fixture.store.connection, keyPrefix: fixture.prefix, tokenStorage: .plain)
+            let record = Records.paired()
+            try await plain.save(record, version: 1)
+            let read = try #require(try await fixture.store.load(sessionID: record.sessionID).record)
+            #expect(read == record)
+            // Read by a digest node, the tokens are digests only, and its next write stores digests.
+            #expect(read.desktopSessionToken.clear == nil)
+            #expect(try await fixture.store.compareAndSave(read, version: 2, expected: 1))
+            let text = try await fixture.get(fixture.store.recordKey(record.sessionID)).text ?? ""
+            #expect(text.hasPrefix(#"{"schema_version":2,"#))
+            #expect(!text.contains("token-0123456789"))
+            // A plain node reads the digest record too (and cannot write tokens it does not know).
+            let back = try #require(try await plain.load(sessionID: record.sessionID).record)
+            #expect(back == read)
+            try await plain.save(back, version: 3)
+            #expect(try await fixture.get(fixture.store.recordKey(record.sessionID)).text?.hasPrefix(#"{"schema_version":2,"#) == true)
         }
     }
 
@@ -177,10 +233,15 @@ struct RedisStateStoreTests {
         try await RedisStoreFixture.with { fixture in
             let store = fixture.store
             try await store.save(Records.plain("session-good"), version: 1)
-            let good = String(decoding: SessionRecordJSON.encode(Records.plain("session-other")), as: UTF8.self)
+            let good = String(decoding: SessionRecordJSON.encode(Records.plain("session-other"), layout: .plain), as: UTF8.self)
+            let digests = String(decoding: SessionRecordJSON.encode(Records.plain("session-other")), as: UTF8.self)
             let bad: [(String, String)] = [
                 ("session-malformed", #"{"schema_version":1,"session_id":"#),
-                ("session-schema-2", good.replacingFirst(#""schema_version":1"#, with: #""schema_version":2"#)),
+                ("session-schema-3", good.replacingFirst(#""schema_version":1"#, with: #""schema_version":3"#)),
+                // Tokens in the digest schema, and digests in the plain one: each is refused.
+                ("session-schema-2-plain", good.replacingFirst(#""schema_version":1"#, with: #""schema_version":2"#)),
+                ("session-schema-1-digests", digests.replacingFirst(#""schema_version":2"#, with: #""schema_version":1"#)),
+                ("session-short-digest", digests.replacingFirst(#"_sha256":""#, with: #"_sha256":"ab"#)),
                 ("session-no-schema", good.replacingFirst(#""schema_version":1,"#, with: "")),
                 ("session-wrong-type", good.replacingFirst(#""idle_timeout_seconds":1800"#, with: #""idle_timeout_seconds":"1800""#)),
                 ("session-float", good.replacingFirst(#""created_at_ms":1000"#, with: #""created_at_ms":1000.0"#)),

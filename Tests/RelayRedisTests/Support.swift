@@ -218,7 +218,7 @@ extension RedisError {
 
 /// Sample records.
 enum Records {
-    static func plain(_ id: String = "session-0123456789", joinToken: String = "join-token-0123456789") -> SessionRecord {
+    static func plain(_ id: String = "session-0123456789", joinToken: StoredToken = "join-token-0123456789") -> SessionRecord {
         SessionRecord(
             sessionID: id, joinToken: joinToken, joinTokenExpiresAtMillis: 10_000,
             desktopSessionToken: "desktop-token-0123456789", relayWebSocketURL: "ws://localhost:8787/ws",

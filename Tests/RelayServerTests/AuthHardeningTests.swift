@@ -16,8 +16,8 @@ struct AuthHardeningTests {
     static func record(_ index: Int) -> SessionRecord {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         return SessionRecord(
-            sessionID: "cost-\(index)-" + opaque(20), joinToken: opaque(), joinTokenExpiresAtMillis: now + 600_000,
-            desktopSessionToken: opaque(), relayWebSocketURL: "ws://127.0.0.1/ws", idleTimeoutSeconds: 1800,
+            sessionID: "cost-\(index)-" + opaque(20), joinToken: StoredToken(opaque(), keepingClear: true),
+            joinTokenExpiresAtMillis: now + 600_000, desktopSessionToken: StoredToken(opaque(), keepingClear: true), relayWebSocketURL: "ws://127.0.0.1/ws", idleTimeoutSeconds: 1800,
             createdAtMillis: now, lastActivityAtMillis: now)
     }
 
@@ -96,13 +96,13 @@ struct AuthHardeningTests {
         }) { relay in
             let record = Self.record(0)
             _ = try await redis.send([
-                Array("SET".utf8), Array("\(prefix):session:v1:\(record.sessionID)".utf8), SessionRecordJSON.encode(record),
+                Array("SET".utf8), Array("\(prefix):session:v1:\(record.sessionID)".utf8), SessionRecordJSON.encode(record, layout: .plain),
             ])
             _ = try await redis.send("SET", "\(prefix):session:version:v1:\(record.sessionID)", "1")
             _ = try await redis.send("SADD", "\(prefix):sessions:index:v1", record.sessionID)
 
             let socket = try await RelayWebSocket.connect(to: relay.wsURL)
-            try await socket.sendText(#"{"type":"relay.auth","token":"\#(record.desktopSessionToken)"}"#)
+            try await socket.sendText(#"{"type":"relay.auth","token":"\#(record.desktopSessionToken.clear!)"}"#)
             let ok = try await socket.nextFrame(.seconds(10))
             #expect(ok["type"]?.stringValue == "auth_ok")
             #expect(ok["sessionID"]?.stringValue == record.sessionID)

@@ -44,6 +44,10 @@ public struct CoreConfiguration: Sendable {
     /// reference relay in a mixed cluster): the full reload that finds it runs at most once per
     /// this interval on a node, in milliseconds (no environment variable).
     public var tokenReloadFallbackIntervalMillis: Int64 = 30_000
+    /// How long a node's presence claims outlive its last lease renewal, in milliseconds
+    /// (`PRESENCE_TTL_MS`): a desktop whose node dies is offline on every other node this long
+    /// after, plus one check interval (at most 500 ms). The node renews every quarter of it.
+    public var presenceTTLMillis: Int64 = 5000
     /// The `wsURL` handed out when a desktop names none (derived from `PUBLIC_BASE_URL`).
     public var defaultWebSocketURL = "ws://localhost:8787/ws"
     /// The origin allowlist (`ALLOWED_ORIGINS`).

@@ -18,6 +18,12 @@ struct NodeContext: Sendable {
     let work: BackgroundWork
     /// The default `wsURL` and the allowed origins (they may follow the bound port).
     let address: PublicAddress
+    /// This node's id: the bus's instance id, which presence claims and their lease are made
+    /// under, so a `relay.desktop_status` from a node names the node holding the desktop.
+    let nodeID: String
 
     var now: Int64 { clock.nowMillis() }
+
+    /// `token` as a record keeps it: its digest, and the token too if the store writes tokens.
+    func storedToken(_ token: String) -> StoredToken { StoredToken(token, keepingClear: store.keepsTokensInClear) }
 }

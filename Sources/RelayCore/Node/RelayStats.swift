@@ -34,6 +34,9 @@ public final class RelayStats: Sendable {
     private let mobileToDesktopCounter = Counter(label: "relay_ws_messages_total", dimensions: [("direction", "mobile_to_desktop")])
     private let desktopToMobileCounter = Counter(label: "relay_ws_messages_total", dimensions: [("direction", "desktop_to_mobile")])
     private let approvalWaitTimer = Metrics.Timer(label: "relay_pair_approval_wait_seconds")
+    private let presenceFailureCounter = Counter(label: "relay_presence_store_failures_total")
+    private let leaseLapseCounter = Counter(label: "relay_presence_lease_lapses_total")
+    private let remoteDesktopLapseCounter = Counter(label: "relay_presence_remote_desktop_lapses_total")
 
     /// The three endpoints with request/success counters (label `operation`: Prometheus Operator
     /// scrapes own the `endpoint` label and would rename ours to `exported_endpoint`).
@@ -122,6 +125,17 @@ public final class RelayStats: Sendable {
     func mobileError(_ code: MobileErrorCode) {
         mobileErrorCounters[MobileErrorCode.allCases.firstIndex(of: code)!].increment()
     }
+
+    /// A presence claim, release or read the store did not answer.
+    func presenceFailure() { presenceFailureCounter.increment() }
+
+    /// This node found its own lease lapsed (other nodes may have dropped its claims) and claimed
+    /// everything it holds again.
+    func leaseLapse() { leaseLapseCounter.increment() }
+
+    /// Sessions whose desktop's node stopped renewing its lease: their phones here were told the
+    /// desktop is offline.
+    func remoteDesktopLapse(sessions: Int) { remoteDesktopLapseCounter.increment(by: sessions) }
 
     /// Counts a failed enqueue; `slowConsumer` also counts the disconnect it causes.
     public func sendFailure(slowConsumer: Bool) {

@@ -11,13 +11,15 @@ final class Pairing: NodePart, Sendable {
     let context: NodeContext
     let directory: SessionDirectory
     let router: Router
+    let presence: ClusterPresence
     /// The per-client-IP budget the six endpoints share (PROTOCOL §2.4).
     let ipLimiter = IPRateLimiter()
 
-    init(context: NodeContext, directory: SessionDirectory, router: Router) {
+    init(context: NodeContext, directory: SessionDirectory, router: Router, presence: ClusterPresence) {
         self.context = context
         self.directory = directory
         self.router = router
+        self.presence = presence
     }
 
     // MARK: Opening checks
@@ -60,15 +62,16 @@ final class Pairing: NodePart, Sendable {
 
     /// The stored record, if `desktopToken` is its desktop's: the check every desktop write repeats
     /// against what it is about to change.
-    private static func ownedRecord(_ stored: SessionRecord?, desktopToken: String) throws(APIError) -> SessionRecord {
+    private static func ownedRecord(_ stored: SessionRecord?, desktopToken: TokenDigest) throws(APIError) -> SessionRecord {
         guard let record = stored else { throw .sessionNotFound }
-        guard Identifiers.constantTimeEqual(record.desktopSessionToken, desktopToken) else { throw .invalidDesktopSessionToken }
+        guard record.desktopSessionToken.matches(desktopToken) else { throw .invalidDesktopSessionToken }
         return record
     }
 
     private func desktopSession(_ sessionID: String, token: String) async throws(APIError) -> Session {
         guard let session = try await currentSession(sessionID) else { throw .sessionNotFound }
-        let matches = session.state.withLock { Identifiers.constantTimeEqual($0.record.desktopSessionToken, token) }
+        let digest = TokenDigest(of: token)
+        let matches = session.state.withLock { $0.record.desktopSessionToken.matches(digest) }
         guard matches else { throw .invalidDesktopSessionToken }
         return session
     }
@@ -120,18 +123,29 @@ final class Pairing: NodePart, Sendable {
         let wsURL = webSocketURL(requested: request.relayWebSocketURL)
         let idle = min(max(request.idleTimeoutSeconds ?? 1800, 60), 86_400)
         let record = SessionRecord(
-            sessionID: request.sessionID, joinToken: request.joinToken, joinTokenExpiresAtMillis: joinTokenExpiry,
-            desktopSessionToken: request.desktopSessionToken, relayWebSocketURL: wsURL, idleTimeoutSeconds: idle,
+            sessionID: request.sessionID, joinToken: context.storedToken(request.joinToken), joinTokenExpiresAtMillis: joinTokenExpiry,
+            desktopSessionToken: context.storedToken(request.desktopSessionToken), relayWebSocketURL: wsURL, idleTimeoutSeconds: idle,
             createdAtMillis: now, lastActivityAtMillis: now)
 
         // Steps 10–12: the conflict rule and the replacement, atomically against the stored record
-        // (DECISIONS 4), so two nodes cannot both claim one sessionID.
-        let localSockets = directory.session(record.sessionID)?.state.withLock { !$0.closed && $0.hasLocalSockets } ?? false
+        // (DECISIONS 4), so two nodes cannot both claim one sessionID. A session is in use if a
+        // desktop, a phone or a pending join is connected on any node (the cluster's presence),
+        // or if it has trusted devices.
+        let inUseHere = directory.session(record.sessionID)?.state.withLock { s in
+            !s.closed && (s.hasLocalSockets || s.pendingJoin != nil)
+        } ?? false
+        let inUseElsewhere: Bool
+        do {
+            inUseElsewhere = try await presence.readOrThrow(record.sessionID).hasActiveParticipant
+        } catch {
+            logger.error("state store read failed", metadata: ["session": "\(Identifiers.redacted(record.sessionID))", "error": "\(error)"])
+            throw .stateStoreUnavailable
+        }
         let outcome = try await write(record.sessionID, goneReason: .replacedByNewPairStart) {
             (stored: inout SessionRecord?) throws(APIError) -> Bool in
             if let existing = stored {
-                let active = localSockets || !existing.devices.isEmpty
-                if active && !Identifiers.constantTimeEqual(existing.desktopSessionToken, record.desktopSessionToken) {
+                let active = inUseHere || inUseElsewhere || !existing.devices.isEmpty
+                if active && !existing.desktopSessionToken.matches(record.desktopSessionToken.digest) {
                     throw .sessionAlreadyActive
                 }
             }
@@ -165,6 +179,7 @@ final class Pairing: NodePart, Sendable {
         var now = try open(
             .pairJoin, schemaVersion: nil, meta: meta, .sessionID(request.sessionID), .token(request.joinToken))
         let deviceName = Self.sanitizedDeviceName(request.deviceName)
+        let joinToken = TokenDigest(of: request.joinToken)
 
         // Step 7: reserve a waiter slot before looking at the session.
         guard stats.pendingJoinWaiters.incrementIfBelow(configuration.maxPendingJoinWaiters) else { throw .pairingBackpressure }
@@ -179,7 +194,7 @@ final class Pairing: NodePart, Sendable {
             let r = s.record
             guard now < r.joinTokenExpiresAtMillis else { throw .joinTokenExpired }
             guard r.joinTokenUsedAtMillis == nil else { throw .joinTokenAlreadyUsed }
-            guard Identifiers.constantTimeEqual(r.joinToken, request.joinToken) else { throw .invalidJoinToken }
+            guard r.joinToken.matches(joinToken) else { throw .invalidJoinToken }
             guard r.devices.count < configuration.maxDevicesPerSession else {
                 throw .deviceCapReached(configuration.maxDevicesPerSession)
             }
@@ -204,8 +219,11 @@ final class Pairing: NodePart, Sendable {
             return pending
         }
 
+        // The wait is presence: while it lasts, `/pair/start` on any node refuses another desktop.
+        _ = await presence.claim(.pendingJoin, of: session.id, holderID: requestID)
         let started = monotonicNanoseconds()
         let outcome = await pending.wait(timeoutMillis: pending.expiresAtMillis - now, clock: context.clock)
+        await presence.release(.pendingJoin, of: session.id, holderID: requestID)
         stats.approvalWait(nanoseconds: monotonicNanoseconds() - started)
         reserved = false
         stats.pendingJoinWaiters.subtract(1, ordering: .relaxed)
@@ -213,6 +231,7 @@ final class Pairing: NodePart, Sendable {
         now = context.now
         let deviceID = Identifiers.deviceID()
         let token = Identifiers.deviceToken()
+        let storedToken = context.storedToken(token)
         try session.state.withLock { (s) throws(APIError) in
             if s.pendingJoin === pending { s.pendingJoin = nil }
             guard !s.closed else { throw .desktopDisconnectedDuringApproval }
@@ -230,12 +249,12 @@ final class Pairing: NodePart, Sendable {
             guard var r = stored else { throw .desktopDisconnectedDuringApproval }
             guard now < r.joinTokenExpiresAtMillis else { throw .joinTokenExpired }
             guard r.joinTokenUsedAtMillis == nil else { throw .joinTokenAlreadyUsed }
-            guard Identifiers.constantTimeEqual(r.joinToken, request.joinToken) else { throw .invalidJoinToken }
+            guard r.joinToken.matches(joinToken) else { throw .invalidJoinToken }
             guard r.devices.count < maxDevices else { throw .deviceCapReached(maxDevices) }
             r.joinTokenUsedAtMillis = now
             r.touch(now)
             r.devices[deviceID] = DeviceRecord(
-                deviceID: deviceID, currentToken: token, name: deviceName ?? "Mobile Device",
+                deviceID: deviceID, currentToken: storedToken, name: deviceName ?? "Mobile Device",
                 joinedAtMillis: now, lastSeenAtMillis: now)
             stored = r
             return r.relayWebSocketURL
@@ -295,9 +314,11 @@ final class Pairing: NodePart, Sendable {
         let expiry = try joinTokenExpiry(request.joinTokenExpiresAt, endpoint: .pairRefresh, now: now)
         // The write checks the desktop's token against the stored record it changes: one read.
         let sessionID = request.sessionID
+        let desktopToken = TokenDigest(of: request.desktopSessionToken)
+        let joinToken = context.storedToken(request.joinToken)
         let (wsURL, _) = try await write(sessionID) { (stored: inout SessionRecord?) throws(APIError) -> String in
-            var r = try Self.ownedRecord(stored, desktopToken: request.desktopSessionToken)
-            r.joinToken = request.joinToken
+            var r = try Self.ownedRecord(stored, desktopToken: desktopToken)
+            r.joinToken = joinToken
             r.joinTokenExpiresAtMillis = expiry
             r.joinTokenUsedAtMillis = nil
             r.touch(now)
@@ -317,18 +338,19 @@ final class Pairing: NodePart, Sendable {
             .pairStop, schemaVersion: request.schemaVersion, meta: meta,
             .sessionID(request.sessionID), .token(request.desktopSessionToken))
         let sessionID = request.sessionID
+        let desktopToken = TokenDigest(of: request.desktopSessionToken)
         let (stopped, _) = try await write(sessionID, goneReason: .stoppedByDesktop, whenUnavailable: {
             // The kill switch still works here and on every node that hears the bus; the desktop
             // is told to retry so the stored record goes too.
             if let session = directory.session(sessionID),
-                session.state.withLock({ Identifiers.constantTimeEqual($0.record.desktopSessionToken, request.desktopSessionToken) })
+                session.state.withLock({ $0.record.desktopSessionToken.matches(desktopToken) })
             {
                 directory.closeSession(session, reason: .stoppedByDesktop)
                 router.broadcastDisconnect(sessionID, reason: .stoppedByDesktop)
             }
         }) { (stored: inout SessionRecord?) throws(APIError) -> Bool in
             guard stored != nil else { return false }
-            _ = try Self.ownedRecord(stored, desktopToken: request.desktopSessionToken)
+            _ = try Self.ownedRecord(stored, desktopToken: desktopToken)
             stored = nil
             return true
         }
@@ -347,9 +369,12 @@ final class Pairing: NodePart, Sendable {
             .devicesList, schemaVersion: request.schemaVersion, meta: meta,
             .sessionID(request.sessionID), .token(request.desktopSessionToken))
         let session = try await desktopSession(request.sessionID, token: request.desktopSessionToken)
+        // `connected`: a socket of the device on any node (this node's own count if the store
+        // cannot say).
+        let elsewhere = await presence.read(session.id)?.connectedDevices ?? []
         let devices: [JSONValue] = session.state.withLock { s in
             s.touch(now)
-            let connected = Set(s.mobiles.values.map(\.deviceID))
+            let connected = Set(s.mobiles.values.map(\.deviceID)).union(elsewhere)
             return s.record.devices.values
                 .map { d in
                     (Timestamp.format(millis: d.joinedAtMillis), JSONValue.object([
@@ -375,14 +400,20 @@ final class Pairing: NodePart, Sendable {
         // Adopting the stored record closes the device's socket here; the targeted envelope closes
         // it on nodes that hold one, and the session refresh updates every other copy.
         let sessionID = request.sessionID
+        let desktopToken = TokenDigest(of: request.desktopSessionToken)
         let (_, session) = try await write(sessionID) { (stored: inout SessionRecord?) throws(APIError) in
-            var r = try Self.ownedRecord(stored, desktopToken: request.desktopSessionToken)
+            var r = try Self.ownedRecord(stored, desktopToken: desktopToken)
             guard r.devices.removeValue(forKey: request.deviceID) != nil else { throw .deviceNotFound }
             r.touch(now)
             stored = r
         }
         router.publish(.mobile, sessionID: sessionID, payload: ServerMessage.disconnect(.deviceRevoked), targetDeviceID: request.deviceID)
-        let count = session?.state.withLock { $0.mobiles.count } ?? 0
+        // The devices connected anywhere but the revoked one, whose sockets are closing.
+        var count = session?.state.withLock { s in s.mobiles.values.filter { $0.deviceID != request.deviceID }.count } ?? 0
+        if var connected = await presence.read(sessionID)?.connectedDevices {
+            connected.remove(request.deviceID)
+            count = connected.count
+        }
         router.publish(.desktop, sessionID: sessionID, payload: ServerMessage.deviceCount(sessionID: sessionID, connectedDeviceCount: count))
         router.publishSessionRefresh(sessionID)
         return Self.body(["accepted": .bool(true), "sessionID": .string(sessionID), "deviceID": .string(request.deviceID)])

@@ -12,12 +12,14 @@ final class BusInbox: NodePart, Sendable {
     let directory: SessionDirectory
     let router: Router
     let pairing: Pairing
+    let presence: ClusterPresence
 
-    init(context: NodeContext, directory: SessionDirectory, router: Router, pairing: Pairing) {
+    init(context: NodeContext, directory: SessionDirectory, router: Router, pairing: Pairing, presence: ClusterPresence) {
         self.context = context
         self.directory = directory
         self.router = router
         self.pairing = pairing
+        self.presence = presence
     }
 
     /// One envelope from another node, on the bus's delivery thread: nothing here blocks.
@@ -69,7 +71,10 @@ final class BusInbox: NodePart, Sendable {
                 case .string(bus.instanceID)? = fields["requestingInstanceID"],
                 case .bool(let connected)? = fields["desktopConnected"]
             else { return }
-            session.state.withLock { $0.remoteDesktopPresent = connected }
+            let source = envelope.sourceInstanceID
+            session.state.withLock { s in
+                if connected { s.remoteDesktopNode = source } else if s.remoteDesktopNode == source { s.remoteDesktopNode = nil }
+            }
         }
     }
 
@@ -85,7 +90,15 @@ final class BusInbox: NodePart, Sendable {
         let recipients: [any RelayConnection] = session.state.withLock { s in
             s.touch(now)
             if envelope.target == .desktop { return s.desktop.map { [$0] } ?? [] }
-            if let connected = scan.desktopConnected { s.remoteDesktopPresent = connected }
+            if let connected = scan.desktopConnected {
+                // A node says where the desktop is; a late "gone" from a node the desktop left
+                // does not undo the newer node's "here".
+                if connected {
+                    s.remoteDesktopNode = envelope.sourceInstanceID
+                } else if s.remoteDesktopNode == envelope.sourceInstanceID {
+                    s.remoteDesktopNode = nil
+                }
+            }
             return s.mobileConnections
         }
         for connection in recipients { router.deliver(payload, to: connection) }
@@ -109,8 +122,8 @@ extension BusInbox {
             logger.warning("cluster bus disconnected; remote desktops marked offline")
             for session in directory.allSessions {
                 let mobiles: [any RelayConnection] = session.state.withLock { s in
-                    guard !s.closed, s.desktop == nil, s.remoteDesktopPresent else { return [] }
-                    s.remoteDesktopPresent = false
+                    guard !s.closed, s.desktop == nil, s.remoteDesktopNode != nil else { return [] }
+                    s.remoteDesktopNode = nil
                     return s.mobileConnections
                 }
                 let status = ServerMessage.desktopStatus(sessionID: session.id, desktopConnected: false)
@@ -131,15 +144,24 @@ extension BusInbox {
             if hasDesktop {
                 // Phones on other nodes may have missed frames: a desktop_status tells them to resync.
                 router.publish(.mobile, sessionID: session.id, payload: ServerMessage.desktopStatus(sessionID: session.id, desktopConnected: true))
+            } else if let live = await presence.read(session.id) {
+                // The cluster's presence says where the desktop is now.
+                let own = context.nodeID
+                session.state.withLock { s in
+                    if let node = live.desktopNode, node != own { s.remoteDesktopNode = node }
+                }
             } else {
                 router.publishPresenceProbe(session.id)
             }
         }
-        // Probe answers set the presence flag; phones whose desktop answered hear that it is back.
-        try? await Task.sleep(for: .milliseconds(300))
+        if !presence.isClustered {
+            // Probe answers set the presence flag; give them a moment.
+            try? await Task.sleep(for: .milliseconds(300))
+        }
+        // Phones whose desktop is connected elsewhere hear that it is back.
         for session in held {
             let mobiles: [any RelayConnection] = session.state.withLock { s in
-                !s.closed && s.desktop == nil && s.remoteDesktopPresent ? s.mobileConnections : []
+                !s.closed && s.desktop == nil && s.remoteDesktopNode != nil ? s.mobileConnections : []
             }
             let status = ServerMessage.desktopStatus(sessionID: session.id, desktopConnected: true)
             for mobile in mobiles { router.deliver(status, to: mobile) }

@@ -7,7 +7,7 @@ public struct DeviceRecord: Sendable, Equatable {
     /// The relay-assigned device id (PROTOCOL §1).
     public var deviceID: String
     /// The token the device's next socket auth presents; replaced at every successful auth.
-    public var currentToken: String
+    public var currentToken: StoredToken
     /// Tokens the last rotations replaced, still accepted until their expiry (`TOKEN_ROTATION_GRACE_MS`).
     public var retiredTokens: [RetiredToken]
     /// The name shown to the desktop: the `/pair/join` `deviceName`, or "Mobile Device".
@@ -19,7 +19,7 @@ public struct DeviceRecord: Sendable, Equatable {
 
     /// A device record with every field given; a newly paired device has no retired tokens.
     public init(
-        deviceID: String, currentToken: String, retiredTokens: [RetiredToken] = [], name: String,
+        deviceID: String, currentToken: StoredToken, retiredTokens: [RetiredToken] = [], name: String,
         joinedAtMillis: Int64, lastSeenAtMillis: Int64
     ) {
         self.deviceID = deviceID
@@ -30,10 +30,11 @@ public struct DeviceRecord: Sendable, Equatable {
         self.lastSeenAtMillis = lastSeenAtMillis
     }
 
-    /// Whether `token` authenticates this device at `now`: the current token, or a retired one not yet expired.
-    public func accepts(_ token: String, now: Int64) -> Bool {
-        if Identifiers.constantTimeEqual(currentToken, token) { return true }
-        return retiredTokens.contains { $0.expiresAtMillis > now && Identifiers.constantTimeEqual($0.token, token) }
+    /// Whether the token with `digest` authenticates this device at `now`: the current token, or a
+    /// retired one not yet expired.
+    public func accepts(_ digest: TokenDigest, now: Int64) -> Bool {
+        if currentToken.matches(digest) { return true }
+        return retiredTokens.contains { $0.expiresAtMillis > now && $0.token.matches(digest) }
     }
 
     /// Drops retired tokens that have expired; returns true if any were dropped.

@@ -12,13 +12,15 @@ import Synchronization
 final class SessionDirectory: NodePart, Sendable {
     let context: NodeContext
     let router: Router
+    let presence: ClusterPresence
     let registry = SessionRegistry()
     private let reloadGate = ReloadGate()
     private let tokenReloadFallback = Mutex<Int64?>(nil)
 
-    init(context: NodeContext, router: Router) {
+    init(context: NodeContext, router: Router, presence: ClusterPresence) {
         self.context = context
         self.router = router
+        self.presence = presence
     }
 
     func session(_ id: String) -> Session? { registry.session(id) }
@@ -34,11 +36,11 @@ final class SessionDirectory: NodePart, Sendable {
 
     // MARK: Tokens
 
-    /// Who `token` belongs to: this node's index first, then the cluster's.
-    func owner(ofToken token: String) async -> TokenOwner? {
-        if let owner = registry.owner(ofToken: token, now: context.now) { return owner }
+    /// Who the token with `digest` belongs to: this node's index first, then the cluster's.
+    func owner(ofToken digest: TokenDigest) async -> TokenOwner? {
+        if let owner = registry.owner(ofToken: digest, now: context.now) { return owner }
         guard context.store.isShared else { return nil }
-        return await storedOwner(ofToken: token)
+        return await storedOwner(ofToken: digest)
     }
 
     /// A token this node does not hold, looked up in the cluster (PROTOCOL §6.2's forced reload,
@@ -46,11 +48,11 @@ final class SessionDirectory: NodePart, Sendable {
     /// the index does not know may still come from a node that writes no index; for that, a full
     /// reload runs at most once per `tokenReloadFallbackIntervalMillis`, so unknown tokens cannot
     /// make a node re-read every session.
-    private func storedOwner(ofToken token: String) async -> TokenOwner? {
+    private func storedOwner(ofToken digest: TokenDigest) async -> TokenOwner? {
         do {
-            if let sessionID = try await context.store.sessionID(forToken: token) {
+            if let sessionID = try await context.store.sessionID(forToken: digest) {
                 try await reloadSession(sessionID)
-                return registry.owner(ofToken: token, now: context.now)
+                return registry.owner(ofToken: digest, now: context.now)
             }
             let now = context.now
             let interval = context.configuration.tokenReloadFallbackIntervalMillis
@@ -61,7 +63,7 @@ final class SessionDirectory: NodePart, Sendable {
             }
             guard due else { return nil }
             try await reloadAll()
-            return registry.owner(ofToken: token, now: context.now)
+            return registry.owner(ofToken: digest, now: context.now)
         } catch {
             logger.warning("state store read failed", metadata: ["error": "\(error)"])
             return nil
@@ -224,8 +226,9 @@ final class SessionDirectory: NodePart, Sendable {
     /// if it was already closed.
     @discardableResult
     func closeSession(_ session: Session, reason: DisconnectReason) -> UInt64? {
-        let closed: (sockets: [any RelayConnection], pending: PendingJoin?, version: UInt64)? = session.state.withLock { s in
+        let closed: (sockets: [any RelayConnection], pending: PendingJoin?, version: UInt64, claims: [(slot: PresenceSlot, holderID: String)])? = session.state.withLock { s in
             guard !s.closed else { return nil }
+            let claims = s.localClaims
             s.closed = true
             let sockets = (s.desktop.map { [$0] } ?? []) + s.mobileConnections
             s.desktop = nil
@@ -235,9 +238,16 @@ final class SessionDirectory: NodePart, Sendable {
             s.pendingJoin = nil
             s.version += 1
             registry.remove(session, record: s.record)
-            return (sockets, pending, s.version)
+            return (sockets, pending, s.version, claims)
         }
         guard let closed else { return nil }
+        if presence.isClustered && !closed.claims.isEmpty {
+            // The sockets are gone: their claims must not keep a new incarnation "active".
+            let presence = self.presence, sessionID = session.id, claims = closed.claims
+            context.work.submit {
+                for claim in claims { await presence.release(claim.slot, of: sessionID, holderID: claim.holderID) }
+            }
+        }
         closed.pending?.resolve(.desktopGone)
         for socket in closed.sockets {
             context.stats.disconnect(reason)
@@ -249,7 +259,8 @@ final class SessionDirectory: NodePart, Sendable {
     }
 
     /// Removes a device from the local copy: its tokens, buckets and socket; tells the local desktop
-    /// the new count. Returns that count, or nil if the device was unknown here.
+    /// the new count (in a cluster, once the device's claims here are released). Returns the local
+    /// count, or nil if the device was unknown here.
     @discardableResult
     func revokeDeviceLocally(_ session: Session, deviceID: String, now: Int64) -> Int? {
         let result: (sockets: [any RelayConnection], desktop: (any RelayConnection)?, count: Int)? = session.state.withLock { s in
@@ -266,7 +277,21 @@ final class SessionDirectory: NodePart, Sendable {
             context.stats.disconnect(.deviceRevoked)
             socket.terminate(.deviceRevoked)
         }
-        if let desktop = result.desktop {
+        if presence.isClustered {
+            let presence = self.presence, router = self.router, sessionID = session.id
+            let holders = result.sockets.map(\.connectionID), localCount = result.count
+            context.work.submit {
+                var live: SessionPresence?
+                for holder in holders { live = await presence.release(.device(deviceID), of: sessionID, holderID: holder) }
+                if live == nil { live = await presence.read(sessionID) }
+                var devices = live?.connectedDevices
+                devices?.remove(deviceID)
+                let desktop = session.state.withLock { $0.desktop }
+                guard let desktop else { return }
+                let count = devices?.count ?? localCount
+                router.deliver(ServerMessage.deviceCount(sessionID: sessionID, connectedDeviceCount: count), to: desktop, countFailure: false)
+            }
+        } else if let desktop = result.desktop {
             router.deliver(
                 ServerMessage.deviceCount(sessionID: session.id, connectedDeviceCount: result.count), to: desktop, countFailure: false)
         }

@@ -8,7 +8,7 @@ public struct SessionRecord: Sendable, Equatable {
     /// The desktop-chosen session id.
     public var sessionID: String
     /// The token a phone presents to `/pair/join`; redeemable once.
-    public var joinToken: String
+    public var joinToken: StoredToken
     /// When the join token stops being accepted, in milliseconds since the Unix epoch (at most
     /// `MAX_JOIN_TOKEN_TTL_MS` after it was set). Its expiry does not end the session.
     public var joinTokenExpiresAtMillis: Int64
@@ -16,7 +16,7 @@ public struct SessionRecord: Sendable, Equatable {
     /// unused (`/pair/refresh` sets a new, unused one).
     public var joinTokenUsedAtMillis: Int64?
     /// The desktop's token: authenticates its socket and its management requests; never rotates.
-    public var desktopSessionToken: String
+    public var desktopSessionToken: StoredToken
     /// The `wsURL` handed to the desktop and to its phones.
     public var relayWebSocketURL: String
     /// Seconds without activity after which a session with no sockets and no trusted device is
@@ -33,8 +33,8 @@ public struct SessionRecord: Sendable, Equatable {
 
     /// A record with every field given; a new session has an unused join token and no devices.
     public init(
-        sessionID: String, joinToken: String, joinTokenExpiresAtMillis: Int64, joinTokenUsedAtMillis: Int64? = nil,
-        desktopSessionToken: String, relayWebSocketURL: String, idleTimeoutSeconds: UInt64, createdAtMillis: Int64,
+        sessionID: String, joinToken: StoredToken, joinTokenExpiresAtMillis: Int64, joinTokenUsedAtMillis: Int64? = nil,
+        desktopSessionToken: StoredToken, relayWebSocketURL: String, idleTimeoutSeconds: UInt64, createdAtMillis: Int64,
         lastActivityAtMillis: Int64, devices: [String: DeviceRecord] = [:]
     ) {
         self.sessionID = sessionID
@@ -51,15 +51,22 @@ public struct SessionRecord: Sendable, Equatable {
 }
 
 extension SessionRecord {
-    /// Every token that can authenticate a socket of this session: the desktop's, then each
-    /// device's current and retired tokens (those still in their grace period or not).
-    public var authTokens: [String] {
-        var tokens = [desktopSessionToken]
+    /// The digests of every token that can authenticate a socket of this session: the desktop's,
+    /// then each device's current and retired tokens (those still in their grace period or not).
+    public var authTokenDigests: [TokenDigest] {
+        var digests = [desktopSessionToken.digest]
         for device in devices.values {
-            tokens.append(device.currentToken)
-            tokens.append(contentsOf: device.retiredTokens.map(\.token))
+            digests.append(device.currentToken.digest)
+            digests.append(contentsOf: device.retiredTokens.map(\.token.digest))
         }
-        return tokens
+        return digests
+    }
+
+    /// Whether every token of the record is known in clear, so it can be written in the reference
+    /// layout (`REDIS_TOKEN_STORAGE=plain`).
+    public var knowsEveryTokenInClear: Bool {
+        joinToken.clear != nil && desktopSessionToken.clear != nil
+            && devices.values.allSatisfy { d in d.currentToken.clear != nil && d.retiredTokens.allSatisfy { $0.token.clear != nil } }
     }
 
     /// Records activity at `now`; activity never moves back.
@@ -80,6 +87,6 @@ extension SessionRecord {
     /// The same session rather than a new one with the same id (a `/pair/start` replacement).
     func isSameIncarnation(as other: SessionRecord) -> Bool {
         createdAtMillis == other.createdAtMillis
-            && Identifiers.constantTimeEqual(desktopSessionToken, other.desktopSessionToken)
+            && desktopSessionToken.matches(other.desktopSessionToken.digest)
     }
 }

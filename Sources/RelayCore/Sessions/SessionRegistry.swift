@@ -4,7 +4,8 @@ import Synchronization
 
 /// Sessions by id, in shards so that finding one session (a bus frame, an HTTP request) never
 /// takes a lock every session shares, and the two token indexes (PROTOCOL §1: desktop-token index
-/// first, then the device-token index), which only auth, adoption and sweeping use.
+/// first, then the device-token index), which only auth, adoption and sweeping use. The indexes
+/// are keyed by token digest, as the store is: a node holds no token it did not just issue.
 ///
 /// Lock order: a session's lock, then a shard's, then the token indexes'; never the reverse.
 /// The indexes are hints: whoever finds a token re-checks it under the session's lock.
@@ -17,8 +18,8 @@ final class SessionRegistry: Sendable {
     }
 
     struct TokenIndexes {
-        var desktopTokens: [String: String] = [:]
-        var deviceTokens: [String: DeviceTokenEntry] = [:]
+        var desktopTokens: [TokenDigest: String] = [:]
+        var deviceTokens: [TokenDigest: DeviceTokenEntry] = [:]
     }
 
     private let sessions = LockShards<[String: Session]>(count: 64) { [:] }
@@ -69,10 +70,10 @@ final class SessionRegistry: Sendable {
         }
     }
 
-    func owner(ofToken token: String, now: Int64) -> TokenOwner? {
+    func owner(ofToken digest: TokenDigest, now: Int64) -> TokenOwner? {
         let found: (sessionID: String, deviceID: String?)? = tokens.withLock { ix in
-            if let sid = ix.desktopTokens[token] { return (sid, nil) }
-            if let entry = ix.deviceTokens[token], entry.expiresAtMillis.map({ $0 > now }) ?? true {
+            if let sid = ix.desktopTokens[digest] { return (sid, nil) }
+            if let entry = ix.deviceTokens[digest], entry.expiresAtMillis.map({ $0 > now }) ?? true {
                 return (entry.sessionID, entry.deviceID)
             }
             return nil
@@ -84,11 +85,12 @@ final class SessionRegistry: Sendable {
 
     /// Indexes every token of `record` (current device tokens, unexpired retired ones, the desktop token).
     static func index(_ record: SessionRecord, into ix: inout TokenIndexes, now: Int64) {
-        ix.desktopTokens[record.desktopSessionToken] = record.sessionID
+        ix.desktopTokens[record.desktopSessionToken.digest] = record.sessionID
         for device in record.devices.values {
-            ix.deviceTokens[device.currentToken] = .init(sessionID: record.sessionID, deviceID: device.deviceID, expiresAtMillis: nil)
+            ix.deviceTokens[device.currentToken.digest] = .init(
+                sessionID: record.sessionID, deviceID: device.deviceID, expiresAtMillis: nil)
             for retired in device.retiredTokens where retired.expiresAtMillis > now {
-                ix.deviceTokens[retired.token] = .init(
+                ix.deviceTokens[retired.token.digest] = .init(
                     sessionID: record.sessionID, deviceID: device.deviceID, expiresAtMillis: retired.expiresAtMillis)
             }
         }
@@ -96,20 +98,21 @@ final class SessionRegistry: Sendable {
 
     /// Removes every token of `record` that still points at this session.
     static func unindex(_ record: SessionRecord, from ix: inout TokenIndexes) {
-        if ix.desktopTokens[record.desktopSessionToken] == record.sessionID {
-            ix.desktopTokens[record.desktopSessionToken] = nil
+        if ix.desktopTokens[record.desktopSessionToken.digest] == record.sessionID {
+            ix.desktopTokens[record.desktopSessionToken.digest] = nil
         }
         for device in record.devices.values {
-            removeDeviceTokens([device.currentToken] + device.retiredTokens.map(\.token), sessionID: record.sessionID, from: &ix)
+            removeDeviceTokens(
+                [device.currentToken.digest] + device.retiredTokens.map(\.token.digest), sessionID: record.sessionID, from: &ix)
         }
     }
 
     /// Removes `tokens` where they still point at `sessionID`.
-    func removeDeviceTokens(_ tokens: [String], sessionID: String) {
+    func removeDeviceTokens(_ tokens: [TokenDigest], sessionID: String) {
         self.tokens.withLock { Self.removeDeviceTokens(tokens, sessionID: sessionID, from: &$0) }
     }
 
-    static func removeDeviceTokens(_ tokens: [String], sessionID: String, from ix: inout TokenIndexes) {
+    static func removeDeviceTokens(_ tokens: [TokenDigest], sessionID: String, from ix: inout TokenIndexes) {
         for token in tokens where ix.deviceTokens[token]?.sessionID == sessionID {
             ix.deviceTokens[token] = nil
         }

@@ -9,8 +9,10 @@ struct SessionState {
     var version: UInt64
     var closed = false
     var desktop: (any RelayConnection)?
-    /// Set by `relay.desktop_status` and probe responses from other nodes.
-    var remoteDesktopPresent = false
+    /// The node holding the desktop socket when it is another node: from the cluster's presence at
+    /// a phone's auth, `relay.desktop_status` from other nodes and probe answers. Cleared when that
+    /// node says the desktop left, when its lease lapses and when the bus goes.
+    var remoteDesktopNode: String?
     var mobiles: [String: MobileSocket] = [:]
     /// The same sockets as `mobiles`, kept as an array so a desktop frame's fan-out copies nothing.
     var mobileConnections: [any RelayConnection] = []
@@ -19,8 +21,17 @@ struct SessionState {
     var snapshotBuckets: [String: RateWindow] = [:]
     var pendingJoin: PendingJoin?
 
-    var desktopConnected: Bool { desktop != nil || remoteDesktopPresent }
+    var desktopConnected: Bool { desktop != nil || remoteDesktopNode != nil }
     var hasLocalSockets: Bool { desktop != nil || !mobiles.isEmpty }
+
+    /// The presence claims this node makes for the session: its sockets and its pending join.
+    var localClaims: [(slot: PresenceSlot, holderID: String)] {
+        var claims: [(slot: PresenceSlot, holderID: String)] = []
+        if let desktop { claims.append((.desktop, desktop.connectionID)) }
+        for socket in mobiles.values { claims.append((.device(socket.deviceID), socket.connection.connectionID)) }
+        if let pendingJoin { claims.append((.pendingJoin, pendingJoin.requestID)) }
+        return claims
+    }
 
     mutating func touch(_ now: Int64) { record.touch(now) }
 
@@ -36,11 +47,11 @@ struct SessionState {
         return removed
     }
 
-    /// Forgets a trusted device and its buckets; returns its tokens for the index.
-    mutating func removeDevice(_ deviceID: String) -> [String] {
+    /// Forgets a trusted device and its buckets; returns its token digests for the index.
+    mutating func removeDevice(_ deviceID: String) -> [TokenDigest] {
         deviceCommandBuckets[deviceID] = nil
         snapshotBuckets[deviceID] = nil
         guard let device = record.devices.removeValue(forKey: deviceID) else { return [] }
-        return [device.currentToken] + device.retiredTokens.map(\.token)
+        return [device.currentToken.digest] + device.retiredTokens.map(\.token.digest)
     }
 }

@@ -10,6 +10,10 @@
 public protocol StateStore: Sendable {
     /// True when records outlive this process (reported as `redisPersistenceEnabled`).
     var isShared: Bool { get }
+    /// True when the store writes tokens themselves (the reference layout, for a cluster mixed with
+    /// reference relays): the core then keeps the tokens it learns in clear beside their digests.
+    /// Otherwise records hold digests only.
+    var keepsTokensInClear: Bool { get }
     /// Every stored record with its version (startup restore, forced reload).
     func loadAll() async throws -> [(record: SessionRecord, version: UInt64)]
     /// One session as stored.
@@ -24,8 +28,24 @@ public protocol StateStore: Sendable {
     /// Extends the expiry of sessions this node holds sockets for (DECISIONS 5); a store without
     /// expiry does nothing.
     func keepAlive(_ records: [SessionRecord]) async throws
-    /// The session whose stored record holds `token` (desktop, device or retired device token),
-    /// from the store's token index: one lookup, whatever the number of sessions. nil when the
-    /// index has no entry: the token is unknown, or a node that writes no index stored it.
-    func sessionID(forToken token: String) async throws -> String?
+    /// The session whose stored record holds the token with `digest` (desktop, device or retired
+    /// device token), from the store's token index: one lookup, whatever the number of sessions.
+    /// nil when the index has no entry: the token is unknown, or a node that writes no index
+    /// stored it.
+    func sessionID(forToken digest: TokenDigest) async throws -> String?
+
+    // MARK: Presence (cluster state with a lease)
+
+    /// Claims `slot` of the session for `holder` and returns the session's live presence after the
+    /// claim. The claim lives while `holder.nodeID`'s lease does (``renewLease(nodeID:ttlMillis:)``).
+    func claim(_ slot: PresenceSlot, sessionID: String, holder: PresenceHolder) async throws -> SessionPresence
+    /// Releases `slot` if `holder` still holds it; returns the live presence after the release.
+    func release(_ slot: PresenceSlot, sessionID: String, holder: PresenceHolder) async throws -> SessionPresence
+    /// The session's live presence.
+    func presence(sessionID: String) async throws -> SessionPresence
+    /// Extends this node's lease to `ttlMillis` from now; false when there was no lease to extend
+    /// (the first renewal, or the lease lapsed and other nodes may have dropped its claims).
+    func renewLease(nodeID: String, ttlMillis: Int64) async throws -> Bool
+    /// Which of `nodeIDs` hold a live lease.
+    func liveNodes(_ nodeIDs: Set<String>) async throws -> Set<String>
 }

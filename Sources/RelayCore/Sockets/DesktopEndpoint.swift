@@ -49,7 +49,6 @@ final class DesktopEndpoint: SocketEndpoint {
             // DECISIONS 2: only clear the slot if it still belongs to this socket.
             guard s.desktop === connection else { return nil }
             s.desktop = nil
-            s.remoteDesktopPresent = false
             s.touch(now)
             let pending = s.pendingJoin
             s.pendingJoin = nil
@@ -61,7 +60,11 @@ final class DesktopEndpoint: SocketEndpoint {
         for mobile in cleared.mobiles { admission.router.deliver(status, to: mobile) }
         admission.router.publish(.mobile, sessionID: session.id, payload: status)
         admission.router.updateSubscription(session)
-        let directory = admission.directory, session = self.session
-        admission.context.work.submit { await directory.touchStored(session) }
+        let directory = admission.directory, presence = admission.presence, session = self.session
+        let holderID = connection.connectionID
+        admission.context.work.submit {
+            await presence.release(.desktop, of: session.id, holderID: holderID)
+            await directory.touchStored(session)
+        }
     }
 }

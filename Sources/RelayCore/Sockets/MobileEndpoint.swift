@@ -105,9 +105,25 @@ final class MobileEndpoint: SocketEndpoint {
         }
         admission.releaseAdmission()
         guard let removed else { return }
-        let count = ServerMessage.deviceCount(sessionID: session.id, connectedDeviceCount: removed.count)
-        if let desktop = removed.desktop { admission.router.deliver(count, to: desktop, countFailure: false) }
-        admission.router.publish(.desktop, sessionID: session.id, payload: count)
         admission.router.updateSubscription(session)
+        let router = admission.router, session = self.session
+        guard admission.presence.isClustered else {
+            Self.announce(count: removed.count, session: session, desktop: removed.desktop, router: router)
+            return
+        }
+        // In a cluster the count is the devices connected anywhere, once this socket's claim is gone.
+        let presence = admission.presence, deviceID = self.deviceID, localCount = removed.count
+        admission.context.work.submit {
+            let live = await presence.release(.device(deviceID), of: session.id, holderID: connectionID)
+            let desktop = session.state.withLock { $0.desktop }
+            Self.announce(count: live?.connectedDeviceCount ?? localCount, session: session, desktop: desktop, router: router)
+        }
+    }
+
+    /// `relay.device_count` to the desktop, here and on whichever node holds it.
+    private static func announce(count: Int, session: Session, desktop: (any RelayConnection)?, router: Router) {
+        let frame = ServerMessage.deviceCount(sessionID: session.id, connectedDeviceCount: count)
+        if let desktop { router.deliver(frame, to: desktop, countFailure: false) }
+        router.publish(.desktop, sessionID: session.id, payload: frame)
     }
 }

@@ -12,15 +12,17 @@ final class SocketAdmission: NodePart, Sendable {
     let directory: SessionDirectory
     let router: Router
     let pairing: Pairing
+    let presence: ClusterPresence
     /// The per-client-IP budget for wrong credentials (`MAX_WS_AUTH_FAILURES_PER_MINUTE`).
     let authFailureLimiter = IPRateLimiter()
     let validationLimits: MobileValidationLimits
 
-    init(context: NodeContext, directory: SessionDirectory, router: Router, pairing: Pairing) {
+    init(context: NodeContext, directory: SessionDirectory, router: Router, pairing: Pairing, presence: ClusterPresence) {
         self.context = context
         self.directory = directory
         self.router = router
         self.pairing = pairing
+        self.presence = presence
         self.validationLimits = MobileValidationLimits(maxCommandTextBytes: context.configuration.maxRemoteCommandTextBytes)
     }
 
@@ -56,13 +58,15 @@ final class SocketAdmission: NodePart, Sendable {
 
     private func authenticateUnlogged(token: String, peer: SocketPeer, connection: any RelayConnection) async -> AuthOutcome {
         guard Identifiers.isOpaqueToken(token, minLength: 22) else { return .rejected(.invalidAuthPayload) }
-        let owner = await directory.owner(ofToken: token)
+        // The token is digested once; every lookup and comparison from here on uses the digest.
+        let digest = TokenDigest(of: token)
+        let owner = await directory.owner(ofToken: digest)
         guard let owner else { return .rejected(.tokenNotFound) }
         switch owner {
         case .desktop(let session):
-            return await authenticateDesktop(session, token: token, connection: connection)
+            return await authenticateDesktop(session, token: digest, connection: connection)
         case .device(let session, let deviceID):
-            return await authenticateMobile(session, deviceID: deviceID, token: token, peer: peer, connection: connection)
+            return await authenticateMobile(session, deviceID: deviceID, token: digest, peer: peer, connection: connection)
         }
     }
 
@@ -79,7 +83,7 @@ final class SocketAdmission: NodePart, Sendable {
 
     // MARK: Desktop
 
-    private func authenticateDesktop(_ found: Session, token: String, connection: any RelayConnection) async -> AuthOutcome {
+    private func authenticateDesktop(_ found: Session, token: TokenDigest, connection: any RelayConnection) async -> AuthOutcome {
         // Check the token against the stored record: a stopped or replaced session never
         // authenticates again (DECISIONS 3). During a store outage the local copy decides, so held
         // sessions keep working (DECISIONS 6).
@@ -95,18 +99,24 @@ final class SocketAdmission: NodePart, Sendable {
         let replacing = session.state.withLock { $0.desktop != nil }
         guard admit(replacing: replacing) else { return .rejected(.relayOverCapacity) }
         await router.subscribeAhead(session)
+        // In a cluster the desktop claims its presence first: the claim answers with the devices
+        // connected anywhere, which is what `auth_ok` counts.
+        let live = await presence.claim(.desktop, of: session.id, holderID: connection.connectionID)
         let now = context.now
         let installed: (old: (any RelayConnection)?, mobiles: [any RelayConnection])? = session.state.withLock { s in
-            guard !s.closed, Identifiers.constantTimeEqual(s.record.desktopSessionToken, token) else { return nil }
+            guard !s.closed, s.record.desktopSessionToken.matches(token) else { return nil }
             let old = s.desktop
             s.desktop = connection
+            s.remoteDesktopNode = nil
             s.touch(now)
-            _ = connection.send(ServerMessage.desktopAuthOK(sessionID: session.id, connectedDeviceCount: s.mobiles.count))
+            let count = live?.connectedDeviceCount ?? s.mobiles.count
+            _ = connection.send(ServerMessage.desktopAuthOK(sessionID: session.id, connectedDeviceCount: count))
             return (old, s.mobileConnections)
         }
         guard let installed else {
             releaseAdmission()
             router.updateSubscription(session)
+            if live != nil { await presence.release(.desktop, of: session.id, holderID: connection.connectionID) }
             return .rejected(.desktopSessionMissing)
         }
         if let old = installed.old {
@@ -124,7 +134,7 @@ final class SocketAdmission: NodePart, Sendable {
     // MARK: Mobile
 
     private func authenticateMobile(
-        _ session: Session, deviceID: String, token: String, peer: SocketPeer, connection: any RelayConnection
+        _ session: Session, deviceID: String, token: TokenDigest, peer: SocketPeer, connection: any RelayConnection
     ) async -> AuthOutcome {
         let replacing = session.state.withLock { s in s.mobiles.values.contains { $0.deviceID == deviceID } }
         guard admit(replacing: replacing) else { return .rejected(.relayOverCapacity) }
@@ -138,11 +148,32 @@ final class SocketAdmission: NodePart, Sendable {
         }
         guard !capReached else { return .rejected(.deviceCapReached) }
 
+        // In a cluster the cap counts the devices connected anywhere: the device claims its
+        // presence, and the claim's answer says how many others are connected. Claimed before
+        // the rotation, so a refusal here leaves the device's token as it was.
+        let holderID = connection.connectionID
+        var live: SessionPresence?
+        if presence.isClustered {
+            live = await presence.claim(.device(deviceID), of: session.id, holderID: holderID)
+            if let others = live?.connectedDevices.subtracting([deviceID]), others.count >= configuration.maxDevicesPerSession {
+                await presence.release(.device(deviceID), of: session.id, holderID: holderID)
+                return .rejected(.deviceCapReached)
+            }
+        }
+        var claimed = live != nil
+        defer {
+            if claimed {
+                let presence = self.presence, sessionID = session.id
+                context.work.submit { await presence.release(.device(deviceID), of: sessionID, holderID: holderID) }
+            }
+        }
+
         // Rotation is a compare-and-save on the stored record (DECISIONS 4): the token is checked
         // against what the cluster holds, so a device revoked anywhere cannot come back here, and
         // two nodes cannot both rotate one token.
         let now = context.now
         let newToken = Identifiers.deviceToken()
+        let newStoredToken = context.storedToken(newToken)
         let grace = configuration.tokenRotationGraceMillis
         do {
             try await directory.updateStored(session.id) { (stored: inout SessionRecord?) throws(AuthFailureReason) in
@@ -153,7 +184,7 @@ final class SocketAdmission: NodePart, Sendable {
                 device.pruneRetired(now: now)
                 device.retiredTokens.removeAll { $0.token == oldCurrent }
                 if grace > 0 { device.retiredTokens.append(RetiredToken(token: oldCurrent, expiresAtMillis: now + grace)) }
-                device.currentToken = newToken
+                device.currentToken = newStoredToken
                 device.lastSeenAtMillis = now
                 r.devices[deviceID] = device
                 r.touch(now)
@@ -170,7 +201,19 @@ final class SocketAdmission: NodePart, Sendable {
         }
 
         await router.subscribeAhead(session)
-        let desktopConnected = await resolveDesktopPresence(session)
+        let desktopConnected: Bool
+        if presence.isClustered {
+            // The claim said where the desktop is: a node other than this one is watched from now on.
+            let own = context.nodeID
+            desktopConnected = session.state.withLock { s in
+                if s.desktop != nil { return true }
+                guard let node = live?.desktopNode, node != own else { return false }
+                s.remoteDesktopNode = node
+                return true
+            }
+        } else {
+            desktopConnected = await resolveDesktopPresence(session)
+        }
         let mobile = MobileEndpoint(admission: self, session: session, deviceID: deviceID, connection: connection)
         enum Registration {
             case registered(desktop: (any RelayConnection)?, count: Int)
@@ -186,10 +229,11 @@ final class SocketAdmission: NodePart, Sendable {
             }
             guard s.mobiles.count < configuration.maxDevicesPerSession else { return .rejected(.deviceCapReached) }
             s.addMobile(MobileSocket(connection: connection, deviceID: deviceID))
+            let count = live?.connectedDeviceCount ?? s.mobiles.count
             _ = connection.send(ServerMessage.mobileAuthOK(
                 sessionID: session.id, deviceID: deviceID, nextDeviceSessionToken: newToken,
-                connectedDeviceCount: s.mobiles.count, desktopConnected: desktopConnected || s.desktopConnected))
-            return .registered(desktop: s.desktop, count: s.mobiles.count)
+                connectedDeviceCount: count, desktopConnected: desktopConnected || s.desktopConnected))
+            return .registered(desktop: s.desktop, count: count)
         }
         let registered: (desktop: (any RelayConnection)?, count: Int)
         switch registration {
@@ -199,6 +243,7 @@ final class SocketAdmission: NodePart, Sendable {
         case .registered(let desktop, let count): registered = (desktop, count)
         }
         admitted = false
+        claimed = false
         let count = ServerMessage.deviceCount(sessionID: session.id, connectedDeviceCount: registered.count)
         if let desktop = registered.desktop { router.deliver(count, to: desktop) }
         router.publish(.desktop, sessionID: session.id, payload: count)
@@ -206,11 +251,12 @@ final class SocketAdmission: NodePart, Sendable {
         return .authenticated(mobile)
     }
 
-    /// Whether the session's desktop is connected here or, via a probe, on another node (§4.2).
+    /// Whether the session's desktop is connected here or, via a probe, on another node (§4.2): for
+    /// a cluster without a shared store, which has no presence to ask.
     private func resolveDesktopPresence(_ session: Session) async -> Bool {
         let local = session.state.withLock { s -> Bool in
             if s.desktop != nil { return true }
-            s.remoteDesktopPresent = false
+            s.remoteDesktopNode = nil
             return false
         }
         if local { return true }

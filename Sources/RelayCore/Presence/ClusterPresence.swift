@@ -1,0 +1,72 @@
+// This node's claims on the cluster's presence: who is connected to a session, anywhere.
+
+import Logging
+import RelayProtocol
+
+/// Claims, releases and reads of the cluster's presence (the store's ``SessionPresence``), made
+/// under this node's id. On a node that runs alone every answer is local and this part answers
+/// nil: the callers then count what the node holds itself.
+///
+/// A store failure is logged and answered nil, so a socket or request still works from the local
+/// copy during an outage (DECISIONS 6); the lease (``PresenceLease``) re-asserts every claim once
+/// the store answers again.
+final class ClusterPresence: NodePart, Sendable {
+    let context: NodeContext
+
+    init(context: NodeContext) {
+        self.context = context
+    }
+
+    /// Whether presence is cluster state here (a shared store); false on a node that runs alone.
+    var isClustered: Bool { context.store.isShared }
+
+    /// A holder on this node.
+    func holder(_ holderID: String) -> PresenceHolder { PresenceHolder(nodeID: context.nodeID, holderID: holderID) }
+
+    /// Claims `slot` of the session for `holderID` on this node; the live presence after it.
+    func claim(_ slot: PresenceSlot, of sessionID: String, holderID: String) async -> SessionPresence? {
+        guard isClustered else { return nil }
+        do {
+            return try await context.store.claim(slot, sessionID: sessionID, holder: holder(holderID))
+        } catch {
+            stats.presenceFailure()
+            logger.warning("presence_claim_failed", metadata: ["session": "\(Identifiers.redacted(sessionID))", "error": "\(error)"])
+            return nil
+        }
+    }
+
+    /// Releases `slot` if `holderID` on this node still holds it; the live presence after it.
+    @discardableResult
+    func release(_ slot: PresenceSlot, of sessionID: String, holderID: String) async -> SessionPresence? {
+        guard isClustered else { return nil }
+        do {
+            return try await context.store.release(slot, sessionID: sessionID, holder: holder(holderID))
+        } catch {
+            stats.presenceFailure()
+            logger.warning("presence_release_failed", metadata: ["session": "\(Identifiers.redacted(sessionID))", "error": "\(error)"])
+            return nil
+        }
+    }
+
+    /// The session's live presence; nil alone or when the store cannot answer (logged).
+    func read(_ sessionID: String) async -> SessionPresence? {
+        guard isClustered else { return nil }
+        do {
+            return try await readOrThrow(sessionID)
+        } catch {
+            logger.warning("presence_read_failed", metadata: ["session": "\(Identifiers.redacted(sessionID))", "error": "\(error)"])
+            return nil
+        }
+    }
+
+    /// The session's live presence (empty when alone); throws what the store threw.
+    func readOrThrow(_ sessionID: String) async throws -> SessionPresence {
+        guard isClustered else { return SessionPresence() }
+        do {
+            return try await context.store.presence(sessionID: sessionID)
+        } catch {
+            stats.presenceFailure()
+            throw error
+        }
+    }
+}
