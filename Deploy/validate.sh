@@ -104,10 +104,10 @@ for overlay in "$overlays_dir"/*/; do
   name="$(basename "$overlay")"
   out="$work/$name.yaml"
   if "$kubectl" kustomize "$overlay" >"$out" 2>"$work/$name.err"; then
-    printf 'ok    %-18s %-52s %s\n' "$name" "kubectl kustomize overlays/$name" "$(grep -c '^kind:' "$out") documents"
+    printf 'ok    %-20s %-52s %s\n' "$name" "kubectl kustomize overlays/$name" "$(grep -c '^kind:' "$out") documents"
     renders+=("$name=$out")
   else
-    printf 'FAIL  %-18s %-52s %s\n' "$name" "kubectl kustomize overlays/$name" "$(tr '\n' ' ' <"$work/$name.err")"
+    printf 'FAIL  %-20s %-52s %s\n' "$name" "kubectl kustomize overlays/$name" "$(tr '\n' ' ' <"$work/$name.err")"
     failed=1
   fi
 done
@@ -123,15 +123,15 @@ for rules in "$work"/rules/*.rules.yaml; do
   [ -e "$rules" ] || { log "no PrometheusRule rendered"; failed=1; break; }
   name="$(basename "$rules" .rules.yaml)"
   if "$promtool" check rules "$rules" >"$work/check.out" 2>&1; then
-    printf 'ok    %-18s %-52s %s\n' "$name" "promtool check rules" "$(grep -o '[0-9]* rules found' "$work/check.out")"
+    printf 'ok    %-20s %-52s %s\n' "$name" "promtool check rules" "$(grep -o '[0-9]* rules found' "$work/check.out")"
   else
-    printf 'FAIL  %-18s %-52s\n' "$name" "promtool check rules"; cat "$work/check.out"; failed=1
+    printf 'FAIL  %-20s %-52s\n' "$name" "promtool check rules"; cat "$work/check.out"; failed=1
   fi
   cp "$here/alerts.test.yaml" "$work/rules/alerts.test.yaml"
   if (cd "$work/rules" && cp "$rules" relay.rules.yaml && "$promtool" test rules alerts.test.yaml) >"$work/test.out" 2>&1; then
-    printf 'ok    %-18s %-52s %s\n' "$name" "promtool test rules Deploy/alerts.test.yaml" "$(grep -c 'alertname:' "$here/alerts.test.yaml") alert cases"
+    printf 'ok    %-20s %-52s %s\n' "$name" "promtool test rules Deploy/alerts.test.yaml" "$(grep -c 'alertname:' "$here/alerts.test.yaml") alert cases"
   else
-    printf 'FAIL  %-18s %-52s\n' "$name" "promtool test rules Deploy/alerts.test.yaml"; cat "$work/test.out"; failed=1
+    printf 'FAIL  %-20s %-52s\n' "$name" "promtool test rules Deploy/alerts.test.yaml"; cat "$work/test.out"; failed=1
   fi
 done
 

@@ -12,11 +12,12 @@ Per document:
     each PrometheusRule's spec is written to --rules-out for promtool;
   * any other kind fails (nothing is skipped silently).
 Relay-specific checks: every rendered relay ConfigMap carries every variable of base/config.env
-and of PROTOCOL.md §8; the relay Deployment's probes, drain timing, security context and
-references; the ServiceMonitor matches the Service; every alert has a summary and a runbook_url
-whose anchor exists in Runbooks/incident.md. That every metric the rules and runbooks name is one a running
-relay exports, and every command the runbooks name exists, is checked against the relay itself by
-the Swift test target DeployTests (`make test`).
+and of PROTOCOL.md §8; the relay Deployment's probes, drain timing, security context (of every
+container of the pod, sidecars included) and references; the ServiceMonitor matches the Service;
+every alert has a summary and a runbook_url whose anchor exists in Runbooks/incident.md. That
+every metric the rules and runbooks name is one a running relay exports, and every command the
+runbooks name exists, is checked against the relay itself by the Swift test target DeployTests
+(`make test`).
 """
 import argparse
 import os
@@ -43,11 +44,11 @@ class Report:
 
     def ok(self, where, what, how):
         self.documents += 1
-        print(f"ok    {where:<18} {what:<52} {how}")
+        print(f"ok    {where:<20} {what:<52} {how}")
 
     def fail(self, where, what, why):
         self.failures += 1
-        print(f"FAIL  {where:<18} {what:<52} {why}")
+        print(f"FAIL  {where:<20} {what:<52} {why}")
 
 
 def doc_id(doc):
@@ -109,6 +110,23 @@ def relay_container(doc):
     return None
 
 
+def container_hardening(c, psc):
+    """Security-context problems of container `c` in a pod whose securityContext is `psc`."""
+    problems = []
+    csc = c.get("securityContext") or {}
+    if not (psc.get("runAsNonRoot") or csc.get("runAsNonRoot")):
+        problems.append("runAsNonRoot not set")
+    if csc.get("readOnlyRootFilesystem") is not True:
+        problems.append("readOnlyRootFilesystem not true")
+    if csc.get("allowPrivilegeEscalation") is not False:
+        problems.append("allowPrivilegeEscalation not false")
+    if (csc.get("capabilities") or {}).get("drop") != ["ALL"]:
+        problems.append("capabilities must drop ALL")
+    if ((csc.get("seccompProfile") or psc.get("seccompProfile") or {}).get("type")) != "RuntimeDefault":
+        problems.append("seccompProfile must be RuntimeDefault")
+    return problems
+
+
 def check_relay_deployment(doc, configmaps, drain_ms):
     problems = []
     pod = doc["spec"]["template"]["spec"]
@@ -132,17 +150,10 @@ def check_relay_deployment(doc, configmaps, drain_ms):
     if grace < needed:
         problems.append(f"terminationGracePeriodSeconds {grace} < DRAIN_PERIOD_MS/1000 + preStop + margin = {needed:g}")
     psc = pod.get("securityContext") or {}
-    csc = c.get("securityContext") or {}
-    if not (psc.get("runAsNonRoot") or csc.get("runAsNonRoot")):
-        problems.append("runAsNonRoot not set")
-    if csc.get("readOnlyRootFilesystem") is not True:
-        problems.append("readOnlyRootFilesystem not true")
-    if csc.get("allowPrivilegeEscalation") is not False:
-        problems.append("allowPrivilegeEscalation not false")
-    if (csc.get("capabilities") or {}).get("drop") != ["ALL"]:
-        problems.append("capabilities must drop ALL")
-    if ((csc.get("seccompProfile") or psc.get("seccompProfile") or {}).get("type")) != "RuntimeDefault":
-        problems.append("seccompProfile must be RuntimeDefault")
+    problems += container_hardening(c, psc)
+    # Sidecars (components/redis-tls-sidecar) and init containers get the same hardening.
+    for other in pod.get("initContainers", []) + [x for x in pod.get("containers", []) if x is not c]:
+        problems += [f"container {other.get('name')}: {p}" for p in container_hardening(other, psc)]
     refs = [e["configMapRef"]["name"] for e in c.get("envFrom", []) if "configMapRef" in e]
     for ref in refs:
         if ref not in configmaps:
