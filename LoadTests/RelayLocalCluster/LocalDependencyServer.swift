@@ -18,6 +18,10 @@ public final class LocalDependencyServer: Sendable {
         case redis(appendOnly: Bool)
         /// nats-server, core NATS only.
         case nats
+        /// redis-server in Sentinel mode, monitoring the master at 127.0.0.1:`masterPort` under
+        /// `masterName` with `quorum`, declaring it down after `downAfterMillis` without an answer.
+        /// Its configuration file is written in the data directory (Sentinel rewrites it).
+        case sentinel(masterName: String, masterPort: Int, quorum: Int, downAfterMillis: Int)
     }
 
     /// The server and its configuration.
@@ -42,7 +46,7 @@ public final class LocalDependencyServer: Sendable {
     /// `redis://127.0.0.1:<port>` or `nats://127.0.0.1:<port>`.
     public var url: String {
         switch kind {
-        case .redis: "redis://127.0.0.1:\(port)"
+        case .redis, .sentinel: "redis://127.0.0.1:\(port)"
         case .nats: "nats://127.0.0.1:\(port)"
         }
     }
@@ -76,6 +80,7 @@ public final class LocalDependencyServer: Sendable {
             switch kind {
             case .redis: "redis"
             case .nats: "nats"
+            case .sentinel: "sentinel"
             }
         self.directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("relay-\(name)-\(UUID().uuidString)").path
@@ -180,6 +185,27 @@ public final class LocalDependencyServer: Sendable {
             ]
         case .nats:
             ["-a", "127.0.0.1", "-p", "\(port)"]
+        case .sentinel(let name, let masterPort, let quorum, let downAfter):
+            sentinelArguments(port: port, name: name, masterPort: masterPort, quorum: quorum, downAfter: downAfter)
         }
+    }
+
+    /// A fresh configuration file (Sentinel keeps what it learned in it; a restart keeps that),
+    /// then `--sentinel`.
+    private func sentinelArguments(port: Int, name: String, masterPort: Int, quorum: Int, downAfter: Int) -> [String] {
+        let file = directory + "/sentinel.conf"
+        if !FileManager.default.fileExists(atPath: file) {
+            let text = """
+                bind 127.0.0.1
+                dir \(directory)
+                sentinel monitor \(name) 127.0.0.1 \(masterPort) \(quorum)
+                sentinel down-after-milliseconds \(name) \(downAfter)
+                sentinel failover-timeout \(name) \(max(downAfter * 4, 2000))
+                sentinel parallel-syncs \(name) 1
+
+                """
+            _ = FileManager.default.createFile(atPath: file, contents: Data(text.utf8))
+        }
+        return [file, "--sentinel", "--port", "\(port)"]
     }
 }

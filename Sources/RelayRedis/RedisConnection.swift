@@ -62,16 +62,30 @@ public final class RedisConnection: Sendable {
     /// - Parameter onAvailabilityChange: called with `true` each time a connection is
     ///   established (after `AUTH` and `SELECT`) and `false` each time one is lost; not called for
     ///   ``shutdown()``. It runs on the connection thread and must return quickly.
+    /// - Parameter sentinel: when set, the master is asked of these Sentinels before every
+    ///   connect and a failover is followed (``RedisSentinelConfiguration``); `url` then supplies
+    ///   only the credentials and the database.
     public init(
-        url: RedisURL, configuration: Configuration = Configuration(), logger: Logger = Logger(label: "relay.redis"),
-        onAvailabilityChange: (@Sendable (Bool) -> Void)? = nil
+        url: RedisURL, sentinel: RedisSentinelConfiguration? = nil, configuration: Configuration = Configuration(),
+        logger: Logger = Logger(label: "relay.redis"), onAvailabilityChange: (@Sendable (Bool) -> Void)? = nil
     ) {
         self.url = url
         var logger = logger
-        logger[metadataKey: "redis"] = "\(url)"
+        logger[metadataKey: "redis"] = "\(sentinel.map(\.description) ?? url.description)"
         core = RedisConnectionCore(
-            url: url, configuration: configuration, logger: logger, onAvailabilityChange: onAvailabilityChange)
+            url: url, configuration: configuration, logger: logger,
+            sentinel: sentinel.map { RedisSentinel(configuration: $0, connectTimeout: configuration.connectTimeout, logger: logger) },
+            onAvailabilityChange: onAvailabilityChange)
     }
+
+    /// The Sentinels and master name this connection follows; nil without Sentinel.
+    public var sentinelConfiguration: RedisSentinelConfiguration? { core.sentinel?.configuration }
+
+    /// The master this connection last reached through Sentinel (`host:port`); nil without Sentinel.
+    public var sentinelMaster: String? { core.sentinel?.currentMaster }
+
+    /// Master changes (failovers) this connection followed; 0 without Sentinel.
+    public var masterChanges: Int { core.sentinel?.masterChangeCount ?? 0 }
 
     /// Starts the connection thread; calling it again, or after ``shutdown()``, does nothing.
     public func start() {

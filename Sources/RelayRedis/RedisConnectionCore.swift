@@ -35,6 +35,8 @@ final class RedisConnectionCore: @unchecked Sendable {
         /// with the lock held, before the context is freed, so a closed and reused descriptor is
         /// never shut down.
         var socket: Int32 = -1
+        /// Set when Sentinel announced a new master: the reconnect backoff ends at once.
+        var reconnectNow = false
         var nextWaiterID: UInt64 = 0
         var availabilityWaiters: [UInt64: Waiter] = [:]
         var exitWaiters: [CheckedContinuation<Void, Never>] = []
@@ -66,14 +68,17 @@ final class RedisConnectionCore: @unchecked Sendable {
     let configuration: RedisConnection.Configuration
     let logger: Logger
     let onAvailabilityChange: (@Sendable (Bool) -> Void)?
+    /// Where the master is, when Sentinel decides; nil connects to `url`'s endpoint.
+    let sentinel: RedisSentinel?
     let lock = ConditionLock(State())
     let metrics = RedisMetrics()
 
     init(
-        url: RedisURL, configuration: RedisConnection.Configuration, logger: Logger,
+        url: RedisURL, configuration: RedisConnection.Configuration, logger: Logger, sentinel: RedisSentinel?,
         onAvailabilityChange: (@Sendable (Bool) -> Void)?
     ) {
         self.url = url
+        self.sentinel = sentinel
         self.configuration = configuration
         self.logger = logger
         self.onAvailabilityChange = onAvailabilityChange
@@ -92,6 +97,19 @@ final class RedisConnectionCore: @unchecked Sendable {
         // The thread holds the connection until `run` returns.
         let started = startThread(name: "relay-redis") { self.run() }
         precondition(started, "cannot start the Redis connection thread")
+        sentinel?.watch { [weak self] in self?.dropConnection(reason: "Sentinel switched the master") }
+    }
+
+    /// Breaks the live connection (the thread then reconnects, asking Sentinel again). Commands in
+    /// flight fail with ``RedisError/Kind/connectionLost``.
+    func dropConnection(reason: String) {
+        lock.withLock { state in
+            state.reconnectNow = true
+            guard state.socket >= 0 else { return }
+            logger.notice("redis connection dropped to reconnect", metadata: ["reason": "\(reason)"])
+            _ = Glibc.shutdown(state.socket, Int32(SHUT_RDWR))
+        }
+        lock.broadcast()
     }
 
     // MARK: Callers
@@ -159,6 +177,7 @@ final class RedisConnectionCore: @unchecked Sendable {
     }
 
     func requestShutdown() {
+        sentinel?.stop()
         let (queued, waiters) = lock.withLock { state -> ([Pending], [CheckedContinuation<Bool, Never>]) in
             guard !state.shuttingDown else { return ([], []) }
             state.shuttingDown = true
@@ -284,14 +303,25 @@ final class RedisConnectionCore: @unchecked Sendable {
         // Equal jitter: half fixed, half random, so nodes that lost Redis together spread out.
         let delay = ceiling / 2 + UInt64.random(in: 0...max(ceiling / 2, 1))
         let deadline = monotonicNanoseconds() + delay
-        lock.wait(until: { $0.shuttingDown }, deadline: deadline) { _ in }
+        lock.wait(until: { $0.shuttingDown || $0.reconnectNow }, deadline: deadline) { $0.reconnectNow = false }
     }
 
     /// Connects, sets the command timeout, authenticates and selects the database.
     private func connect() -> Result<UnsafeMutablePointer<redisContext>, RedisError> {
         let connectTimeout = timeval(configuration.connectTimeout)
+        var endpoint = url.endpoint
+        var master: RedisSentinelConfiguration.Address?
+        if let sentinel {
+            switch sentinel.resolveMaster() {
+            case .success(let address):
+                master = address
+                endpoint = .tcp(host: address.host, port: address.port)
+            case .failure(let error):
+                return .failure(error)
+            }
+        }
         let context: UnsafeMutablePointer<redisContext>?
-        switch url.endpoint {
+        switch endpoint {
         case .tcp(let host, let port): context = redisConnectWithTimeout(host, Int32(port), connectTimeout)
         case .unix(let path): context = redisConnectUnixWithTimeout(path, connectTimeout)
         }
@@ -333,6 +363,20 @@ final class RedisConnectionCore: @unchecked Sendable {
                 redisFree(context)
                 return .failure(error)
             }
+        }
+        if let sentinel, let master {
+            // Sentinel's answer may be stale during a failover: only a master will do.
+            switch roundTrip(context, [[Array("ROLE".utf8)]]) {
+            case .success(let replies):
+                guard case .array(let role)? = replies.first, role.first?.text == "master" else {
+                    redisFree(context)
+                    return .failure(RedisError(.connectionLost, "\(master) is not a master yet"))
+                }
+            case .failure(let error):
+                redisFree(context)
+                return .failure(error)
+            }
+            sentinel.connected(to: master)
         }
         return .success(context)
     }
@@ -380,6 +424,7 @@ final class RedisConnectionCore: @unchecked Sendable {
                 return (failure(of: context), batch)
             }
         }
+        var demoted = false
         for (position, pending) in batch.enumerated() {
             var replies: [RedisReply] = []
             replies.reserveCapacity(pending.commands.count)
@@ -388,11 +433,16 @@ final class RedisConnectionCore: @unchecked Sendable {
                     return (failure(of: context), Array(batch[position...]))
                 }
                 metrics.commandDuration.recordNanoseconds(Int64(clamping: monotonicNanoseconds() &- pending.enqueuedAt))
-                if case .error = reply { metrics.serverErrors.increment() }
+                if case .error(let message) = reply {
+                    metrics.serverErrors.increment()
+                    // The node was demoted under us (a failover this connection missed).
+                    if message.hasPrefix("READONLY") { demoted = true }
+                }
                 replies.append(reply)
             }
             pending.continuation.resume(returning: .success(replies))
         }
+        if demoted { return (RedisError(.connectionLost, "the server became a replica; reconnecting to the master"), []) }
         return nil
     }
 
@@ -420,7 +470,7 @@ final class RedisConnectionCore: @unchecked Sendable {
         return RedisError(.connectionLost, text)
     }
 
-    private static func append(_ command: [[UInt8]], to context: UnsafeMutablePointer<redisContext>) -> Bool {
+    static func append(_ command: [[UInt8]], to context: UnsafeMutablePointer<redisContext>) -> Bool {
         // One buffer for all arguments (plus a byte so it is never empty); hiredis copies it into
         // its output buffer before returning.
         var bytes: [UInt8] = []
@@ -447,14 +497,14 @@ final class RedisConnectionCore: @unchecked Sendable {
         }
     }
 
-    private static func readReply(_ context: UnsafeMutablePointer<redisContext>) -> RedisReply? {
+    static func readReply(_ context: UnsafeMutablePointer<redisContext>) -> RedisReply? {
         var raw: UnsafeMutableRawPointer?
         guard redisGetReply(context, &raw) == REDIS_OK, let raw else { return nil }
         defer { freeReplyObject(raw) }
         return RedisReply(raw.assumingMemoryBound(to: redisReply.self))
     }
 
-    private static func errorText(_ context: UnsafeMutablePointer<redisContext>) -> String {
+    static func errorText(_ context: UnsafeMutablePointer<redisContext>) -> String {
         withUnsafeBytes(of: context.pointee.errstr) { bytes in
             let text = bytes.prefix { $0 != 0 }
             return text.isEmpty ? "connection error \(context.pointee.err)" : String(decoding: text, as: UTF8.self)
@@ -463,7 +513,7 @@ final class RedisConnectionCore: @unchecked Sendable {
 }
 
 extension timeval {
-    fileprivate init(_ duration: Duration) {
+    init(_ duration: Duration) {
         let nanoseconds = duration.nanoseconds
         self.init(tv_sec: Int(nanoseconds / 1_000_000_000), tv_usec: Int(nanoseconds % 1_000_000_000 / 1000))
     }

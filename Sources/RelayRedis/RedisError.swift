@@ -16,6 +16,9 @@ public struct RedisError: Error, Sendable, Equatable, CustomStringConvertible {
         case server
         /// Redis answered with something the caller did not expect.
         case unexpectedReply
+        /// A write was applied on the master but fewer replicas than required confirmed it within
+        /// the `WAIT` timeout: it is not acknowledged, and may be lost in a failover.
+        case notReplicated
     }
 
     /// The kind of failure.

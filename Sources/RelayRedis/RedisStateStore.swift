@@ -1,6 +1,7 @@
 // The cluster's StateStore: session records in Redis, in the reference relay's key layout.
 
 import Logging
+import Metrics
 import RelayCore
 import RelayProtocol
 
@@ -41,6 +42,11 @@ public final class RedisStateStore: StateStore {
     public let trustedSessionTTLMillis: Int64
     /// How records store their tokens (`REDIS_TOKEN_STORAGE`).
     public let tokenStorage: SessionRecordJSON.Layout
+    /// Replicas that must confirm a write before it counts (`REDIS_MIN_REPLICAS_ACK`); 0 does not wait.
+    public let minReplicasAck: Int
+    /// How long `WAIT` may take (`REDIS_WAIT_TIMEOUT_MS`).
+    public let waitTimeoutMillis: Int64
+    private let waitShortfalls = Counter(label: "relay_redis_replication_shortfalls_total")
     private let logger: Logger
     private let indexKey: [UInt8]
 
@@ -51,9 +57,12 @@ public final class RedisStateStore: StateStore {
     public init(
         connection: RedisConnection, keyPrefix: String = RedisStateStore.defaultKeyPrefix,
         sessionRetentionMillis: Int64 = 600_000, trustedSessionTTLMillis: Int64 = 30 * 24 * 3_600_000,
-        tokenStorage: SessionRecordJSON.Layout = .digest, logger: Logger = Logger(label: "relay.redis.store")
+        tokenStorage: SessionRecordJSON.Layout = .digest, minReplicasAck: Int = 0, waitTimeoutMillis: Int64 = 500,
+        logger: Logger = Logger(label: "relay.redis.store")
     ) {
         self.tokenStorage = tokenStorage
+        self.minReplicasAck = max(minReplicasAck, 0)
+        self.waitTimeoutMillis = max(waitTimeoutMillis, 1)
         self.connection = connection
         self.keyPrefix = keyPrefix
         self.sessionRetentionMillis = max(sessionRetentionMillis, 1)
@@ -212,14 +221,31 @@ public final class RedisStateStore: StateStore {
     // MARK: Helpers
 
     /// Runs a write script on the session's record, version and index keys; returns its integer.
+    /// With `minReplicasAck` above 0, a `WAIT` follows in the same pipeline and the write counts
+    /// only once that many replicas confirmed it (a stale write, which changed nothing, too: what
+    /// it lost to is then confirmed).
     private func evaluate(_ script: [UInt8], sessionID: String, arguments: [[UInt8]]) async throws -> Int64 {
         var command: [[UInt8]] = [
             Array("EVAL".utf8), script, Array("4".utf8), Array(recordKey(sessionID).utf8), Array(versionKey(sessionID).utf8),
             indexKey, Array(tokenSetKey(sessionID).utf8), Array(sessionID.utf8),
         ]
         command.append(contentsOf: arguments)
-        let reply = try await connection.send(command).throwingServerError()
-        guard let result = reply.integer else { throw unexpected("EVAL", reply) }
+        guard minReplicasAck > 0 else {
+            let reply = try await connection.send(command).throwingServerError()
+            guard let result = reply.integer else { throw unexpected("EVAL", reply) }
+            return result
+        }
+        let replies = try await connection.pipeline([
+            command, [Array("WAIT".utf8), Array(String(minReplicasAck).utf8), Array(String(waitTimeoutMillis).utf8)],
+        ])
+        guard let result = try replies[0].throwingServerError().integer else { throw unexpected("EVAL", replies[0]) }
+        guard let acknowledged = try replies[1].throwingServerError().integer else { throw unexpected("WAIT", replies[1]) }
+        if acknowledged < Int64(minReplicasAck) {
+            waitShortfalls.increment()
+            throw RedisError(
+                .notReplicated,
+                "\(acknowledged) of \(minReplicasAck) replicas confirmed the write within \(waitTimeoutMillis) ms (REDIS_MIN_REPLICAS_ACK)")
+        }
         return result
     }
 

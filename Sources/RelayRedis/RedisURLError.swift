@@ -18,6 +18,8 @@ public struct RedisURLError: Error, Sendable, Equatable, CustomStringConvertible
         case badDatabase
         /// A query parameter or fragment this parser does not take.
         case unsupportedComponent
+        /// A `REDIS_SENTINELS` list or `REDIS_SENTINEL_MASTER` name that cannot be used.
+        case badSentinels
     }
 
     /// The kind of problem.

@@ -24,6 +24,8 @@ final class PresenceLease: NodePart, Sendable {
     let presence: ClusterPresence
     /// Whether this node has held a lease since it started: the first renewal creates it.
     private let held = Atomic(false)
+    /// Whether the last renewal failed: an outage is logged when it starts and when it ends.
+    private let failing = Atomic(false)
 
     init(context: NodeContext, directory: SessionDirectory, router: Router, presence: ClusterPresence) {
         self.context = context
@@ -65,9 +67,12 @@ final class PresenceLease: NodePart, Sendable {
             existed = try await context.store.renewLease(nodeID: context.nodeID, ttlMillis: configuration.presenceTTLMillis)
         } catch {
             stats.presenceFailure()
-            logger.warning("presence_lease_renewal_failed", metadata: ["error": "\(error)"])
+            if !failing.exchange(true, ordering: .relaxed) {
+                logger.warning("presence_lease_renewal_failed; retrying every check interval", metadata: ["error": "\(error)"])
+            }
             return
         }
+        if failing.exchange(false, ordering: .relaxed) { logger.notice("presence_lease_renewed after failures") }
         let wasHeld = held.exchange(true, ordering: .acquiringAndReleasing)
         guard wasHeld, !existed else { return }
         stats.leaseLapse()

@@ -51,6 +51,16 @@ public struct RelayConfiguration: Sendable {
     }
     /// `REDIS_KEY_PREFIX`: the prefix of every Redis key, shared with the reference relay.
     public var redisKeyPrefix = "codexchat:remote-control:relay"
+    /// `REDIS_TOKEN_STORAGE`: `digest` (records hold token digests) or `plain` (the reference's
+    /// layout, for a cluster mixed with reference relays).
+    public var redisTokenStorage: SessionRecordJSON.Layout = .digest
+    /// `REDIS_SENTINELS` and `REDIS_SENTINEL_MASTER`: find the master through Sentinel.
+    public var redisSentinel: RedisSentinelConfiguration?
+    /// `REDIS_MIN_REPLICAS_ACK`: replicas that must confirm a durable change before a client hears
+    /// it succeeded (Redis `WAIT`); 0 does not wait.
+    public var redisMinReplicasAck = 0
+    /// `REDIS_WAIT_TIMEOUT_MS`: how long `WAIT` may take before the change is refused with 503.
+    public var redisWaitTimeoutMillis: Int64 = 500
     /// `NATS_URL` as given (it may carry credentials).
     public var natsURL: String? {
         get { storedNATSURL?.value }
@@ -146,6 +156,12 @@ public struct RelayConfiguration: Sendable {
         .init(name: "MAX_REMOTE_COMMAND_TEXT_BYTES", defaultValue: "16384", help: "Limit of command text fields"),
         .init(name: "REDIS_URL", defaultValue: "(unset)", help: "redis://[:password@]host:port[/db]; unset runs with in-memory state"),
         .init(name: "REDIS_KEY_PREFIX", defaultValue: "codexchat:remote-control:relay", help: "Redis key prefix"),
+        .init(name: "REDIS_TOKEN_STORAGE", defaultValue: "digest", help: "digest: Redis holds SHA-256 digests of tokens; plain: the reference layout, for a cluster mixed with reference relays"),
+        .init(name: "REDIS_SENTINELS", defaultValue: "(unset)", help: "host:port,... of Redis Sentinels: the master is asked of them and failovers are followed (REDIS_URL then gives only password and db)"),
+        .init(name: "REDIS_SENTINEL_MASTER", defaultValue: "relay", help: "The master name the Sentinels monitor"),
+        .init(name: "REDIS_MIN_REPLICAS_ACK", defaultValue: "0", help: "Replicas that must confirm (Redis WAIT) a pairing, rotation, revoke or stop before it is acknowledged"),
+        .init(name: "REDIS_WAIT_TIMEOUT_MS", defaultValue: "500", help: "How long WAIT may take; a change not confirmed in time is answered 503 (at most 10000)"),
+        .init(name: "PRESENCE_TTL_MS", defaultValue: "5000", help: "A node's presence claims lapse this long after its last renewal: its desktops are then offline on every node"),
         .init(name: "NATS_URL", defaultValue: "(unset)", help: "nats:// or tls:// URL, with credentials; unset runs without other nodes"),
         .init(name: "NATS_SUBJECT_PREFIX", defaultValue: "codexchat.remote.relay", help: "NATS subject prefix"),
         .init(name: "NATS_HMAC_SECRET", defaultValue: "(unset)", help: "Envelope signing secret, at least 32 bytes; required with NATS_URL in production"),
@@ -309,6 +325,32 @@ public struct RelayConfiguration: Sendable {
                 throw ConfigurationError("REDIS_URL: \(error.description)")
             }
         }
+        if let storage = reader.string("REDIS_TOKEN_STORAGE")?.lowercased() {
+            switch storage {
+            case "digest": c.redisTokenStorage = .digest
+            case "plain": c.redisTokenStorage = .plain
+            default: throw ConfigurationError("REDIS_TOKEN_STORAGE must be digest or plain (got \(storage)).")
+            }
+        }
+        if let sentinels = reader.string("REDIS_SENTINELS") {
+            do {
+                c.redisSentinel = try RedisSentinelConfiguration(
+                    parsing: sentinels, masterName: reader.string("REDIS_SENTINEL_MASTER") ?? RedisSentinelConfiguration.defaultMasterName)
+            } catch {
+                throw ConfigurationError("REDIS_SENTINELS: \(error.description)")
+            }
+            // The master's address comes from Sentinel; REDIS_URL (if set) gives credentials and db.
+            if c.redis == nil { c.redis = RedisURL(endpoint: .tcp(host: "sentinel-resolved", port: RedisURL.defaultPort)) }
+        }
+        if let acks = try reader.integer("REDIS_MIN_REPLICAS_ACK") {
+            guard acks >= 0 else { throw ConfigurationError("REDIS_MIN_REPLICAS_ACK must be 0 or more.") }
+            c.redisMinReplicasAck = acks
+        }
+        if let wait = try reader.integer("REDIS_WAIT_TIMEOUT_MS") {
+            guard (1...10_000).contains(wait) else { throw ConfigurationError("REDIS_WAIT_TIMEOUT_MS must be 1-10000.") }
+            c.redisWaitTimeoutMillis = Int64(wait)
+        }
+        try positive("PRESENCE_TTL_MS") { c.core.presenceTTLMillis = Int64(max($0, 100)) }
         if let url = c.natsURL {
             do {
                 let nats = try NATSClusterBusConfiguration(

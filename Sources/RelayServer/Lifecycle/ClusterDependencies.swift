@@ -3,6 +3,7 @@
 import Logging
 import RelayCore
 import RelayNATS
+import RelayProtocol
 import RelayRedis
 
 /// The Redis connection and the NATS bus a cluster node runs on, built from its configuration.
@@ -16,12 +17,17 @@ struct ClusterDependencies: Sendable {
     static func make(_ configuration: RelayConfiguration, logger: Logger) -> ClusterDependencies {
         var dependencies = ClusterDependencies()
         if let url = configuration.redis {
-            let redis = RedisConnection(url: url, logger: logger)
+            // A WAIT holds the connection for up to its timeout: the command timeout must outlast it.
+            var connection = RedisConnection.Configuration()
+            connection.commandTimeout = max(connection.commandTimeout, .milliseconds(configuration.redisWaitTimeoutMillis + 1000))
+            let redis = RedisConnection(url: url, sentinel: configuration.redisSentinel, configuration: connection, logger: logger)
             dependencies.redis = redis
             dependencies.store = RedisStateStore(
                 connection: redis, keyPrefix: configuration.redisKeyPrefix,
                 sessionRetentionMillis: configuration.core.sessionRetentionMillis,
-                trustedSessionTTLMillis: configuration.core.trustedSessionTTLMillis, logger: logger)
+                trustedSessionTTLMillis: configuration.core.trustedSessionTTLMillis, tokenStorage: configuration.redisTokenStorage,
+                minReplicasAck: configuration.redisMinReplicasAck, waitTimeoutMillis: configuration.redisWaitTimeoutMillis,
+                logger: logger)
         }
         if let nats = configuration.nats {
             if nats.secret == nil {
@@ -34,7 +40,18 @@ struct ClusterDependencies: Sendable {
 
     /// Makes readiness reflect each configured dependency.
     func register(with health: HealthState) {
-        if let redis { health.addDependency("redis") { redis.isAvailable } }
+        if let redis {
+            health.addDependency("redis") { redis.isAvailable }
+            if let sentinel = redis.sentinelConfiguration {
+                health.addDetail("redisSentinel") {
+                    var fields: [String: JSONValue] = [
+                        "masterName": .string(sentinel.masterName), "masterChanges": .number(JSONNumber(redis.masterChanges)),
+                    ]
+                    if let master = redis.sentinelMaster { fields["master"] = .string(master) }
+                    return .object(fields)
+                }
+            }
+        }
         if let bus { health.addDependency("nats") { bus.isConnected } }
     }
 }

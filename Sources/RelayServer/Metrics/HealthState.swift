@@ -7,6 +7,7 @@ import Synchronization
 public final class HealthState: Sendable {
     private let draining = Atomic<Bool>(false)
     private let checks = Mutex<[(name: String, isUp: @Sendable () -> Bool)]>([])
+    private let details = Mutex<[(key: String, value: @Sendable () -> JSONValue)]>([])
 
     /// Ready, not draining, no dependency yet.
     public init() {}
@@ -27,6 +28,11 @@ public final class HealthState: Sendable {
         checks.withLock { $0.append((name, isUp)) }
     }
 
+    /// Adds a member to `/readyz`'s body (where a dependency is, what it did), computed per request.
+    public func addDetail(_ key: String, value: @escaping @Sendable () -> JSONValue) {
+        details.withLock { $0.append((key, value)) }
+    }
+
     /// Ready, and the JSON body of `/readyz`.
     public func readiness() -> (ready: Bool, body: [UInt8]) {
         let dependencies = dependencies()
@@ -37,6 +43,7 @@ public final class HealthState: Sendable {
         w.raw("dependencies", JSONValue.object(Dictionary(uniqueKeysWithValues: dependencies.map {
             ($0.0, JSONValue.string($0.1 ? "up" : "down"))
         })).serialized)
+        for detail in details.withLock({ $0 }) { w.raw(detail.key, detail.value().serialized) }
         return (ready, w.finish())
     }
 }
