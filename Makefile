@@ -3,7 +3,7 @@
 
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := libssl-dev libhiredis-dev libnats-dev redis-server nats-server openssl
+APT_PACKAGES := libssl-dev libhiredis-dev libnats-dev redis-server nats-server openssl stunnel4
 
 .PHONY: deps build release run test test-unit deploy-validate deploy-render clean harness \
 	load soak gate load-gated remote-control-load remote-control-soak remote-control-gate remote-control-load-gated \

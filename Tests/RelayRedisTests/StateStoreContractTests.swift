@@ -199,4 +199,61 @@ struct StateStoreContractTests {
             #expect(try await store.load(sessionID: "session-not-stored") == StoredSession(record: nil, version: 0))
         }
     }
+
+    // MARK: Presence
+
+    @Test(arguments: StoreKind.allCases)
+    func claimsCountWhileTheirNodesLeaseLives(_ kind: StoreKind) async throws {
+        try await kind.withStore { store in
+            let sessionID = "session-presence-0123"
+            let a = PresenceHolder(nodeID: "node-a", holderID: "socket-1")
+            let b = PresenceHolder(nodeID: "node-b", holderID: "socket-2")
+            #expect(try await store.renewLease(nodeID: "node-a", ttlMillis: 60_000) == false, "the first renewal creates the lease")
+            #expect(try await store.renewLease(nodeID: "node-a", ttlMillis: 60_000) == true)
+
+            var live = try await store.claim(.desktop, sessionID: sessionID, holder: a)
+            #expect(live.desktopNode == "node-a")
+            // node-b holds no lease: its claim does not count (and is dropped).
+            live = try await store.claim(.device("dev-1"), sessionID: sessionID, holder: b)
+            #expect(live.connectedDeviceCount == 0)
+            _ = try await store.renewLease(nodeID: "node-b", ttlMillis: 60_000)
+            live = try await store.claim(.device("dev-1"), sessionID: sessionID, holder: b)
+            live = try await store.claim(.device("dev-2"), sessionID: sessionID, holder: a)
+            #expect(live.connectedDevices == ["dev-1", "dev-2"])
+            #expect(try await store.liveNodes(["node-a", "node-b", "node-c"]) == ["node-a", "node-b"])
+
+            // A release names its holder: a socket that closes after its successor claimed the
+            // slot leaves the successor's claim alone.
+            live = try await store.release(.desktop, sessionID: sessionID, holder: PresenceHolder(nodeID: "node-a", holderID: "socket-old"))
+            #expect(live.desktopNode == "node-a")
+            live = try await store.release(.desktop, sessionID: sessionID, holder: a)
+            #expect(live.desktopNode == nil)
+            #expect(!live.hasPendingJoin)
+            live = try await store.claim(.pendingJoin, sessionID: sessionID, holder: b)
+            #expect(live.hasPendingJoin && live.hasActiveParticipant)
+            #expect(try await store.presence(sessionID: sessionID) == live)
+            #expect(try await store.presence(sessionID: "session-nobody-0123") == SessionPresence())
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func aLapsedLeaseTakesItsClaimsWithIt(_ kind: StoreKind) async throws {
+        try await kind.withStore { store in
+            let sessionID = "session-lapse-0123"
+            _ = try await store.renewLease(nodeID: "node-killed", ttlMillis: 200)
+            _ = try await store.renewLease(nodeID: "node-alive", ttlMillis: 60_000)
+            _ = try await store.claim(.desktop, sessionID: sessionID, holder: PresenceHolder(nodeID: "node-killed", holderID: "d"))
+            let both = try await store.claim(.device("dev-1"), sessionID: sessionID, holder: PresenceHolder(nodeID: "node-alive", holderID: "p"))
+            #expect(both.desktopNode == "node-killed" && both.connectedDeviceCount == 1)
+            // The node stops renewing: its desktop is gone for everyone, the other node's phone stays.
+            let lapsed = await eventually(timeout: .seconds(30)) {
+                (try? await store.presence(sessionID: sessionID))?.desktopNode == nil
+            }
+            #expect(lapsed)
+            #expect(try await store.presence(sessionID: sessionID).connectedDevices == ["dev-1"])
+            #expect(try await store.liveNodes(["node-killed", "node-alive"]) == ["node-alive"])
+            // A node coming back finds its lease gone, which tells it to claim again.
+            #expect(try await store.renewLease(nodeID: "node-killed", ttlMillis: 60_000) == false)
+        }
+    }
 }
