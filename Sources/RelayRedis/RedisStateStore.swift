@@ -34,6 +34,10 @@ public final class RedisStateStore: StateStore {
 
     /// The connection the store talks through (its owner shuts it down).
     public let connection: RedisConnection
+    /// The connection record writes go through: their own when they `WAIT` for replicas, so a
+    /// slow or missing replica holds back writes only, never the reads and presence renewals
+    /// queued behind them (its owner shuts it down).
+    public let writeConnection: RedisConnection
     /// The key prefix, without a trailing colon.
     public let keyPrefix: String
     /// The expiry of a session without trusted devices, and of a deleted session's version key.
@@ -58,8 +62,9 @@ public final class RedisStateStore: StateStore {
         connection: RedisConnection, keyPrefix: String = RedisStateStore.defaultKeyPrefix,
         sessionRetentionMillis: Int64 = 600_000, trustedSessionTTLMillis: Int64 = 30 * 24 * 3_600_000,
         tokenStorage: SessionRecordJSON.Layout = .digest, minReplicasAck: Int = 0, waitTimeoutMillis: Int64 = 500,
-        logger: Logger = Logger(label: "relay.redis.store")
+        writeConnection: RedisConnection? = nil, logger: Logger = Logger(label: "relay.redis.store")
     ) {
+        self.writeConnection = writeConnection ?? connection
         self.tokenStorage = tokenStorage
         self.minReplicasAck = max(minReplicasAck, 0)
         self.waitTimeoutMillis = max(waitTimeoutMillis, 1)
@@ -231,11 +236,11 @@ public final class RedisStateStore: StateStore {
         ]
         command.append(contentsOf: arguments)
         guard minReplicasAck > 0 else {
-            let reply = try await connection.send(command).throwingServerError()
+            let reply = try await writeConnection.send(command).throwingServerError()
             guard let result = reply.integer else { throw unexpected("EVAL", reply) }
             return result
         }
-        let replies = try await connection.pipeline([
+        let replies = try await writeConnection.pipeline([
             command, [Array("WAIT".utf8), Array(String(minReplicasAck).utf8), Array(String(waitTimeoutMillis).utf8)],
         ])
         guard let result = try replies[0].throwingServerError().integer else { throw unexpected("EVAL", replies[0]) }

@@ -11,6 +11,8 @@ import RelayRedis
 /// background with backoff, and `/readyz` says not ready until both answer.
 struct ClusterDependencies: Sendable {
     var redis: RedisConnection?
+    /// Record writes' own connection when they wait for replicas (`REDIS_MIN_REPLICAS_ACK`).
+    var redisWrites: RedisConnection?
     var store: RedisStateStore?
     var bus: NATSClusterBus?
 
@@ -22,12 +24,16 @@ struct ClusterDependencies: Sendable {
             connection.commandTimeout = max(connection.commandTimeout, .milliseconds(configuration.redisWaitTimeoutMillis + 1000))
             let redis = RedisConnection(url: url, sentinel: configuration.redisSentinel, configuration: connection, logger: logger)
             dependencies.redis = redis
+            if configuration.redisMinReplicasAck > 0 {
+                dependencies.redisWrites = RedisConnection(
+                    url: url, sentinel: configuration.redisSentinel, configuration: connection, logger: logger)
+            }
             dependencies.store = RedisStateStore(
                 connection: redis, keyPrefix: configuration.redisKeyPrefix,
                 sessionRetentionMillis: configuration.core.sessionRetentionMillis,
                 trustedSessionTTLMillis: configuration.core.trustedSessionTTLMillis, tokenStorage: configuration.redisTokenStorage,
                 minReplicasAck: configuration.redisMinReplicasAck, waitTimeoutMillis: configuration.redisWaitTimeoutMillis,
-                logger: logger)
+                writeConnection: dependencies.redisWrites, logger: logger)
         }
         if let nats = configuration.nats {
             if nats.secret == nil {
@@ -41,7 +47,8 @@ struct ClusterDependencies: Sendable {
     /// Makes readiness reflect each configured dependency.
     func register(with health: HealthState) {
         if let redis {
-            health.addDependency("redis") { redis.isAvailable }
+            let writes = redisWrites
+            health.addDependency("redis") { redis.isAvailable && writes?.isAvailable ?? true }
             if let sentinel = redis.sentinelConfiguration {
                 health.addDetail("redisSentinel") {
                     var fields: [String: JSONValue] = [

@@ -74,9 +74,10 @@ public struct RelayApplication: Service {
         let onListening = self.onListening
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let redis = dependencies.redis { services.append(.init(service: RedisConnectionService(connection: redis))) }
+        if let writes = dependencies.redisWrites { services.append(.init(service: RedisConnectionService(connection: writes))) }
         if let bus = dependencies.bus { services.append(.init(service: ClusterBusService(bus: bus))) }
         services.append(.init(service: RelayWorkService(
-            relay: relay, redis: dependencies.redis, sweepIntervalMillis: configuration.sweepIntervalMillis, started: started)))
+            relay: relay, redis: [dependencies.redis, dependencies.redisWrites].compactMap { $0 }, sweepIntervalMillis: configuration.sweepIntervalMillis, started: started)))
         services.append(.init(service: HTTPServerService(
             relay: relay, configuration: configuration, address: address.ipAddress ?? configuration.host, child: child,
             health: health, started: started,

@@ -10,13 +10,14 @@ import ServiceLifecycle
 /// awaited.
 struct RelayWorkService: Service {
     let relay: Relay
-    let redis: RedisConnection?
+    /// The Redis connections (reads, and record writes when they have their own).
+    let redis: [RedisConnection]
     let sweepIntervalMillis: Int64
     let started: StartupSignal
 
     func run() async throws {
         // Give Redis a moment so a normal start restores at once instead of logging a retry.
-        _ = await redis?.waitUntilAvailable(timeout: .seconds(2))
+        for connection in redis { _ = await connection.waitUntilAvailable(timeout: .seconds(2)) }
         try await relay.start()
         started.fire()
         let relay = self.relay, interval = sweepIntervalMillis
