@@ -155,6 +155,26 @@ struct ClusterTruthTests {
         }
     }
 
+    @Test func aNodeFrozenPastItsLeaseClaimsItsDesktopAgainWhenItResumes() async throws {
+        try await withRelayCluster(count: 2, environment: ["PRESENCE_TTL_MS": "1000"]) { cluster in
+            let desktop = RelayDesktop(baseURL: cluster.baseURL(0))
+            let phone = RelayPhone(baseURL: cluster.baseURL(0))
+            _ = try await RelayPairing.pairConnected(
+                desktop: desktop, phone: phone, desktopSocketURL: cluster.socketURL(0), phoneSocketURL: cluster.socketURL(1))
+            // A stop-the-world pause (a VM freeze, a stalled host) longer than the lease.
+            cluster.node(0).process.send(SIGSTOP)
+            _ = try await Self.frame(on: phone.socket, where: Self.isDesktopStatus(false))
+            cluster.node(0).process.send(SIGCONT)
+            // The node finds its lease lapsed, claims its desktop again and says so.
+            _ = try await Self.frame(on: phone.socket, where: Self.isDesktopStatus(true))
+            _ = try await phone.sendCommand(name: "thread.select", fields: ["threadID": "after-pause"])
+            let command = try await Self.frame(on: desktop.socket) { $0["payload"]?["type"]?.stringValue == "command" }
+            #expect(command["payload"]?["payload"]?["threadID"]?.stringValue == "after-pause")
+            let metrics = try await cluster.prometheus(0)
+            #expect(metrics.contains("relay_presence_lease_lapses_total 1"), "\(metrics.split(separator: "\n").filter { $0.contains("lease") })")
+        }
+    }
+
     // MARK: Counts
 
     @Test func countsAndConnectedAreTheClustersOnEveryNode() async throws {

@@ -2,6 +2,7 @@
 
 import Logging
 import RelayProtocol
+import Synchronization
 
 /// Claims, releases and reads of the cluster's presence (the store's ``SessionPresence``), made
 /// under this node's id. On a node that runs alone every answer is local and this part answers
@@ -12,9 +13,31 @@ import RelayProtocol
 /// the store answers again.
 final class ClusterPresence: NodePart, Sendable {
     let context: NodeContext
+    /// Nodes seen holding a lease: a node's desktops can lapse only if it ever held one. A
+    /// reference relay in a mixed cluster holds none, and its desktops are not to be declared gone.
+    private let leaseHolders = Mutex<Set<String>>([])
 
     init(context: NodeContext) {
         self.context = context
+    }
+
+    /// Remembers nodes seen alive (their claims were live, or their lease answered).
+    func noteLeaseHolders<Nodes: Sequence<String>>(_ nodes: Nodes) {
+        leaseHolders.withLock { $0.formUnion(nodes) }
+    }
+
+    /// Of `nodes`, those ever seen holding a lease; the rest are forgotten from the record when
+    /// `keepingOnly` (nodes nobody watches any more need not be remembered).
+    func everHeldLease(_ nodes: Set<String>, keepingOnly watched: Set<String>) -> Set<String> {
+        leaseHolders.withLock { holders in
+            holders.formIntersection(watched)
+            return nodes.intersection(holders)
+        }
+    }
+
+    private func seen(_ presence: SessionPresence) -> SessionPresence {
+        if !presence.holders.isEmpty { noteLeaseHolders(presence.holders.values.map(\.nodeID)) }
+        return presence
     }
 
     /// Whether presence is cluster state here (a shared store); false on a node that runs alone.
@@ -27,7 +50,7 @@ final class ClusterPresence: NodePart, Sendable {
     func claim(_ slot: PresenceSlot, of sessionID: String, holderID: String) async -> SessionPresence? {
         guard isClustered else { return nil }
         do {
-            return try await context.store.claim(slot, sessionID: sessionID, holder: holder(holderID))
+            return seen(try await context.store.claim(slot, sessionID: sessionID, holder: holder(holderID)))
         } catch {
             stats.presenceFailure()
             logger.warning("presence_claim_failed", metadata: ["session": "\(Identifiers.redacted(sessionID))", "error": "\(error)"])
@@ -40,7 +63,7 @@ final class ClusterPresence: NodePart, Sendable {
     func release(_ slot: PresenceSlot, of sessionID: String, holderID: String) async -> SessionPresence? {
         guard isClustered else { return nil }
         do {
-            return try await context.store.release(slot, sessionID: sessionID, holder: holder(holderID))
+            return seen(try await context.store.release(slot, sessionID: sessionID, holder: holder(holderID)))
         } catch {
             stats.presenceFailure()
             logger.warning("presence_release_failed", metadata: ["session": "\(Identifiers.redacted(sessionID))", "error": "\(error)"])
@@ -63,7 +86,7 @@ final class ClusterPresence: NodePart, Sendable {
     func readOrThrow(_ sessionID: String) async throws -> SessionPresence {
         guard isClustered else { return SessionPresence() }
         do {
-            return try await context.store.presence(sessionID: sessionID)
+            return seen(try await context.store.presence(sessionID: sessionID))
         } catch {
             stats.presenceFailure()
             throw error

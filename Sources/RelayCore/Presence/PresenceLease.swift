@@ -14,6 +14,9 @@ import Synchronization
 /// node tells its phones of that node's desktops `relay.desktop_status` false; their commands then
 /// get `desktop_offline`. The desktop's reconnect anywhere announces it again.
 ///
+/// A node never seen holding a lease (a reference relay in a mixed cluster has none) is not
+/// watched: its desktops come and go by its own `relay.desktop_status` messages, as before.
+///
 /// A node that finds its own lease lapsed (the store was out of reach for longer than the TTL, so
 /// other nodes may have dropped its claims and told phones its desktops are gone) claims
 /// everything it holds again and announces its desktops, the signal on which clients resync.
@@ -111,7 +114,9 @@ final class PresenceLease: NodePart, Sendable {
             logger.warning("presence_check_failed", metadata: ["error": "\(error)"])
             return
         }
-        let lapsed = watched.subtracting(live)
+        presence.noteLeaseHolders(live)
+        // Only a node that held a lease can lose it: a reference relay in the cluster never does.
+        let lapsed = presence.everHeldLease(watched.subtracting(live), keepingOnly: watched)
         guard !lapsed.isEmpty else { return }
         var sessions = 0
         for session in directory.allSessions {
