@@ -8,7 +8,8 @@ APT_PACKAGES := libssl-dev libhiredis-dev libnats-dev redis-server nats-server o
 .PHONY: deps build release run test test-unit deploy-validate deploy-render clean harness \
 	load soak gate load-gated remote-control-load remote-control-soak remote-control-gate remote-control-load-gated \
 	load-throughput load-scale load-fanout load-pairing-rate load-slow-consumers load-cross-node soak-cluster \
-	drill-harness drills drill-node-loss drill-redis-restart drill-nats-restart drill-rolling-restart drill-secret-rotation
+	drill-harness drills drill-node-loss drill-redis-restart drill-nats-restart drill-rolling-restart drill-secret-rotation \
+	drill-redis-failover
 
 ## deps: install the Debian packages the build and the tests need (only the missing ones)
 deps:
@@ -117,10 +118,14 @@ drill-rolling-restart: drill-harness
 drill-secret-rotation: drill-harness
 	$(DRILL) secret-rotation
 
-## drills: all five, one after the other
+## drill-redis-failover: kill -9 the Redis master under Sentinel mid-stream, REDIS_MIN_REPLICAS_ACK=1 then 0; what acknowledged was lost
+drill-redis-failover: drill-harness
+	$(DRILL) redis-failover
+
+## drills: all six, one after the other
 drills: drill-harness
 	$(DRILL) node-loss && $(DRILL) redis-restart && $(DRILL) nats-restart && $(DRILL) rolling-restart \
-		&& $(DRILL) secret-rotation
+		&& $(DRILL) secret-rotation && $(DRILL) redis-failover
 
 ## deploy-validate: render every overlay and validate it offline
 deploy-validate:

@@ -17,6 +17,10 @@ public enum Drill: String, CaseIterable, Sendable {
     case rollingRestart = "rolling-restart"
     /// `NATS_HMAC_SECRET` rotated in three rolling restarts (Runbooks/secret-rotation.md).
     case secretRotation = "secret-rotation"
+    /// The Redis master under Sentinel is killed (`kill -9`) while pairings and token rotations
+    /// stream in; run with `REDIS_MIN_REPLICAS_ACK=1` and with `0`, counting what was acknowledged
+    /// and lost (`RedisFailoverDrill`).
+    case redisFailover = "redis-failover"
 }
 
 /// How a drill runs. Every figure has an environment variable (`init(environment:)`).
@@ -44,12 +48,34 @@ public struct DrillConfiguration: Sendable {
     public var redisExecutable: String?
     public var natsExecutable: String?
 
+    // The redis-failover drill only.
+
+    /// The Sentinels' `down-after-milliseconds`.
+    public var sentinelDownAfterMilliseconds = 1500
+    /// How long the replicas are cut off from the master before it is killed (SIGSTOP of the
+    /// replicas and `CLIENT KILL TYPE replica` on the master): the writes of that window reach
+    /// only the master. 0 kills the master with its replicas in sync.
+    public var replicaHoldMilliseconds = 1000
+    /// The `REDIS_MIN_REPLICAS_ACK` settings to run, one whole run each, in this order.
+    public var minReplicasAckSettings = [1, 0]
+    /// Concurrent loops pairing new sessions (pair/start, desktop auth, join, approve).
+    public var pairingStreams = 2
+    /// Phones that reconnect in a loop, each auth rotating their token.
+    public var rotatingPhones = 4
+    /// Traffic kept running after every node followed the new master.
+    public var afterFailover: Duration = .seconds(3)
+
     public init() {}
 
     /// `RELAY_DRILL_NODES`, `RELAY_DRILL_SESSIONS`, `RELAY_DRILL_WARMUP_S`, `RELAY_DRILL_OUTAGE_S`,
     /// `RELAY_DRILL_RECOVERY_TIMEOUT_S`, `RELAY_DRILL_DRAIN_PERIOD_MS`, `RELAY_DRILL_OUTPUT_DIR`,
-    /// `RELAY_LOAD_ORIGIN`.
-    public init(environment: HarnessEnvironment) {
+    /// `RELAY_LOAD_ORIGIN`; for redis-failover `RELAY_DRILL_SENTINEL_DOWN_AFTER_MS`,
+    /// `RELAY_DRILL_REPLICA_HOLD_MS`, `RELAY_DRILL_MIN_REPLICAS_ACK`, `RELAY_DRILL_PAIRING_STREAMS`,
+    /// `RELAY_DRILL_ROTATING_PHONES`, `RELAY_DRILL_AFTER_FAILOVER_S`.
+    ///
+    /// - Throws: `HarnessConfigurationError` for a malformed `RELAY_DRILL_REPLICA_HOLD_MS` or
+    ///   `RELAY_DRILL_MIN_REPLICAS_ACK` (0 is meaningful there, so a typo must not fall back).
+    public init(environment: HarnessEnvironment) throws {
         nodes = max(2, environment.positiveInt("RELAY_DRILL_NODES", default: nodes))
         sessions = max(nodes, environment.positiveInt("RELAY_DRILL_SESSIONS", default: sessions))
         warmup = .seconds(environment.positiveInt("RELAY_DRILL_WARMUP_S", default: 4))
@@ -58,6 +84,18 @@ public struct DrillConfiguration: Sendable {
         drainPeriodMilliseconds = environment.positiveInt("RELAY_DRILL_DRAIN_PERIOD_MS", default: drainPeriodMilliseconds)
         outputDirectory = environment.string("RELAY_DRILL_OUTPUT_DIR") ?? outputDirectory
         origin = environment.string("RELAY_LOAD_ORIGIN") ?? origin
+        sentinelDownAfterMilliseconds = environment.positiveInt("RELAY_DRILL_SENTINEL_DOWN_AFTER_MS", default: sentinelDownAfterMilliseconds)
+        replicaHoldMilliseconds = try environment.threshold("RELAY_DRILL_REPLICA_HOLD_MS", default: replicaHoldMilliseconds)
+        if let settings = environment.string("RELAY_DRILL_MIN_REPLICAS_ACK") {
+            let parsed = settings.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !parsed.isEmpty, parsed.allSatisfy({ ($0 ?? -1) >= 0 }) else {
+                throw HarnessConfigurationError("RELAY_DRILL_MIN_REPLICAS_ACK must be a comma-separated list of integers ≥ 0, got '\(settings)'")
+            }
+            minReplicasAckSettings = parsed.compactMap { $0 }
+        }
+        pairingStreams = environment.positiveInt("RELAY_DRILL_PAIRING_STREAMS", default: pairingStreams)
+        rotatingPhones = environment.positiveInt("RELAY_DRILL_ROTATING_PHONES", default: rotatingPhones)
+        afterFailover = .seconds(environment.positiveInt("RELAY_DRILL_AFTER_FAILOVER_S", default: 3))
     }
 }
 
@@ -76,6 +114,7 @@ public final class DrillReport: Sendable {
     private let notes = Locked<[(seconds: Double, text: String)]>([])
     private let recordedChecks = Locked<[Check]>([])
     private let recordedFacts = Locked<[(String, ArtifactJSON)]>([])
+    private let summaryLines = Locked<[String]>([])
 
     init(drill: Drill, echo: Bool) {
         self.drill = drill
@@ -87,6 +126,8 @@ public final class DrillReport: Sendable {
     public var observations: [(seconds: Double, text: String)] { notes.withLock { $0 } }
     /// The checks, in the order they were made.
     public var checks: [Check] { recordedChecks.withLock { $0 } }
+    /// The closing summary, if the drill printed one.
+    public var summary: [String] { summaryLines.withLock { $0 } }
     /// True when every check passed.
     public var passed: Bool { checks.allSatisfy(\.passed) && !checks.isEmpty }
 
@@ -103,6 +144,12 @@ public final class DrillReport: Sendable {
         if echo { Self.write("check \(passed ? "PASS" : "FAIL"): \(name): \(detail)") }
     }
 
+    /// Records (and echoes) the closing summary, a few aligned lines.
+    func summarize(_ lines: [String]) {
+        summaryLines.withLock { $0.append(contentsOf: lines) }
+        if echo { lines.forEach(Self.write) }
+    }
+
     /// Records a figure for the artifact.
     func fact(_ key: String, _ value: ArtifactJSON) { recordedFacts.withLock { $0.append((key, value)) } }
 
@@ -117,7 +164,7 @@ public final class DrillReport: Sendable {
                     .array(observations.map { .object([("second", .number($0.seconds, places: 2)), ("event", .string($0.text))]) })
                 ),
                 ("checks", .array(checks.map { .object([("check", .string($0.name)), ("passed", .bool($0.passed)), ("detail", .string($0.detail))]) })),
-            ] + recordedFacts.withLock { $0 })
+            ] + (summary.isEmpty ? [] : [("summary", .array(summary.map { .string($0) }))]) + recordedFacts.withLock { $0 })
     }
 
     private static func write(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }

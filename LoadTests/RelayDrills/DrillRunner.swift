@@ -1,7 +1,8 @@
-// The four drills. Each starts its own cluster, runs client traffic through the disruption and
-// checks what Runbooks/failover.md says happens: sessions survive, acknowledged traffic resumes,
-// readiness follows the dependencies, the relay's counters move as the runbook tells the on-call
-// to watch them.
+// The drills on one Redis and one NATS (redis-failover has its own: RedisFailoverDrill.swift).
+// Each starts its own cluster, runs client traffic through the disruption and checks what
+// Runbooks/failover.md says happens: sessions survive, acknowledged traffic resumes, readiness
+// follows the dependencies, the relay's counters move as the runbook tells the on-call to watch
+// them.
 
 import Foundation
 import RelayClient
@@ -16,6 +17,8 @@ public enum DrillRunner {
     /// - Throws: only when the cluster cannot be started or traffic cannot be set up; a
     ///   disruption that goes wrong is a failed check in the report.
     public static func run(_ drill: Drill, _ configuration: DrillConfiguration) async throws -> DrillReport {
+        // Its own dependencies (a master, two replicas, three Sentinels) and streams of new writes.
+        if drill == .redisFailover { return try await RedisFailoverDrill.run(configuration) }
         let report = DrillReport(drill: drill, echo: configuration.echo)
         let cluster = try await LocalCluster.start(
             nodes: configuration.nodes, redis: .local(executable: configuration.redisExecutable, appendOnly: true),
@@ -51,6 +54,7 @@ public enum DrillRunner {
         case .natsRestart: await context.natsRestart()
         case .rollingRestart: await context.rollingRestart()
         case .secretRotation: await context.secretRotation()
+        case .redisFailover: break  // run above
         }
 
         let final = await traffic.finish()

@@ -126,6 +126,10 @@ public final class ClusterTraffic: Sendable {
     /// How many sessions there are.
     public var sessionCount: Int { drivers.count }
 
+    /// Session `index`'s desktop and phone (after `finish()`, to check what the relay still
+    /// knows of them: the phone's `deviceSessionToken` is the last token it was given).
+    public func clients(of index: Int) -> (desktop: RelayDesktop, phone: RelayPhone) { (drivers[index].desktop, drivers[index].phone) }
+
     /// The nodes session `index`'s desktop and phone connected to first.
     public func homes(of index: Int) -> (desktop: Int, phone: Int) { (drivers[index].desktopHome, drivers[index].phoneHome) }
 

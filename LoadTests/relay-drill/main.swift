@@ -1,6 +1,7 @@
 // relay-drill: rehearses a failover drill of Runbooks/failover.md against a local cluster it
 // starts (three relay nodes, Redis, NATS, all on loopback) and prints what it observed.
-// Exit status: 0 every check held, 1 a check failed or the cluster could not be set up.
+// Exit status: 0 every check held, 1 a check failed or the cluster could not be set up, 2 a
+// malformed RELAY_DRILL_* variable.
 
 import ArgumentParser
 import Foundation
@@ -15,15 +16,31 @@ struct RelayDrill: AsyncParsableCommand {
         discussion: """
             Drills: \(Drill.allCases.map(\.rawValue).joined(separator: ", ")). Configuration: RELAY_DRILL_NODES, \
             RELAY_DRILL_SESSIONS, RELAY_DRILL_WARMUP_S, RELAY_DRILL_OUTAGE_S, RELAY_DRILL_RECOVERY_TIMEOUT_S, \
-            RELAY_DRILL_DRAIN_PERIOD_MS, RELAY_DRILL_OUTPUT_DIR (see LoadTests/README.md).
+            RELAY_DRILL_DRAIN_PERIOD_MS, RELAY_DRILL_OUTPUT_DIR; redis-failover also RELAY_DRILL_SENTINEL_DOWN_AFTER_MS, \
+            RELAY_DRILL_REPLICA_HOLD_MS, RELAY_DRILL_MIN_REPLICAS_ACK, RELAY_DRILL_PAIRING_STREAMS, RELAY_DRILL_ROTATING_PHONES, \
+            RELAY_DRILL_AFTER_FAILOVER_S (see LoadTests/README.md). Exit status: 0 every check held, 1 a check failed, \
+            2 a malformed variable.
             """)
 
     @Argument(help: ArgumentHelp("The drill.", valueName: Drill.allCases.map(\.rawValue).joined(separator: "|")))
     var drill: Drill
 
     func run() async throws {
-        let configuration = DrillConfiguration(environment: HarnessEnvironment(ProcessInfo.processInfo.environment))
-        say("drill \(drill.rawValue): \(configuration.nodes) nodes, \(configuration.sessions) sessions, outage \(configuration.outage)")
+        let configuration: DrillConfiguration
+        do {
+            configuration = try DrillConfiguration(environment: HarnessEnvironment(ProcessInfo.processInfo.environment))
+        } catch {
+            say("relay-drill: \(error)")
+            throw ExitCode(2)
+        }
+        if drill == .redisFailover {
+            say(
+                "drill \(drill.rawValue): \(configuration.nodes) nodes, \(configuration.sessions) sessions, REDIS_MIN_REPLICAS_ACK "
+                    + "\(configuration.minReplicasAckSettings.map(String.init).joined(separator: " then ")), Sentinel down-after "
+                    + "\(configuration.sentinelDownAfterMilliseconds) ms, replicas cut off \(configuration.replicaHoldMilliseconds) ms before the kill")
+        } else {
+            say("drill \(drill.rawValue): \(configuration.nodes) nodes, \(configuration.sessions) sessions, outage \(configuration.outage)")
+        }
         let report: DrillReport
         do {
             report = try await DrillRunner.run(drill, configuration)

@@ -46,12 +46,21 @@ struct RunbookConsistencyTests {
 
     // MARK: Metrics
 
-    /// Scrapes a relay node in cluster mode (Redis and NATS configured, so their metrics exist)
-    /// after requests to every kind of route.
+    /// Scrapes a relay node in cluster mode (Redis and NATS configured, so their metrics exist;
+    /// Redis found through a Sentinel, as `components/redis-sentinel` runs it, so the Sentinel
+    /// metrics exist too) after requests to every kind of route.
     static func exportedExposition() async throws -> String {
+        let redisURL = try TestServices.redisURL()
+        guard let redisPort = URL(string: redisURL)?.port else { throw TestFailure("RELAY_TEST_REDIS_URL=\(redisURL) has no port") }
+        // Watches the shared test Redis and never fails it over (no replica, down-after 10 min).
+        let sentinel = try LocalDependencyServer(
+            .sentinel(masterName: "relay", masterPort: redisPort, quorum: 1, downAfterMillis: 600_000),
+            executable: try TestServices.redisServer())
+        try await sentinel.start()
+        defer { sentinel.terminateIfRunning() }
         let cluster = try await LocalCluster.start(
-            nodes: 1, redis: .external(url: try TestServices.redisURL()), nats: .external(url: try TestServices.natsURL()),
-            prefix: "relaydeploytest")
+            nodes: 1, redis: .external(url: redisURL), nats: .external(url: try TestServices.natsURL()),
+            environment: ["REDIS_SENTINELS": "127.0.0.1:\(sentinel.port)"], prefix: "relaydeploytest")
         defer { cluster.killAll() }
         let http = cluster.node(0).http
         for path in ["/healthz", "/livez", "/readyz"] { _ = try await http.get(path) }

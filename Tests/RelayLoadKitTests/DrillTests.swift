@@ -59,6 +59,41 @@ struct DrillTests {
         #expect(Self.names(report).contains("no envelope rejected during the rotation"))
     }
 
+    /// The Redis master under Sentinel killed while pairings and rotations stream in, with
+    /// REDIS_MIN_REPLICAS_ACK 1 then 0 (shortened: a few seconds of traffic, down-after 1 s):
+    /// Sentinel promotes a replica, every node follows, 1 loses nothing acknowledged, and 0 loses
+    /// what was acknowledged while the replicas were cut off (the drill's loss count can fail).
+    @Test func redisFailoverLosesNothingAcknowledgedWhenAReplicaConfirms() async throws {
+        var configuration = try Self.configuration()
+        configuration.sessions = 3
+        configuration.warmup = .seconds(2)
+        configuration.sentinelDownAfterMilliseconds = 1000
+        configuration.replicaHoldMilliseconds = 1000
+        configuration.pairingStreams = 1
+        configuration.rotatingPhones = 2
+        configuration.afterFailover = .seconds(1)
+        let report = try await DrillRunner.run(.redisFailover, configuration)
+        let failed = report.checks.filter { !$0.passed }.map { "\($0.name): \($0.detail)" }
+        let story = report.observations.map(\.text).joined(separator: "\n")
+        #expect(report.passed, "\(failed)\n\(story)")
+        #expect(Self.names(report).isSuperset(of: [
+            "Sentinel promotes a replica (REDIS_MIN_REPLICAS_ACK=1)", "every node follows the new master (REDIS_MIN_REPLICAS_ACK=1)",
+            "nothing acknowledged is lost (REDIS_MIN_REPLICAS_ACK=1)", "every node follows the new master (REDIS_MIN_REPLICAS_ACK=0)",
+        ]))
+        guard case .array(let runs)? = report.json["runs"], runs.count == 2 else {
+            Issue.record("no runs in the artifact: \(report.json.pretty.prefix(2000))")
+            return
+        }
+        func figure(_ run: ArtifactJSON, _ key: String) -> Int64 {
+            if case .int(let value)? = run[key] { value } else { -1 }
+        }
+        #expect(figure(runs[0], "min_replicas_ack") == 1 && figure(runs[1], "min_replicas_ack") == 0)
+        #expect(figure(runs[0], "pairings_acknowledged") > 0 && figure(runs[0], "rotations_acknowledged") > 0, "\(story)")
+        #expect(figure(runs[0], "acknowledged_lost") == 0, "\(story)")
+        // With 0, writes acknowledged while the replicas were cut off reached the master only.
+        #expect(figure(runs[1], "pairings_lost") + figure(runs[1], "rotations_lost") > 0, "\(story)")
+    }
+
     /// The drill's rejection check can fail: changing the signing secret in one step makes the
     /// nodes reject each other's envelopes, which is what the three rollouts avoid.
     @Test func aOneStepSecretChangeIsRejected() async throws {
