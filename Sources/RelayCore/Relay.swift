@@ -52,7 +52,7 @@ public final class Relay: Sendable {
         lease = PresenceLease(context: context, directory: directory, router: router, presence: presence)
         pairing = Pairing(context: context, directory: directory, router: router, presence: presence)
         admission = SocketAdmission(context: context, directory: directory, router: router, pairing: pairing, presence: presence)
-        inbox = BusInbox(context: context, directory: directory, router: router, pairing: pairing, presence: presence)
+        inbox = BusInbox(context: context, directory: directory, router: router, pairing: pairing)
         sweeper = Sweeper(
             context: context, directory: directory, router: router,
             limiters: [pairing.ipLimiter, admission.authFailureLimiter])

@@ -240,12 +240,14 @@ struct StateStoreContractTests {
     func aLapsedLeaseTakesItsClaimsWithIt(_ kind: StoreKind) async throws {
         try await kind.withStore { store in
             let sessionID = "session-lapse-0123"
-            _ = try await store.renewLease(nodeID: "node-killed", ttlMillis: 200)
+            _ = try await store.renewLease(nodeID: "node-killed", ttlMillis: 60_000)
             _ = try await store.renewLease(nodeID: "node-alive", ttlMillis: 60_000)
             _ = try await store.claim(.desktop, sessionID: sessionID, holder: PresenceHolder(nodeID: "node-killed", holderID: "d"))
             let both = try await store.claim(.device("dev-1"), sessionID: sessionID, holder: PresenceHolder(nodeID: "node-alive", holderID: "p"))
             #expect(both.desktopNode == "node-killed" && both.connectedDeviceCount == 1)
-            // The node stops renewing: its desktop is gone for everyone, the other node's phone stays.
+            // The node's last renewal runs out a millisecond later, and it renews no more: its
+            // desktop is gone for everyone, the other node's phone stays.
+            _ = try await store.renewLease(nodeID: "node-killed", ttlMillis: 1)
             let lapsed = await eventually(timeout: .seconds(30)) {
                 (try? await store.presence(sessionID: sessionID))?.desktopNode == nil
             }

@@ -112,6 +112,20 @@ struct AuthHardeningTests {
         if !keys.isEmpty { _ = try await redis.send(["DEL"] + keys) }
     }
 
+    @Test func aTokenLookupDuringARedisOutageTellsTheClientToRetryNotThatItsSessionIsGone() async throws {
+        let server = try LocalDependencyServer(.redis(appendOnly: false), executable: try TestServices.redisServer())
+        try await server.start()
+        defer { server.terminateIfRunning() }
+        try await withRelay({ $0["REDIS_URL"] = server.url }) { relay in
+            // A token this node has never seen, so only the store could say whose it is.
+            try await server.stop(graceful: false)
+            let (texts, code) = try await Self.authenticate(relay, token: opaque())
+            #expect(code == 1011)
+            #expect(!texts.contains { $0.contains("session_expired") }, "\(texts)")
+            #expect(try await relay.prometheusText().contains(#"relay_ws_auth_failures_total{reason="token_rotation_persist_failed"} 1"#))
+        }
+    }
+
     @Test func failedAuthsAreBudgetedPerClientIP() async throws {
         try await withRelay({
             $0["MAX_WS_AUTH_FAILURES_PER_MINUTE"] = "3"

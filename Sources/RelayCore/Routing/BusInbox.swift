@@ -12,14 +12,12 @@ final class BusInbox: NodePart, Sendable {
     let directory: SessionDirectory
     let router: Router
     let pairing: Pairing
-    let presence: ClusterPresence
 
-    init(context: NodeContext, directory: SessionDirectory, router: Router, pairing: Pairing, presence: ClusterPresence) {
+    init(context: NodeContext, directory: SessionDirectory, router: Router, pairing: Pairing) {
         self.context = context
         self.directory = directory
         self.router = router
         self.pairing = pairing
-        self.presence = presence
     }
 
     /// One envelope from another node, on the bus's delivery thread: nothing here blocks.
@@ -144,20 +142,14 @@ extension BusInbox {
             if hasDesktop {
                 // Phones on other nodes may have missed frames: a desktop_status tells them to resync.
                 router.publish(.mobile, sessionID: session.id, payload: ServerMessage.desktopStatus(sessionID: session.id, desktopConnected: true))
-            } else if let live = await presence.read(session.id) {
-                // The cluster's presence says where the desktop is now.
-                let own = context.nodeID
-                session.state.withLock { s in
-                    if let node = live.desktopNode, node != own { s.remoteDesktopNode = node }
-                }
             } else {
+                // Asked over the bus, not read from the store: an answer also proves the desktop's
+                // node is back on the bus, so a command sent after the signal below reaches it.
                 router.publishPresenceProbe(session.id)
             }
         }
-        if !presence.isClustered {
-            // Probe answers set the presence flag; give them a moment.
-            try? await Task.sleep(for: .milliseconds(300))
-        }
+        // Probe answers, and the desktop nodes' own announcements, say where desktops are.
+        try? await Task.sleep(for: .milliseconds(300))
         // Phones whose desktop is connected elsewhere hear that it is back.
         for session in held {
             let mobiles: [any RelayConnection] = session.state.withLock { s in

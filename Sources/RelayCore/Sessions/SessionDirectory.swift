@@ -36,11 +36,13 @@ final class SessionDirectory: NodePart, Sendable {
 
     // MARK: Tokens
 
-    /// Who the token with `digest` belongs to: this node's index first, then the cluster's.
-    func owner(ofToken digest: TokenDigest) async -> TokenOwner? {
+    /// Who the token with `digest` belongs to: this node's index first, then the cluster's. Throws
+    /// when the store cannot answer: an unknown token is not a wrong one during an outage, and a
+    /// client told `session_expired` would pair again.
+    func owner(ofToken digest: TokenDigest) async throws -> TokenOwner? {
         if let owner = registry.owner(ofToken: digest, now: context.now) { return owner }
         guard context.store.isShared else { return nil }
-        return await storedOwner(ofToken: digest)
+        return try await storedOwner(ofToken: digest)
     }
 
     /// A token this node does not hold, looked up in the cluster (PROTOCOL §6.2's forced reload,
@@ -48,26 +50,21 @@ final class SessionDirectory: NodePart, Sendable {
     /// the index does not know may still come from a node that writes no index; for that, a full
     /// reload runs at most once per `tokenReloadFallbackIntervalMillis`, so unknown tokens cannot
     /// make a node re-read every session.
-    private func storedOwner(ofToken digest: TokenDigest) async -> TokenOwner? {
-        do {
-            if let sessionID = try await context.store.sessionID(forToken: digest) {
-                try await reloadSession(sessionID)
-                return registry.owner(ofToken: digest, now: context.now)
-            }
-            let now = context.now
-            let interval = context.configuration.tokenReloadFallbackIntervalMillis
-            let due = tokenReloadFallback.withLock { last -> Bool in
-                if let last, now - last < interval { return false }
-                last = now
-                return true
-            }
-            guard due else { return nil }
-            try await reloadAll()
+    private func storedOwner(ofToken digest: TokenDigest) async throws -> TokenOwner? {
+        if let sessionID = try await context.store.sessionID(forToken: digest) {
+            try await reloadSession(sessionID)
             return registry.owner(ofToken: digest, now: context.now)
-        } catch {
-            logger.warning("state store read failed", metadata: ["error": "\(error)"])
-            return nil
         }
+        let now = context.now
+        let interval = context.configuration.tokenReloadFallbackIntervalMillis
+        let due = tokenReloadFallback.withLock { last -> Bool in
+            if let last, now - last < interval { return false }
+            last = now
+            return true
+        }
+        guard due else { return nil }
+        try await reloadAll()
+        return registry.owner(ofToken: digest, now: context.now)
     }
 
     // MARK: Writes

@@ -60,7 +60,15 @@ final class SocketAdmission: NodePart, Sendable {
         guard Identifiers.isOpaqueToken(token, minLength: 22) else { return .rejected(.invalidAuthPayload) }
         // The token is digested once; every lookup and comparison from here on uses the digest.
         let digest = TokenDigest(of: token)
-        let owner = await directory.owner(ofToken: digest)
+        let owner: TokenOwner?
+        do {
+            owner = try await directory.owner(ofToken: digest)
+        } catch {
+            // The credentials may be fine: the client is told to retry (1011), not that its
+            // session is gone.
+            logger.warning("state store read failed; token not looked up", metadata: ["error": "\(error)"])
+            return .rejected(.tokenRotationPersistFailed)
+        }
         guard let owner else { return .rejected(.tokenNotFound) }
         switch owner {
         case .desktop(let session):
@@ -201,7 +209,7 @@ final class SocketAdmission: NodePart, Sendable {
         }
 
         await router.subscribeAhead(session)
-        let desktopConnected: Bool
+        var desktopConnected = false
         if presence.isClustered {
             // The claim said where the desktop is: a node other than this one is watched from now on.
             let own = context.nodeID
@@ -211,7 +219,10 @@ final class SocketAdmission: NodePart, Sendable {
                 s.remoteDesktopNode = node
                 return true
             }
-        } else {
+        }
+        // A cluster without a shared store has no presence to ask; one still mixed with reference
+        // relays (which claim nothing; they need the plain layout) may hold the desktop there.
+        if !desktopConnected && (!presence.isClustered || context.store.keepsTokensInClear) {
             desktopConnected = await resolveDesktopPresence(session)
         }
         let mobile = MobileEndpoint(admission: self, session: session, deviceID: deviceID, connection: connection)
