@@ -53,6 +53,8 @@ public final class RedisConnection: Sendable {
     /// Where this connection goes (``RedisURL/description`` is safe to log).
     public let url: RedisURL
     private let core: RedisConnectionCore
+    private let configuration: Configuration
+    private let logger: Logger
 
     /// A connection to `url`. Its thread starts with ``start()`` (the relay's service group calls it
     /// in `run`) or on first use, then connects at once and keeps reconnecting until
@@ -65,17 +67,33 @@ public final class RedisConnection: Sendable {
     /// - Parameter sentinel: when set, the master is asked of these Sentinels before every
     ///   connect and a failover is followed (``RedisSentinelConfiguration``); `url` then supplies
     ///   only the credentials and the database.
-    public init(
+    public convenience init(
         url: RedisURL, sentinel: RedisSentinelConfiguration? = nil, configuration: Configuration = Configuration(),
         logger: Logger = Logger(label: "relay.redis"), onAvailabilityChange: (@Sendable (Bool) -> Void)? = nil
     ) {
-        self.url = url
         var logger = logger
         logger[metadataKey: "redis"] = "\(sentinel.map(\.description) ?? url.description)"
-        core = RedisConnectionCore(
-            url: url, configuration: configuration, logger: logger,
+        self.init(
+            url: url,
             sentinel: sentinel.map { RedisSentinel(configuration: $0, connectTimeout: configuration.connectTimeout, logger: logger) },
-            onAvailabilityChange: onAvailabilityChange)
+            configuration: configuration, logger: logger, onAvailabilityChange: onAvailabilityChange)
+    }
+
+    private init(
+        url: RedisURL, sentinel: RedisSentinel?, configuration: Configuration, logger: Logger,
+        onAvailabilityChange: (@Sendable (Bool) -> Void)?
+    ) {
+        self.url = url
+        self.configuration = configuration
+        self.logger = logger
+        core = RedisConnectionCore(
+            url: url, configuration: configuration, logger: logger, sentinel: sentinel, onAvailabilityChange: onAvailabilityChange)
+    }
+
+    /// A second connection to the same server (or the same Sentinel-chosen master), sharing this
+    /// one's view of Sentinel: one watcher, and one count of the failovers followed.
+    public func sibling() -> RedisConnection {
+        RedisConnection(url: url, sentinel: core.sentinel, configuration: configuration, logger: logger, onAvailabilityChange: nil)
     }
 
     /// The Sentinels and master name this connection follows; nil without Sentinel.

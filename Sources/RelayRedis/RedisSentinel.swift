@@ -39,6 +39,11 @@ final class RedisSentinel: Sendable {
         var master: RedisSentinelConfiguration.Address?
         /// Master changes followed.
         var changes = 0
+        /// The master a `+switch-master` announcement named: tried first at the next connect,
+        /// before any Sentinel is asked (the one asked may not have switched yet).
+        var announced: RedisSentinelConfiguration.Address?
+        /// Who hears a switch (each connection sharing this Sentinel view).
+        var handlers: [@Sendable () -> Void] = []
         var watching = false
         var stopped = false
         /// The watcher's socket, so `stop` can unblock its read.
@@ -61,6 +66,14 @@ final class RedisSentinel: Sendable {
 
     /// Asks the Sentinels where the master is; blocking, for the connection's thread.
     func resolveMaster() -> Result<RedisSentinelConfiguration.Address, RedisError> {
+        // A fresh announcement is the answer; if it is already stale, `ROLE` says so and the
+        // next attempt asks the Sentinels.
+        if let announced = state.withLock({ s -> RedisSentinelConfiguration.Address? in
+            defer { s.announced = nil }
+            return s.announced
+        }) {
+            return .success(announced)
+        }
         let sentinels = configuration.sentinels
         let first = state.withLock { $0.preferred }
         var lastError = "no Sentinel configured"
@@ -130,16 +143,17 @@ final class RedisSentinel: Sendable {
 
     // MARK: Switch announcements
 
-    /// Starts a thread that listens for `+switch-master` of this master and calls `onSwitch` for
-    /// each; it moves to the next Sentinel when one goes away. Once only.
+    /// Calls `onSwitch` for every `+switch-master` of this master; the first call starts the
+    /// thread that listens, moving to the next Sentinel when one goes away.
     func watch(onSwitch: @escaping @Sendable () -> Void) {
         let start = state.withLock { s -> Bool in
+            s.handlers.append(onSwitch)
             guard !s.watching, !s.stopped else { return false }
             s.watching = true
             return true
         }
         guard start else { return }
-        if !startThread(name: "relay-sentinel", { self.listen(onSwitch: onSwitch) }) {
+        if !startThread(name: "relay-sentinel", { self.listen() }) {
             logger.error("cannot start the Sentinel watcher thread; failovers are followed at the next connection error")
         }
     }
@@ -153,7 +167,7 @@ final class RedisSentinel: Sendable {
         state.broadcast()
     }
 
-    private func listen(onSwitch: @Sendable () -> Void) {
+    private func listen() {
         var signals = sigset_t()
         sigemptyset(&signals)
         sigaddset(&signals, SIGPIPE)
@@ -163,7 +177,7 @@ final class RedisSentinel: Sendable {
             let sentinel = configuration.sentinels[index % configuration.sentinels.count]
             index += 1
             if let context = connect(sentinel) {
-                if context.pointee.err == 0 { subscribe(context, onSwitch: onSwitch) }
+                if context.pointee.err == 0 { subscribe(context) }
                 state.withLock { $0.watchSocket = -1 }
                 redisFree(context)
             }
@@ -173,7 +187,7 @@ final class RedisSentinel: Sendable {
     }
 
     /// Reads announcements until the connection fails or the watcher stops.
-    private func subscribe(_ context: UnsafeMutablePointer<redisContext>, onSwitch: @Sendable () -> Void) {
+    private func subscribe(_ context: UnsafeMutablePointer<redisContext>) {
         let registered = state.withLock { s -> Bool in
             guard !s.stopped else { return false }
             s.watchSocket = context.pointee.fd
@@ -187,7 +201,15 @@ final class RedisSentinel: Sendable {
                 let payload = parts[2].text, payload.hasPrefix(prefix)
             else { continue }
             logger.notice("redis_sentinel_switch_master", metadata: ["announcement": "\(payload)"])
-            onSwitch()
+            // `<name> <old ip> <old port> <new ip> <new port>`
+            let fields = payload.split(separator: " ")
+            let handlers = state.withLock { s -> [@Sendable () -> Void] in
+                if fields.count == 5, let port = Int(fields[4]) {
+                    s.announced = RedisSentinelConfiguration.Address(host: String(fields[3]), port: port)
+                }
+                return s.handlers
+            }
+            for handler in handlers { handler() }
         }
     }
 }

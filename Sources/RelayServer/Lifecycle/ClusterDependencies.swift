@@ -25,8 +25,7 @@ struct ClusterDependencies: Sendable {
             let redis = RedisConnection(url: url, sentinel: configuration.redisSentinel, configuration: connection, logger: logger)
             dependencies.redis = redis
             if configuration.redisMinReplicasAck > 0 {
-                dependencies.redisWrites = RedisConnection(
-                    url: url, sentinel: configuration.redisSentinel, configuration: connection, logger: logger)
+                dependencies.redisWrites = redis.sibling()
             }
             dependencies.store = RedisStateStore(
                 connection: redis, keyPrefix: configuration.redisKeyPrefix,
