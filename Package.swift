@@ -147,8 +147,9 @@ let package = Package(
             path: "LoadTests/relay-load",
             swiftSettings: swiftSettings
         ),
-        // Failover drills (node loss, Redis and NATS restarts, rolling restart) rehearsed against a
-        // local cluster with client traffic; what Runbooks/failover.md describes, observed.
+        // Failover drills (node loss, Redis and NATS restarts, rolling restart, secret rotation, a Redis
+        // master killed under Sentinel) rehearsed against a local cluster with client traffic; what
+        // Runbooks/failover.md describes, observed.
         .target(
             name: "RelayDrills",
             dependencies: ["RelayLoadKit", "RelayLocalCluster", "RelayClient"],

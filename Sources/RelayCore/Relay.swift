@@ -110,6 +110,23 @@ public final class Relay: Sendable {
     /// This node's id: its bus instance id, under which it claims presence.
     public var nodeID: String { context.nodeID }
 
+    /// Tells the node its store is now another server (a promoted replica after a failover): the
+    /// versions of what it read before are not comparable with the new server's, which may be
+    /// behind them (the old master took writes it never replicated). Every local copy gives up
+    /// its version, so the next read of it is taken whatever its version, and all are read again.
+    public func storeWasReplaced() {
+        context.logger.notice("state store replaced; reloading every session")
+        directory.forgetStoredVersions()
+        let directory = self.directory, logger = context.logger
+        context.work.submit {
+            do {
+                try await directory.reloadAll()
+            } catch {
+                logger.warning("state store read failed after a failover", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
     /// Whether this node talks to other nodes.
     public var crossInstanceBusEnabled: Bool { context.bus != nil }
     /// Whether records outlive this process.

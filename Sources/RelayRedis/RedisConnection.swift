@@ -102,6 +102,13 @@ public final class RedisConnection: Sendable {
     /// The master this connection last reached through Sentinel (`host:port`); nil without Sentinel.
     public var sentinelMaster: String? { core.sentinel?.currentMaster }
 
+    /// Calls `handler` each time the connection reconnects to another server than before (a
+    /// replica promoted by a failover, a restarted or replaced server): it may hold older data than
+    /// what was read before. Runs on the connection's thread; it must return quickly.
+    public func onServerChange(_ handler: @escaping @Sendable () -> Void) {
+        core.onServerChange(handler)
+    }
+
     /// Master changes (failovers) this connection followed; 0 without Sentinel.
     public var masterChanges: Int { core.sentinel?.masterChangeCount ?? 0 }
 

@@ -37,6 +37,12 @@ final class RedisConnectionCore: @unchecked Sendable {
         var socket: Int32 = -1
         /// Set when Sentinel announced a new master: the reconnect backoff ends at once.
         var reconnectNow = false
+        /// The `run_id` of the server the last connection reached.
+        var serverRunID: String?
+        /// The last connect reached another server than the one before (a failover, a restart).
+        var serverChanged = false
+        /// Who hears of it.
+        var serverChangeHandlers: [@Sendable () -> Void] = []
         var nextWaiterID: UInt64 = 0
         var availabilityWaiters: [UInt64: Waiter] = [:]
         var exitWaiters: [CheckedContinuation<Void, Never>] = []
@@ -217,6 +223,11 @@ final class RedisConnectionCore: @unchecked Sendable {
                     break
                 }
                 logger.info("redis connected", metadata: ["failed_attempts": "\(failedAttempts)"])
+                let changed = lock.withLock { state -> [@Sendable () -> Void] in
+                    defer { state.serverChanged = false }
+                    return state.serverChanged ? state.serverChangeHandlers : []
+                }
+                for handler in changed { handler() }
                 if everConnected { metrics.reconnects.increment() }
                 everConnected = true
                 failedAttempts = 0
@@ -378,7 +389,25 @@ final class RedisConnectionCore: @unchecked Sendable {
             }
             sentinel.connected(to: master)
         }
+        // Which server this is: another one than last time (a promoted replica, a restart) may
+        // hold older data than what was read before, which callers must know.
+        if case .success(let replies) = roundTrip(context, [["INFO", "server"].map { Array($0.utf8) }]),
+            let info = replies.first?.text,
+            let line = info.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("run_id:") })
+        {
+            let runID = String(line.dropFirst("run_id:".count))
+            lock.withLock { state in
+                if let previous = state.serverRunID, previous != runID { state.serverChanged = true }
+                state.serverRunID = runID
+            }
+        }
         return .success(context)
+    }
+
+    /// Calls `handler` (on the connection thread) each time a connection reaches another server
+    /// than the previous one did.
+    func onServerChange(_ handler: @escaping @Sendable () -> Void) {
+        lock.withLock { $0.serverChangeHandlers.append(handler) }
     }
 
     private enum Work {

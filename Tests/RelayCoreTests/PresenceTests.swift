@@ -41,3 +41,27 @@ struct PresenceTests {
         }
     }
 }
+
+/// After a failover the store's versions may be lower than what a node read from the old master.
+@Suite("Store failover", .timeLimit(.minutes(2)))
+struct StoreFailoverTests {
+    @Test func aReplacedStoreWinsOverLocalCopiesWithHigherVersions() async throws {
+        let store = InMemoryStateStore(shared: true)
+        let node = RelayNode(store: store)
+        let (session, _, device) = try await node.pairedSession()
+        let local = try #require(node.relay.directory.session(session.sessionID))
+        let seen = try await store.load(sessionID: session.sessionID)
+        // The promoted replica never got the pairing: the session as it was before, at a lower version.
+        var older = try #require(seen.record)
+        older.devices = [:]
+        #expect(try await store.compareAndSave(older, version: 1, expected: seen.version))
+        try await node.relay.directory.reloadSession(session.sessionID)
+        #expect(local.state.withLock { $0.record.devices[device.deviceID] } != nil, "a lower version is not adopted")
+
+        node.relay.storeWasReplaced()
+        let followed = await eventually(timeout: .seconds(30)) { () -> Bool? in
+            local.state.withLock { $0.record.devices.isEmpty && $0.version == 1 } ? true : nil
+        }
+        #expect(followed == true)
+    }
+}

@@ -2,6 +2,7 @@ import Logging
 import RelayCore
 import RelayLocalCluster
 import RelayTestSupport
+import Synchronization
 import Testing
 
 @testable import RelayRedis
@@ -99,6 +100,29 @@ struct RedisHighAvailabilityTests {
         // And the new master takes writes (with no replica left, only unconfirmed ones).
         try await survivor.save(Records.paired(), version: 2)
         await #expect(throws: RedisError.self) { try await store.save(Records.paired(), version: 3) }
+    }
+
+    @Test func aReconnectToAnotherServerIsReported() async throws {
+        let server = try LocalDependencyServer(.redis(appendOnly: false), executable: try TestServices.redisServer())
+        try await server.start()
+        defer { server.terminateIfRunning() }
+        let connection = RedisConnection(url: try RedisURL(parsing: server.url), logger: Logger(label: "server-change-test"))
+        defer { Task { await connection.shutdown() } }
+        let changes = Mutex(0)
+        connection.onServerChange { changes.withLock { $0 += 1 } }
+        #expect(await connection.waitUntilAvailable(timeout: .seconds(20)))
+        // The same server again (a lost connection): no change.
+        _ = try await connection.send("CLIENT", "KILL", "TYPE", "normal")
+        let back = await eventually(timeout: .seconds(20)) {
+            guard connection.isAvailable else { return false }
+            return (try? await connection.send("PING")) == .status("PONG")
+        }
+        #expect(back)
+        #expect(changes.withLock { $0 } == 0)
+        // Another process on the same address (a restart without persistence, a replaced server).
+        try await server.stop(graceful: false)
+        try await server.start()
+        #expect(await eventually(timeout: .seconds(30)) { changes.withLock { $0 } == 1 })
     }
 
     @Test func sentinelListsParseAndRefuseWhatTheyCannotUse() throws {

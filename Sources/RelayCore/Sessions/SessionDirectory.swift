@@ -164,6 +164,12 @@ final class SessionDirectory: NodePart, Sendable {
         return records.count
     }
 
+    /// Drops every local copy's version: after a failover the store's versions may be lower than
+    /// the ones read from the old master, and must still win.
+    func forgetStoredVersions() {
+        for session in registry.allSessions { session.state.withLock { $0.version = 0 } }
+    }
+
     // MARK: Adoption
 
     /// Makes the local copy of a session match what the store holds: inserts it, replaces the

@@ -73,7 +73,11 @@ public struct RelayApplication: Service {
         let relay = self.relay, configuration = self.configuration, listeningPort = self.listeningPort
         let onListening = self.onListening
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
-        if let redis = dependencies.redis { services.append(.init(service: RedisConnectionService(connection: redis))) }
+        if let redis = dependencies.redis {
+            // A promoted replica may be behind what this node read from the old master.
+            redis.onServerChange { [weak relay] in relay?.storeWasReplaced() }
+            services.append(.init(service: RedisConnectionService(connection: redis)))
+        }
         if let writes = dependencies.redisWrites { services.append(.init(service: RedisConnectionService(connection: writes))) }
         if let bus = dependencies.bus { services.append(.init(service: ClusterBusService(bus: bus))) }
         services.append(.init(service: RelayWorkService(
