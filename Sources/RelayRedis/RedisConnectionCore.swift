@@ -205,12 +205,7 @@ final class RedisConnectionCore: @unchecked Sendable {
     // MARK: The connection thread
 
     private func run() {
-        // hiredis writes with write(2); a peer that closed would raise SIGPIPE and kill the
-        // process. Blocked on this thread, the write returns EPIPE instead.
-        var signals = sigset_t()
-        sigemptyset(&signals)
-        sigaddset(&signals, SIGPIPE)
-        pthread_sigmask(SIG_BLOCK, &signals, nil)
+        blockSIGPIPEOnThisThread()
 
         var failedAttempts = 0
         var everConnected = false
@@ -539,6 +534,15 @@ final class RedisConnectionCore: @unchecked Sendable {
             return text.isEmpty ? "connection error \(context.pointee.err)" : String(decoding: text, as: UTF8.self)
         }
     }
+}
+
+/// hiredis writes with write(2): a peer that closed would raise SIGPIPE and kill the process.
+/// Blocked on a thread that runs hiredis, the write returns EPIPE instead.
+func blockSIGPIPEOnThisThread() {
+    var signals = sigset_t()
+    sigemptyset(&signals)
+    sigaddset(&signals, SIGPIPE)
+    pthread_sigmask(SIG_BLOCK, &signals, nil)
 }
 
 extension timeval {

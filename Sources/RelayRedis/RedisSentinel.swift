@@ -168,10 +168,7 @@ final class RedisSentinel: Sendable {
     }
 
     private func listen() {
-        var signals = sigset_t()
-        sigemptyset(&signals)
-        sigaddset(&signals, SIGPIPE)
-        pthread_sigmask(SIG_BLOCK, &signals, nil)
+        blockSIGPIPEOnThisThread()
         var index = 0
         while !state.withLock({ $0.stopped }) {
             let sentinel = configuration.sentinels[index % configuration.sentinels.count]

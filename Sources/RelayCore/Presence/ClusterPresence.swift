@@ -48,25 +48,30 @@ final class ClusterPresence: NodePart, Sendable {
 
     /// Claims `slot` of the session for `holderID` on this node; the live presence after it.
     func claim(_ slot: PresenceSlot, of sessionID: String, holderID: String) async -> SessionPresence? {
-        guard isClustered else { return nil }
-        do {
-            return seen(try await context.store.claim(slot, sessionID: sessionID, holder: holder(holderID)))
-        } catch {
-            stats.presenceFailure()
-            logger.warning("presence_claim_failed", metadata: ["session": "\(Identifiers.redacted(sessionID))", "error": "\(error)"])
-            return nil
+        await answer("presence_claim_failed", sessionID) { [self] in
+            try await context.store.claim(slot, sessionID: sessionID, holder: holder(holderID))
         }
     }
 
     /// Releases `slot` if `holderID` on this node still holds it; the live presence after it.
     @discardableResult
     func release(_ slot: PresenceSlot, of sessionID: String, holderID: String) async -> SessionPresence? {
+        await answer("presence_release_failed", sessionID) { [self] in
+            try await context.store.release(slot, sessionID: sessionID, holder: holder(holderID))
+        }
+    }
+
+    /// What the store answered, or nil (counted and logged as `failure`) when it could not, or
+    /// when the node runs alone.
+    private func answer(
+        _ failure: String, _ sessionID: String, _ ask: () async throws -> SessionPresence
+    ) async -> SessionPresence? {
         guard isClustered else { return nil }
         do {
-            return seen(try await context.store.release(slot, sessionID: sessionID, holder: holder(holderID)))
+            return seen(try await ask())
         } catch {
             stats.presenceFailure()
-            logger.warning("presence_release_failed", metadata: ["session": "\(Identifiers.redacted(sessionID))", "error": "\(error)"])
+            logger.warning("\(failure)", metadata: ["session": "\(Identifiers.redacted(sessionID))", "error": "\(error)"])
             return nil
         }
     }
