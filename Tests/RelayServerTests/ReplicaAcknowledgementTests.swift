@@ -29,7 +29,8 @@ struct ReplicaAcknowledgementTests {
         try await withRelay({
             $0["REDIS_URL"] = master.url
             $0["REDIS_MIN_REPLICAS_ACK"] = "1"
-            $0["REDIS_WAIT_TIMEOUT_MS"] = "300"
+            // Long enough for a replica on a busy machine; refusals below wait this long each.
+            $0["REDIS_WAIT_TIMEOUT_MS"] = "3000"
         }) { relay in
             // Confirmed by the replica: a whole pairing works.
             let paired = try await RelayPairing.pairConnected(baseURL: relay.baseURL, origin: allowedOrigin)
