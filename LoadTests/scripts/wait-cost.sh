@@ -23,7 +23,7 @@ redis-server --port "$replica" --bind 127.0.0.1 --save '' --daemonize yes --logf
   --dbfilename replica.rdb --replicaof 127.0.0.1 "$master"
 nats-server -a 127.0.0.1 -p "$nats" >"$work/nats.log" 2>&1 &
 natspid=$!
-for _ in $(seq 1 100); do redis-cli -p "$master" info replication | grep -q state=online && break; sleep 0.1; done
+for _ in $(seq 1 300); do redis-cli -p "$master" info replication | grep -q state=online && break; sleep 0.1; done
 for round in $(seq 1 "$rounds"); do
   for ack in 1 0; do
     port=$((base + 10 + ack))
@@ -33,8 +33,8 @@ for round in $(seq 1 "$rounds"); do
       .build/release/relay >"$work/relay.log" 2>&1 &
     relay=$!
     for _ in $(seq 1 100); do curl -sf "localhost:$port/readyz" >/dev/null && break; sleep 0.1; done
-    RELAY_LOAD_BASE_URL="http://127.0.0.1:$port" RELAY_LOAD_PAIRINGS=$pairings RELAY_LOAD_SETUP_CONCURRENCY=1 \
-      RELAY_LOAD_RESULTS_PATH="$work/result.json" RELAY_LOAD_PROGRESS=0 .build/release/relay-load pairing-rate >"$work/out.txt" 2>&1
+    RELAY_LOAD_BASE_URL="http://127.0.0.1:$port" RELAY_LOAD_PAIRINGS=$pairings RELAY_LOAD_SETUP_CONCURRENCY=1 RELAY_LOAD_TARGET_RATE=1 \
+      RELAY_LOAD_RESULTS_PATH="$work/result.json" RELAY_LOAD_PROGRESS=0 .build/release/relay-load pairing-rate >"$work/out.txt" 2>&1 || { echo "round $round REDIS_MIN_REPLICAS_ACK=$ack failed:"; tail -3 "$work/out.txt"; tail -5 "$work/relay.log"; }
     python3 -c "
 import json
 r = json.load(open('$work/result.json'))
