@@ -155,6 +155,28 @@ struct ClusterTruthTests {
         }
     }
 
+    @Test func aKilledPhoneNodeLeavesTheDesktopWithTheCountOfThePhonesLeft() async throws {
+        let ttl = 2000
+        try await withRelayCluster(count: 3, environment: ["PRESENCE_TTL_MS": "\(ttl)"]) { cluster in
+            let desktop = RelayDesktop(baseURL: cluster.baseURL(0))
+            let first = RelayPhone(baseURL: cluster.baseURL(0))
+            let second = RelayPhone(baseURL: cluster.baseURL(0))
+            _ = try await RelayPairing.pairConnected(
+                desktop: desktop, phone: first, desktopSocketURL: cluster.socketURL(0), phoneSocketURL: cluster.socketURL(1))
+            _ = try await RelayPairing.addPhone(to: desktop, phone: second, phoneSocketURL: cluster.socketURL(2))
+            _ = try await Self.frame(on: desktop.socket, where: Self.isDeviceCount(2))
+
+            // The second phone's node dies without a word: its lease lapsing is what tells.
+            try await cluster.kill(2)
+            let killed = ContinuousClock.now
+            _ = try await Self.frame(on: desktop.socket, where: Self.isDeviceCount(1))
+            let elapsed = ContinuousClock.now - killed
+            #expect(elapsed <= .milliseconds(ttl + 1000), "relay.device_count 1 after \(elapsed)")
+            let secondID = try #require(second.deviceID), firstID = try #require(first.deviceID)
+            #expect(try await Self.connectedDevices(desktop, through: cluster.baseURL(1)) == [firstID: true, secondID: false])
+        }
+    }
+
     @Test func aNodeFrozenPastItsLeaseClaimsItsDesktopAgainWhenItResumes() async throws {
         try await withRelayCluster(count: 2, environment: ["PRESENCE_TTL_MS": "1000"]) { cluster in
             let desktop = RelayDesktop(baseURL: cluster.baseURL(0))

@@ -102,9 +102,12 @@ final class PresenceLease: NodePart, Sendable {
         var watched = Set<String>()
         for session in directory.allSessions {
             session.state.withLock { s in
-                if !s.closed, s.desktop == nil, let node = s.remoteDesktopNode, node != own { watched.insert(node) }
+                guard !s.closed else { return }
+                if s.desktop == nil, let node = s.remoteDesktopNode, node != own { watched.insert(node) }
+                if s.desktop != nil { watched.formUnion(s.remotePhoneNodes) }
             }
         }
+        watched.remove(own)
         guard !watched.isEmpty else { return }
         let live: Set<String>
         do {
@@ -132,7 +135,24 @@ final class PresenceLease: NodePart, Sendable {
         }
         stats.remoteDesktopLapse(sessions: sessions)
         logger.warning(
-            "presence_lapsed; desktops there marked offline",
+            "presence_lapsed; desktops there marked offline, phones there no longer counted",
             metadata: ["nodes": "\(lapsed.sorted().joined(separator: ","))", "sessions": "\(sessions)"])
+        await recountPhones(lostOn: lapsed)
+    }
+
+    /// Desktops here whose phones were on a lapsed node hear how many devices are left.
+    private func recountPhones(lostOn lapsed: Set<String>) async {
+        for session in directory.allSessions {
+            let affected = session.state.withLock { s -> Bool in
+                guard !s.closed, s.desktop != nil, !s.remotePhoneNodes.isDisjoint(with: lapsed) else { return false }
+                s.remotePhoneNodes.subtract(lapsed)
+                return true
+            }
+            guard affected, let live = await presence.read(session.id) else { continue }
+            guard let desktop = session.state.withLock({ $0.desktop }) else { continue }
+            router.deliver(
+                ServerMessage.deviceCount(sessionID: session.id, connectedDeviceCount: live.connectedDeviceCount), to: desktop,
+                countFailure: false)
+        }
     }
 }

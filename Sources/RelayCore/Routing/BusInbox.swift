@@ -87,7 +87,10 @@ final class BusInbox: NodePart, Sendable {
         let scan = RelayFrameScan(payload)
         let recipients: [any RelayConnection] = session.state.withLock { s in
             s.touch(now)
-            if envelope.target == .desktop { return s.desktop.map { [$0] } ?? [] }
+            if envelope.target == .desktop {
+                if scan.isDeviceCount && s.desktop != nil { s.remotePhoneNodes.insert(envelope.sourceInstanceID) }
+                return s.desktop.map { [$0] } ?? []
+            }
             if let connected = scan.desktopConnected {
                 // A node says where the desktop is; a late "gone" from a node the desktop left
                 // does not undo the newer node's "here".

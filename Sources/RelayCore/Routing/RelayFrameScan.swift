@@ -8,6 +8,8 @@ import RelayProtocol
 struct RelayFrameScan {
     var disconnectReason: DisconnectReason?
     var desktopConnected: Bool?
+    /// A `relay.device_count`: its sender holds a phone socket of the session (or just lost one).
+    var isDeviceCount = false
 
     init(_ payload: [UInt8]) {
         guard payload.first == UInt8(ascii: "{"),
@@ -19,6 +21,8 @@ struct RelayFrameScan {
             if case .string(let reason)? = fields["reason"] { disconnectReason = DisconnectReason(rawValue: reason) }
         case "relay.desktop_status":
             if case .bool(let connected)? = fields["desktopConnected"] { desktopConnected = connected }
+        case "relay.device_count":
+            isDeviceCount = true
         default:
             break
         }

@@ -13,6 +13,9 @@ struct SessionState {
     /// a phone's auth, `relay.desktop_status` from other nodes and probe answers. Cleared when that
     /// node says the desktop left, when its lease lapses and when the bus goes.
     var remoteDesktopNode: String?
+    /// Other nodes that announced a phone of the session to this node's desktop: if one's lease
+    /// lapses, its phones are gone and the desktop is told the new count.
+    var remotePhoneNodes: Set<String> = []
     var mobiles: [String: MobileSocket] = [:]
     /// The same sockets as `mobiles`, kept as an array so a desktop frame's fan-out copies nothing.
     var mobileConnections: [any RelayConnection] = []
