@@ -31,6 +31,19 @@ struct ClusterTruthTests {
         { $0["type"]?.stringValue == "relay.device_count" && $0["connectedDeviceCount"]?.intValue == count }
     }
 
+    /// A desktop on node 0 and two paired phones, on nodes 1 and 2; the second phone's `auth_ok`.
+    static func desktopWithPhonesOnTheOtherNodes(
+        _ cluster: LocalCluster
+    ) async throws -> (desktop: RelayDesktop, first: RelayPhone, second: RelayPhone, secondAuthOK: JSONValue) {
+        let desktop = RelayDesktop(baseURL: cluster.baseURL(0))
+        let first = RelayPhone(baseURL: cluster.baseURL(0))
+        let second = RelayPhone(baseURL: cluster.baseURL(0))
+        _ = try await RelayPairing.pairConnected(
+            desktop: desktop, phone: first, desktopSocketURL: cluster.socketURL(0), phoneSocketURL: cluster.socketURL(1))
+        let secondAuthOK = try await RelayPairing.addPhone(to: desktop, phone: second, phoneSocketURL: cluster.socketURL(2))
+        return (desktop, first, second, secondAuthOK)
+    }
+
     /// A raw connection to the cluster's Redis.
     static func redis(_ cluster: LocalCluster) async throws -> RedisConnection {
         let connection = RedisConnection(url: try RedisURL(parsing: cluster.redisURL), logger: Logger(label: "cluster-truth-test"))
@@ -121,12 +134,7 @@ struct ClusterTruthTests {
     @Test func aKilledDesktopNodeIsOfflineOnEveryOtherNodeWithinThePresenceTTL() async throws {
         let ttl = 2000
         try await withRelayCluster(count: 3, environment: ["PRESENCE_TTL_MS": "\(ttl)"]) { cluster in
-            let desktop = RelayDesktop(baseURL: cluster.baseURL(0))
-            let first = RelayPhone(baseURL: cluster.baseURL(0))
-            let second = RelayPhone(baseURL: cluster.baseURL(0))
-            _ = try await RelayPairing.pairConnected(
-                desktop: desktop, phone: first, desktopSocketURL: cluster.socketURL(0), phoneSocketURL: cluster.socketURL(1))
-            let secondOK = try await RelayPairing.addPhone(to: desktop, phone: second, phoneSocketURL: cluster.socketURL(2))
+            let (desktop, first, second, secondOK) = try await Self.desktopWithPhonesOnTheOtherNodes(cluster)
             #expect(secondOK["desktopConnected"]?.boolValue == true)
 
             try await cluster.kill(0)
@@ -158,12 +166,7 @@ struct ClusterTruthTests {
     @Test func aKilledPhoneNodeLeavesTheDesktopWithTheCountOfThePhonesLeft() async throws {
         let ttl = 2000
         try await withRelayCluster(count: 3, environment: ["PRESENCE_TTL_MS": "\(ttl)"]) { cluster in
-            let desktop = RelayDesktop(baseURL: cluster.baseURL(0))
-            let first = RelayPhone(baseURL: cluster.baseURL(0))
-            let second = RelayPhone(baseURL: cluster.baseURL(0))
-            _ = try await RelayPairing.pairConnected(
-                desktop: desktop, phone: first, desktopSocketURL: cluster.socketURL(0), phoneSocketURL: cluster.socketURL(1))
-            _ = try await RelayPairing.addPhone(to: desktop, phone: second, phoneSocketURL: cluster.socketURL(2))
+            let (desktop, first, second, _) = try await Self.desktopWithPhonesOnTheOtherNodes(cluster)
             _ = try await Self.frame(on: desktop.socket, where: Self.isDeviceCount(2))
 
             // The second phone's node dies without a word: its lease lapsing is what tells.

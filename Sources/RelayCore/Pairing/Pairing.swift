@@ -409,11 +409,9 @@ final class Pairing: NodePart, Sendable {
         }
         router.publish(.mobile, sessionID: sessionID, payload: ServerMessage.disconnect(.deviceRevoked), targetDeviceID: request.deviceID)
         // The devices connected anywhere but the revoked one, whose sockets are closing.
-        var count = session?.state.withLock { s in s.mobiles.values.filter { $0.deviceID != request.deviceID }.count } ?? 0
-        if var connected = await presence.read(sessionID)?.connectedDevices {
-            connected.remove(request.deviceID)
-            count = connected.count
-        }
+        let live = await presence.read(sessionID)
+        let count = session?.state.withLock { $0.connectedDeviceCount(live: live, excluding: request.deviceID) }
+            ?? live?.connectedDeviceCount(excluding: request.deviceID) ?? 0
         router.publish(.desktop, sessionID: sessionID, payload: ServerMessage.deviceCount(sessionID: sessionID, connectedDeviceCount: count))
         router.publishSessionRefresh(sessionID)
         return Self.body(["accepted": .bool(true), "sessionID": .string(sessionID), "deviceID": .string(request.deviceID)])

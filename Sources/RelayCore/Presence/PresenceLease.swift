@@ -149,10 +149,7 @@ final class PresenceLease: NodePart, Sendable {
                 return true
             }
             guard affected, let live = await presence.read(session.id) else { continue }
-            guard let desktop = session.state.withLock({ $0.desktop }) else { continue }
-            router.deliver(
-                ServerMessage.deviceCount(sessionID: session.id, connectedDeviceCount: live.connectedDeviceCount), to: desktop,
-                countFailure: false)
+            router.announceDeviceCount(session, count: live.connectedDeviceCount, publishing: false)
         }
     }
 }

@@ -26,6 +26,12 @@ public struct SessionPresence: Sendable, Equatable {
     /// Devices connected anywhere: `connectedDeviceCount`.
     public var connectedDeviceCount: Int { connectedDevices.count }
 
+    /// Devices connected anywhere but `deviceID` (one whose sockets are closing).
+    public func connectedDeviceCount(excluding deviceID: String?) -> Int {
+        guard let deviceID else { return connectedDeviceCount }
+        return connectedDevices.subtracting([deviceID]).count
+    }
+
     /// Whether a `/pair/join` is waiting for a decision on some node.
     public var hasPendingJoin: Bool { holders[.pendingJoin] != nil }
 

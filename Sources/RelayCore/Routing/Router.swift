@@ -35,6 +35,14 @@ final class Router: NodePart, Sendable {
         }
     }
 
+    /// `relay.device_count` to the session's desktop if this node holds it and, with `publishing`,
+    /// to the node that does.
+    func announceDeviceCount(_ session: Session, count: Int, publishing: Bool) {
+        let frame = ServerMessage.deviceCount(sessionID: session.id, connectedDeviceCount: count)
+        if let desktop = session.state.withLock({ $0.desktop }) { deliver(frame, to: desktop, countFailure: false) }
+        if publishing { publish(.desktop, sessionID: session.id, payload: frame) }
+    }
+
     /// Publishes a frame or control body for other nodes, if there are any.
     func publish(_ target: BusTarget, sessionID: String, payload: [UInt8], targetDeviceID: String? = nil) {
         guard let bus = context.bus else { return }

@@ -266,14 +266,14 @@ final class SessionDirectory: NodePart, Sendable {
     /// count, or nil if the device was unknown here.
     @discardableResult
     func revokeDeviceLocally(_ session: Session, deviceID: String, now: Int64) -> Int? {
-        let result: (sockets: [any RelayConnection], desktop: (any RelayConnection)?, count: Int)? = session.state.withLock { s in
+        let result: (sockets: [any RelayConnection], count: Int)? = session.state.withLock { s in
             guard s.record.devices[deviceID] != nil else { return nil }
             let tokens = s.removeDevice(deviceID)
             s.touch(now)
             let sockets = s.mobiles.values.filter { $0.deviceID == deviceID }.map(\.connection)
             for socket in sockets { s.removeMobile(connectionID: socket.connectionID) }
             registry.removeDeviceTokens(tokens, sessionID: session.id)
-            return (sockets, s.desktop, s.mobiles.count)
+            return (sockets, s.mobiles.count)
         }
         guard let result else { return nil }
         for socket in result.sockets {
@@ -282,21 +282,16 @@ final class SessionDirectory: NodePart, Sendable {
         }
         if presence.isClustered {
             let presence = self.presence, router = self.router, sessionID = session.id
-            let holders = result.sockets.map(\.connectionID), localCount = result.count
+            let holders = result.sockets.map(\.connectionID)
             context.work.submit {
                 var live: SessionPresence?
                 for holder in holders { live = await presence.release(.device(deviceID), of: sessionID, holderID: holder) }
                 if live == nil { live = await presence.read(sessionID) }
-                var devices = live?.connectedDevices
-                devices?.remove(deviceID)
-                let desktop = session.state.withLock { $0.desktop }
-                guard let desktop else { return }
-                let count = devices?.count ?? localCount
-                router.deliver(ServerMessage.deviceCount(sessionID: sessionID, connectedDeviceCount: count), to: desktop, countFailure: false)
+                let count = session.state.withLock { $0.connectedDeviceCount(live: live, excluding: deviceID) }
+                router.announceDeviceCount(session, count: count, publishing: false)
             }
-        } else if let desktop = result.desktop {
-            router.deliver(
-                ServerMessage.deviceCount(sessionID: session.id, connectedDeviceCount: result.count), to: desktop, countFailure: false)
+        } else {
+            router.announceDeviceCount(session, count: result.count, publishing: false)
         }
         return result.count
     }

@@ -27,6 +27,12 @@ struct SessionState {
     var desktopConnected: Bool { desktop != nil || remoteDesktopNode != nil }
     var hasLocalSockets: Bool { desktop != nil || !mobiles.isEmpty }
 
+    /// `connectedDeviceCount`: the cluster's live claims when the store answered, else this node's
+    /// phone sockets; without `excluding` (a device whose sockets are closing).
+    func connectedDeviceCount(live: SessionPresence?, excluding deviceID: String? = nil) -> Int {
+        live?.connectedDeviceCount(excluding: deviceID) ?? mobiles.values.filter { $0.deviceID != deviceID }.count
+    }
+
     /// The presence claims this node makes for the session: its sockets and its pending join.
     var localClaims: [(slot: PresenceSlot, holderID: String)] {
         var claims: [(slot: PresenceSlot, holderID: String)] = []

@@ -97,33 +97,25 @@ final class MobileEndpoint: SocketEndpoint {
     func closed() {
         let now = admission.context.now
         let connectionID = connection.connectionID
-        let removed: (desktop: (any RelayConnection)?, count: Int)? = session.state.withLock { s in
+        let removed: Int? = session.state.withLock { s in
             guard let socket = s.mobiles[connectionID], socket.connection === connection else { return nil }
             s.removeMobile(connectionID: connectionID)
             s.touch(now)
-            return (s.desktop, s.mobiles.count)
+            return s.mobiles.count
         }
         admission.releaseAdmission()
         guard let removed else { return }
         admission.router.updateSubscription(session)
         let router = admission.router, session = self.session
         guard admission.presence.isClustered else {
-            Self.announce(count: removed.count, session: session, desktop: removed.desktop, router: router)
+            router.announceDeviceCount(session, count: removed, publishing: true)
             return
         }
         // In a cluster the count is the devices connected anywhere, once this socket's claim is gone.
-        let presence = admission.presence, deviceID = self.deviceID, localCount = removed.count
+        let presence = admission.presence, deviceID = self.deviceID
         admission.context.work.submit {
             let live = await presence.release(.device(deviceID), of: session.id, holderID: connectionID)
-            let desktop = session.state.withLock { $0.desktop }
-            Self.announce(count: live?.connectedDeviceCount ?? localCount, session: session, desktop: desktop, router: router)
+            router.announceDeviceCount(session, count: session.state.withLock { $0.connectedDeviceCount(live: live) }, publishing: true)
         }
-    }
-
-    /// `relay.device_count` to the desktop, here and on whichever node holds it.
-    private static func announce(count: Int, session: Session, desktop: (any RelayConnection)?, router: Router) {
-        let frame = ServerMessage.deviceCount(sessionID: session.id, connectedDeviceCount: count)
-        if let desktop { router.deliver(frame, to: desktop, countFailure: false) }
-        router.publish(.desktop, sessionID: session.id, payload: frame)
     }
 }
