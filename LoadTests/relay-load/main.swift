@@ -12,7 +12,7 @@ struct RelayLoad: AsyncParsableCommand {
         abstract: "Load, soak and gate harness for the relay (PROTOCOL §9). Loopback and RELAY_LOAD_BASE_URL only.",
         subcommands: [
             Load.self, Gate.self, Soak.self, ThroughputMode.self, ScaleMode.self, FanoutMode.self, PairingRateMode.self,
-            SlowConsumersMode.self, CrossNodeMode.self, ClusterSoakMode.self,
+            SlowConsumersMode.self, CrossNodeMode.self, ClusterSoakMode.self, FloorMode.self,
         ],
         defaultSubcommand: Load.self)
 }
@@ -283,6 +283,24 @@ struct CrossNodeMode: AsyncParsableCommand {
             throw ExitCode(1)
         }
         try finish(result, path: configuration.load.resultsPath, assertionFailures: modeFailures(result, passFlag: "passes_cross_node_target"))
+    }
+}
+
+struct FloorMode: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "floor",
+        abstract: "Steady-state round trips through a local relay and through relay-floor (a bare NIO forwarder), alternating; CPU per message and their ratio.")
+
+    func run() async throws {
+        let configuration = FloorComparisonConfiguration(environment: processEnvironment)
+        let result: LoadResult
+        do {
+            result = try await FloorComparison.run(configuration)
+        } catch {
+            harnessLog("relay-load floor: could not start the relay or the floor: \(error)")
+            throw ExitCode(1)
+        }
+        try finish(result, path: configuration.common.resultsPath, assertionFailures: modeFailures(result, passFlag: "passes_floor_target"))
     }
 }
 

@@ -1,0 +1,160 @@
+// The relay against its floor: the same steady-state round trips through a local release relay
+// and through `relay-floor` (a bare SwiftNIO forwarder), alternating, in one run, so the relay's
+// CPU per forwarded message is reported as a ratio to what forwarding alone costs on this machine
+// at this moment.
+
+import Foundation
+import RelayClient
+import RelayLocalCluster
+
+/// Configuration of the floor comparison.
+public struct FloorComparisonConfiguration: Sendable {
+    public var sessions = 50
+    /// Round trips per session in each round (two forwarded messages each).
+    public var roundTrips = 400
+    /// Rounds; each runs the relay, then the floor. The medians are compared.
+    public var rounds = 3
+    public var setupConcurrency = 16
+    public var roundTripTimeout: Duration = .seconds(5)
+    /// The relay's CPU per message may be at most this many times the floor's.
+    public var targetRatio = 1.5
+    /// Event-loop threads of both processes: the relay's `EVENT_LOOP_THREADS` and the floor's
+    /// `NIO_SINGLETON_GROUP_LOOP_COUNT`. 1 is the relay's default.
+    public var eventLoops = 1
+    public var common = ModeConfiguration()
+
+    public init() {}
+
+    /// `RELAY_LOAD_SESSIONS` (50), `RELAY_LOAD_MESSAGES_PER_SESSION` (round trips per round, 400),
+    /// `RELAY_LOAD_ROUNDS` (3), `RELAY_LOAD_SETUP_CONCURRENCY` (16), `RELAY_FLOOR_TARGET_RATIO`
+    /// (1.5, a decimal), `RELAY_FLOOR_EVENT_LOOPS` (1) and the common variables. `RELAY_LOAD_BASE_URL` is not read: CPU is
+    /// measured on processes the harness starts.
+    public init(environment: HarnessEnvironment) {
+        sessions = environment.positiveInt("RELAY_LOAD_SESSIONS", default: sessions)
+        roundTrips = environment.positiveInt("RELAY_LOAD_MESSAGES_PER_SESSION", default: roundTrips)
+        rounds = environment.positiveInt("RELAY_LOAD_ROUNDS", default: rounds)
+        setupConcurrency = environment.positiveInt("RELAY_LOAD_SETUP_CONCURRENCY", default: setupConcurrency)
+        targetRatio = environment.string("RELAY_FLOOR_TARGET_RATIO").flatMap(Double.init) ?? targetRatio
+        eventLoops = environment.positiveInt("RELAY_FLOOR_EVENT_LOOPS", default: eventLoops)
+        common = ModeConfiguration(environment: environment, mode: "floor")
+        common.baseURL = nil
+    }
+}
+
+/// The floor comparison mode.
+public enum FloorComparison {
+    /// The `relay-floor` executable: `RELAY_FLOOR_BINARY`, else beside the `relay` the harness runs.
+    public static func floorExecutable() throws -> String {
+        if let configured = ProcessInfo.processInfo.environment["RELAY_FLOOR_BINARY"], !configured.isEmpty { return configured }
+        let relay = try LocalRelayNode.defaultExecutable()
+        let candidate = String(relay[..<relay.lastIndex(of: "/")!]) + "/relay-floor"
+        guard FileManager.default.isExecutableFile(atPath: candidate) else {
+            throw LocalClusterError("no relay-floor executable at \(candidate): build it (swift build -c release --product relay-floor) or set RELAY_FLOOR_BINARY")
+        }
+        return candidate
+    }
+
+    /// What one side spent in one round.
+    struct Round {
+        var cpuMicrosPerMessage: Double
+        var latency: LatencySummary
+    }
+
+    public static func run(_ configuration: FloorComparisonConfiguration) async throws -> LoadResult {
+        let loops = "\(configuration.eventLoops)"
+        let relay = try await RelayUnderTest.resolve(
+            baseURL: nil, origin: configuration.common.origin, overrides: Throughput.relayOverrides.merging(["EVENT_LOOP_THREADS": loops]) { $1 })
+        let floorPort = try freeLoopbackPort()
+        let floor: LocalRelayNode
+        do {
+            floor = try LocalRelayNode.launch(
+                executable: try floorExecutable(), port: floorPort, environment: ["NIO_SINGLETON_GROUP_LOOP_COUNT": loops])
+            try await floor.waitUntilHealthy()
+        } catch {
+            await relay.shutdown()
+            throw error
+        }
+
+        var errors: [String] = []
+        let sessions = await relay.pairSessions(
+            count: configuration.sessions, width: configuration.setupConcurrency, origin: configuration.common.origin, errors: &errors)
+        var relayPairs: [SteadyStatePair] = []
+        for (index, session) in sessions.enumerated() {
+            guard let phone = try? session.phone.socket, let desktop = try? session.desktop.socket else { continue }
+            relayPairs.append(SteadyStatePair(index: index, phone: phone, desktop: desktop, sessionID: session.desktop.sessionID))
+        }
+        let floorPairs = Locked<[Int: SteadyStatePair]>([:])
+        errors += await forEachConcurrently(count: configuration.sessions, width: configuration.setupConcurrency) { index in
+            let url = "ws://127.0.0.1:\(floorPort)/floor/s\(index)"
+            let desktop = try await RelayWebSocket.connect(to: url)
+            let phone = try await RelayWebSocket.connect(to: url)
+            floorPairs.withLock { $0[index] = SteadyStatePair(index: index, phone: phone, desktop: desktop, sessionID: "floor-\(index)") }
+        }.map { "floor socket pair \($0.0): \($0.1)" }
+        let floorList = floorPairs.withLock { pairs in pairs.keys.sorted().map { pairs[$0]! } }
+
+        var relayRounds: [Round] = []
+        var floorRounds: [Round] = []
+        let relayAll = LatencyRecorder()
+        let harnessStart = RunAccounting(relayPIDs: relay.pids + [floor.pid])
+        if errors.isEmpty {
+            for round in 1...configuration.rounds {
+                let firstSeq = UInt64((round - 1) * configuration.roundTrips + 1)
+                for (name, pairs, pid) in [("relay", relayPairs, relay.pids[0]), ("floor", floorList, floor.pid)] {
+                    harnessLog("[floor] round \(round)/\(configuration.rounds): \(name), \(pairs.count) sessions × \(configuration.roundTrips) round trips")
+                    let recorder = LatencyRecorder()
+                    let accounting = RunAccounting(relayPIDs: [pid])
+                    let failures = await SteadyState.run(
+                        pairs: pairs, roundTrips: configuration.roundTrips, round: round, firstSeq: firstSeq,
+                        timeout: configuration.roundTripTimeout, recorder: recorder)
+                    let usage = accounting.snapshot()
+                    errors += failures.map { "\(name) round \(round): \($0)" }
+                    let messages = Double(2 * pairs.count * configuration.roundTrips)
+                    let result = Round(cpuMicrosPerMessage: (usage.relayCPUSeconds ?? 0) * 1e6 / messages, latency: recorder.summary)
+                    harnessLog(String(format: "[floor]   %@: %.2f µs CPU per message, p50 %@ ms", name, result.cpuMicrosPerMessage, SessionLoad.ms(result.latency.p50)))
+                    if name == "relay" {
+                        relayRounds.append(result)
+                        for sample in recorder.micros { relayAll.record(.microseconds(sample)) }
+                    } else {
+                        floorRounds.append(result)
+                    }
+                }
+            }
+        }
+        let usage = harnessStart.snapshot()
+        let counters = (try? await relay.counters()) ?? RelayCounters()
+        for pair in floorList {
+            await pair.phone.close()
+            await pair.desktop.close()
+        }
+        try? await floor.kill()
+        await relay.shutdown()
+
+        func median(_ values: [Double]) -> Double { values.isEmpty ? 0 : values.sorted()[values.count / 2] }
+        let relayCPU = median(relayRounds.map(\.cpuMicrosPerMessage))
+        let floorCPU = median(floorRounds.map(\.cpuMicrosPerMessage))
+        let ratio = floorCPU > 0 ? relayCPU / floorCPU : 0
+        func rounded(_ value: Double) -> ArtifactJSON { .double((value * 100).rounded() / 100) }
+        var extra: [(String, ArtifactJSON)] = relay.relayMembers
+        extra += [
+            ("rounds", .int(configuration.rounds)),
+            ("round_trips_per_session", .int(configuration.roundTrips)),
+            ("forwarded_messages_per_round", .int(2 * configuration.sessions * configuration.roundTrips)),
+            ("relay_cpu_us_per_message", rounded(relayCPU)),
+            ("floor_cpu_us_per_message", rounded(floorCPU)),
+            ("relay_to_floor_ratio", rounded(ratio)),
+            ("target_ratio", rounded(configuration.targetRatio)),
+            ("event_loop_threads", .int(configuration.eventLoops)),
+            ("relay_p50_us", .int(Int(median(relayRounds.map { Double($0.latency.p50) })))),
+            ("relay_p99_us", .int(Int(median(relayRounds.map { Double($0.latency.p99) })))),
+            ("floor_p50_us", .int(Int(median(floorRounds.map { Double($0.latency.p50) })))),
+            ("floor_p99_us", .int(Int(median(floorRounds.map { Double($0.latency.p99) })))),
+            ("passes_floor_target", .bool(errors.isEmpty && ratio > 0 && ratio <= configuration.targetRatio)),
+        ]
+        extra += relayRounds.enumerated().map { ("relay_round_\($0.offset + 1)_cpu_us_per_message", rounded($0.element.cpuMicrosPerMessage)) }
+        extra += floorRounds.enumerated().map { ("floor_round_\($0.offset + 1)_cpu_us_per_message", rounded($0.element.cpuMicrosPerMessage)) }
+        return LoadResult(
+            mode: "floor", baseURL: relay.baseURL, origin: configuration.common.origin, sessions: configuration.sessions,
+            messagesPerSession: configuration.roundTrips * configuration.rounds, latency: relayAll.summary,
+            p95BudgetMilliseconds: 1000, counters: counters, errors: errors, usage: usage, extra: extra, timeline: relayAll.timeline)
+    }
+}

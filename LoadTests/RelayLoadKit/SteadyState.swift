@@ -1,0 +1,84 @@
+// Steady-state round trips over sockets that are already open: the phone sends a command, the
+// desktop echoes an event, the phone reads it. Two forwarded messages per round trip, no setup in
+// the measured window, so the CPU a relay spends in it is its cost per forwarded message.
+
+import Foundation
+import RelayClient
+
+/// One session's two open sockets and the texts they exchange.
+public struct SteadyStatePair: Sendable {
+    public let index: Int
+    public let phone: RelayWebSocket
+    public let desktop: RelayWebSocket
+    /// The relay's session id; the floor accepts any.
+    public let sessionID: String
+
+    public init(index: Int, phone: RelayWebSocket, desktop: RelayWebSocket, sessionID: String) {
+        self.index = index
+        self.phone = phone
+        self.desktop = desktop
+        self.sessionID = sessionID
+    }
+
+    /// A phone command envelope as the §9.1 harness sends it (no timestamp), about 170 bytes.
+    func command(seq: UInt64, round: Int) -> (text: String, marker: String) {
+        let marker = "\"commandID\":\"r\(round)-s\(index)-\(seq)\""
+        return (
+            "{\"schemaVersion\":2,\"sessionID\":\"\(sessionID)\",\"seq\":\(seq),\"payload\":{\"type\":\"command\","
+                + "\"payload\":{\"name\":\"thread.select\",\(marker),\"threadID\":\"thread-\(index)\"}}}",
+            marker
+        )
+    }
+
+    /// The desktop's echo: an event envelope about the same size.
+    func event(seq: UInt64, round: Int) -> (text: String, marker: String) {
+        let marker = "\"eventID\":\"r\(round)-s\(index)-\(seq)\""
+        return (
+            "{\"schemaVersion\":2,\"sessionID\":\"\(sessionID)\",\"seq\":\(seq),\"timestamp\":\"2026-12-07T00:00:00.000Z\","
+                + "\"payload\":{\"type\":\"event\",\(marker),\"threadID\":\"thread-\(index)\"}}",
+            marker
+        )
+    }
+}
+
+/// Runs the round trips.
+public enum SteadyState {
+    /// `roundTrips` echoes on every pair at once (closed loop: each pair waits for its echo before
+    /// the next command). `round` keeps each run's markers apart; `firstSeq` must grow across runs
+    /// on the same sockets (the relay refuses a replayed seq). Returns the failures.
+    public static func run(
+        pairs: [SteadyStatePair], roundTrips: Int, round: Int, firstSeq: UInt64, timeout: Duration, recorder: LatencyRecorder
+    ) async -> [String] {
+        let failures = await forEachConcurrently(count: pairs.count, width: pairs.count) { index in
+            let pair = pairs[index]
+            for offset in 0..<UInt64(roundTrips) {
+                let seq = firstSeq + offset
+                let started = ContinuousClock.now
+                let command = pair.command(seq: seq, round: round)
+                try await pair.phone.sendText(command.text)
+                try await awaitText(containing: command.marker, on: pair.desktop, timeout: timeout, what: "command \(seq) at the desktop")
+                let event = pair.event(seq: seq, round: round)
+                try await pair.desktop.sendText(event.text)
+                try await awaitText(containing: event.marker, on: pair.phone, timeout: timeout, what: "event \(seq) at the phone")
+                recorder.record(ContinuousClock.now - started)
+            }
+        }
+        return failures.map { "session \($0.0): \($0.1)" }
+    }
+
+    /// Reads text frames until one contains `marker`; anything else (a relay notice) is skipped.
+    static func awaitText(containing marker: String, on socket: RelayWebSocket, timeout: Duration, what: String) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let remaining = deadline - ContinuousClock.now
+            guard remaining > .zero else { throw RelayClientError.timedOut("\(what) not delivered within \(timeout)") }
+            let text: String
+            do {
+                text = try await socket.nextText(timeout: remaining)
+            } catch RelayClientError.timedOut {
+                throw RelayClientError.timedOut("\(what) not delivered within \(timeout)")
+            }
+            if text.contains(marker) { return }
+        }
+    }
+}
