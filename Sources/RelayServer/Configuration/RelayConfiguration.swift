@@ -40,6 +40,12 @@ public struct RelayConfiguration: Sendable {
     public var sweepIntervalMillis: Int64 = 30_000
     /// `DRAIN_PERIOD_MS`: on SIGTERM, sockets are told `server_shutdown` in batches over this period.
     public var drainPeriodMillis: Int64 = 10_000
+    /// `EVENT_LOOP_THREADS`: the threads that serve every HTTP connection and WebSocket. One by
+    /// default: a session's phone and desktop then share a thread, so forwarding a message never
+    /// wakes another one (the hand-off cost a third of the relay's CPU per message in
+    /// LoadTests/RESULTS.md). A node scales out as replicas; raise this to use more cores in one
+    /// process.
+    public var eventLoopThreads = 1
     /// Proxy hops trusted for `X-Forwarded-For` (0: use the TCP peer).
     public var trustedProxyHops = 0
     /// `ALLOW_LEGACY_QUERY_TOKEN_AUTH`: accept `/ws?token=` instead of a `relay.auth` frame (old clients).
@@ -173,6 +179,7 @@ public struct RelayConfiguration: Sendable {
         .init(name: "ALLOW_LEGACY_QUERY_TOKEN_AUTH", defaultValue: "false", help: "Accept ?token= on /ws instead of a relay.auth frame"),
         .init(name: "SESSION_SWEEP_INTERVAL_MS", defaultValue: "30000", help: "Sweeper period"),
         .init(name: "TRUSTED_SESSION_TTL_MS", defaultValue: "2592000000", help: "Lifetime of an inactive session with trusted devices (30 days)"),
+        .init(name: "EVENT_LOOP_THREADS", defaultValue: "1", help: "Threads serving HTTP and WebSocket I/O (1 keeps a session's sockets on one thread; at most 256)"),
         .init(name: "DRAIN_PERIOD_MS", defaultValue: "10000", help: "On SIGTERM, sockets are sent server_shutdown in batches over this period"),
         .init(name: "WS_WRITE_STALL_TIMEOUT_MS", defaultValue: "10000", help: "A socket whose writes make no progress this long is a slow consumer"),
         .init(name: "NATS_ALLOW_UNSIGNED", defaultValue: "false", help: "Run NATS_URL without NATS_HMAC_SECRET (unsigned envelopes); otherwise such a start is refused"),
@@ -252,6 +259,10 @@ public struct RelayConfiguration: Sendable {
         try positive("SESSION_SWEEP_INTERVAL_MS") { c.sweepIntervalMillis = Int64($0) }
         try positive("TRUSTED_SESSION_TTL_MS") { c.core.trustedSessionTTLMillis = Int64($0) }
         try positive("WS_WRITE_STALL_TIMEOUT_MS") { c.writeStallTimeoutMillis = Int64($0) }
+        if let threads = try reader.integer("EVENT_LOOP_THREADS", max: 256) {
+            guard threads >= 1 else { throw ConfigurationError("EVENT_LOOP_THREADS must be a whole number from 1 to 256 (got \"0\").") }
+            c.eventLoopThreads = threads
+        }
         if let drain = try reader.integer("DRAIN_PERIOD_MS") { c.drainPeriodMillis = Int64(drain) }
         try positive("HTTP_IDLE_TIMEOUT_MS") { c.http.idleTimeoutMillis = Int64($0) }
         try positive("HTTP_HEADER_TIMEOUT_MS") { c.http.headerTimeoutMillis = Int64($0) }

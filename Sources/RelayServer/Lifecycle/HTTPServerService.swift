@@ -24,6 +24,8 @@ struct HTTPServerService: Service {
     func run() async throws {
         guard await started.wait() else { return }
         let logger = self.logger, relay = self.relay, onListening = self.onListening
+        // The node's own loops (EVENT_LOOP_THREADS), shut down once the server has stopped.
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
         let server = Server(
             childChannelSetup: child,
             configuration: ServerConfiguration(address: .hostname(address, port: configuration.port)),
@@ -37,17 +39,25 @@ struct HTTPServerService: Service {
                 ])
                 await onListening(port)
             },
-            eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: logger)
+            eventLoopGroup: group, logger: logger)
         let health = self.health, period = configuration.drainPeriodMillis
-        try await withThrowingDiscardingTaskGroup { group in
-            group.addTask { try await server.run() }
-            group.addTask {
-                try await gracefulShutdown()
-                health.startDraining()
-                logger.notice("draining", metadata: ["drain_period_ms": "\(period)"])
-                await Self.drain(relay: relay, periodMillis: period, logger: logger)
+        let outcome: Result<Void, any Error>
+        do {
+            try await withThrowingDiscardingTaskGroup { group in
+                group.addTask { try await server.run() }
+                group.addTask {
+                    try await gracefulShutdown()
+                    health.startDraining()
+                    logger.notice("draining", metadata: ["drain_period_ms": "\(period)"])
+                    await Self.drain(relay: relay, periodMillis: period, logger: logger)
+                }
             }
+            outcome = .success(())
+        } catch {
+            outcome = .failure(error)
         }
+        try? await group.shutdownGracefully()
+        try outcome.get()
     }
 
     /// Sends every local socket `server_shutdown` in evenly spaced batches over `periodMillis`.

@@ -138,17 +138,7 @@ final class WebSocketHandler: ChannelInboundHandler {
         guard fragments.count + frame.length <= settings.maxMessageBytes else {
             return terminate(.messageTooLarge)
         }
-        var data = frame.data
-        let start = fragments.count
-        fragments.append(contentsOf: data.readableBytesView)
-        if let mask = frame.maskKey {
-            var i = 0
-            for index in start..<fragments.count {
-                fragments[index] ^= mask[i & 3]
-                i += 1
-            }
-        }
-        data.moveReaderIndex(to: data.writerIndex)
+        WebSocketUnmasking.append(frame.data, key: frame.maskKey, to: &fragments)
         guard frame.fin, let opcode = fragmentOpcode else { return }
         fragmentOpcode = nil
         let message = fragments
