@@ -9,7 +9,7 @@ APT_PACKAGES := libssl-dev libhiredis-dev libnats-dev redis-server nats-server o
 	load soak gate load-gated remote-control-load remote-control-soak remote-control-gate remote-control-load-gated \
 	load-throughput load-scale load-fanout load-pairing-rate load-slow-consumers load-cross-node soak-cluster \
 	drill-harness drills drill-node-loss drill-redis-restart drill-nats-restart drill-rolling-restart drill-secret-rotation \
-	drill-redis-failover
+	drill-redis-failover bench bench-floor bench-allocations bench-check
 
 ## deps: install the Debian packages the build and the tests need (only the missing ones)
 deps:
@@ -87,6 +87,22 @@ load-cross-node: harness
 	$(HARNESS) cross-node
 soak-cluster: harness
 	$(HARNESS) cluster-soak
+
+## Benchmarks (LoadTests/RESULTS.md): the relay against relay-floor, a bare SwiftNIO forwarder, in
+## one run (output/bench/relay-floor-result.json; exit 1 above RELAY_FLOOR_TARGET_RATIO), then the
+## allocation benchmarks against Benchmarks/Thresholds (output/bench/allocations.txt).
+bench: bench-floor bench-allocations
+
+bench-floor: harness
+	$(SWIFT) build -c release --product relay-floor
+	RELAY_LOAD_RESULTS_PATH=$${RELAY_LOAD_RESULTS_PATH:-$(CURDIR)/output/bench/relay-floor-result.json} $(HARNESS) floor
+
+bench-allocations: deps
+	bash scripts/bench-allocations.sh table
+
+## bench-check: allocations per frame against the checked-in thresholds only (what CI runs)
+bench-check: deps
+	bash scripts/bench-allocations.sh
 
 ## Failover drills (Runbooks/failover.md): each starts Redis, NATS and three release relay nodes on
 ## loopback, runs client traffic through one disruption and prints what it observed; writes

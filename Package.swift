@@ -36,6 +36,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        // Allocation benchmarks (Benchmarks/); the interposer counts every malloc.
+        .package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.0", traits: ["MallocInterposer"]),
     ],
     targets: [
         // Wire contract as types: envelopes, relay.* messages, error codes, validation, JSON.
@@ -167,6 +169,19 @@ let package = Package(
             ],
             path: "LoadTests/relay-floor",
             swiftSettings: swiftSettings
+        ),
+        // Allocations per frame on the per-frame paths, with thresholds in Thresholds/ that
+        // `make bench-check` (run by .ci/run) enforces.
+        .executableTarget(
+            name: "RelayBenchmarks",
+            dependencies: [
+                "RelayCore", "RelayProtocol",
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/RelayBenchmarks",
+            swiftSettings: swiftSettings,
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
         // Failover drills (node loss, Redis and NATS restarts, rolling restart, secret rotation, a Redis
         // master killed under Sentinel) rehearsed against a local cluster with client traffic; what

@@ -95,6 +95,13 @@ public final class Relay: Sendable {
         await lease.renew()
     }
 
+    /// Hands `envelope` to the node as its bus would, on the caller's thread: the allocation
+    /// benchmarks measure the cross-node path with it, without a bus's own delivery in the count.
+    @_spi(Benchmarks)
+    public func receiveFromBus(_ envelope: BusEnvelope) {
+        inbox.receive(envelope)
+    }
+
     /// The node's own work until the task is cancelled: a sweep every `sweepIntervalMillis` of the
     /// node's clock, the presence lease (in a cluster), and the jobs started by bus messages,
     /// closing sockets and the restore retry. Cancelling it cancels those jobs and returns once
