@@ -21,7 +21,7 @@ final class MobileEndpoint: SocketEndpoint {
         case terminate
         case drop
         case reject(MobileError)
-        case forward(desktop: (any RelayConnection)?)
+        case forward(desktop: (any RelayConnection)?, publish: Bool)
     }
 
     func receive(text: [UInt8]) {
@@ -68,7 +68,9 @@ final class MobileEndpoint: SocketEndpoint {
                 }
                 if let nameError = frame.commandNameError { return .reject(nameError) }
             }
-            return .forward(desktop: s.desktop)
+            // A session has one desktop: when it is here and no node has said it holds a newer one,
+            // no other node needs the frame, so it is neither signed nor published.
+            return .forward(desktop: s.desktop, publish: s.desktop == nil || s.remoteDesktopNode != nil)
         }
 
         switch verdict {
@@ -80,11 +82,11 @@ final class MobileEndpoint: SocketEndpoint {
             admission.context.stats.mobileError(error.code)
             // A relay.error that does not fit is dropped: no counter, no disconnect (§4.10).
             _ = connection.send(ServerMessage.error(error))
-        case .forward(let desktop):
+        case .forward(let desktop, let publish):
             guard let value = frame.envelope else { return }
             let stamped = stampRelayIdentity(value, connectionID: connectionID, deviceID: deviceID)
             if let desktop { admission.router.deliver(stamped, to: desktop) }
-            admission.router.publish(.desktop, sessionID: sessionID, payload: stamped)
+            if publish { admission.router.publish(.desktop, sessionID: sessionID, payload: stamped) }
             admission.context.stats.forwarded(fromMobile: true)
         }
     }
