@@ -2,6 +2,7 @@
 // so every command crosses NATS, against the same scenario on one node of the same cluster.
 
 import Foundation
+import RelayClient
 import RelayLocalCluster
 
 /// Configuration of the cross-node mode.
@@ -9,6 +10,11 @@ public struct CrossNodeConfiguration: Sendable {
     public var load = SessionLoadConfiguration()
     /// Alternating single-node and cross-node runs; the medians of their p50s are compared.
     public var rounds = 3
+    /// Steady-state round trips per session in each CPU round (phones echoed by their desktops,
+    /// sockets already open): the relays' CPU per forwarded message, one node against two.
+    public var steadyRoundTrips = 200
+    /// Cross-node CPU per message may be at most this many times the single-node figure.
+    public var cpuTargetRatio = 2.0
 
     public init() {
         load.sessions = 20
@@ -21,6 +27,8 @@ public struct CrossNodeConfiguration: Sendable {
     public init(environment: HarnessEnvironment) {
         self.init()
         rounds = environment.positiveInt("RELAY_LOAD_ROUNDS", default: rounds)
+        steadyRoundTrips = environment.positiveInt("RELAY_LOAD_STEADY_ROUND_TRIPS", default: steadyRoundTrips)
+        cpuTargetRatio = environment.string("RELAY_LOAD_CPU_TARGET_RATIO").flatMap(Double.init) ?? cpuTargetRatio
         load.sessions = environment.positiveInt("RELAY_LOAD_SESSIONS", default: load.sessions)
         load.messagesPerSession = environment.positiveInt("RELAY_LOAD_MESSAGES_PER_SESSION", default: load.messagesPerSession)
         load.setupConcurrency = environment.positiveInt("RELAY_LOAD_SETUP_CONCURRENCY", default: load.setupConcurrency)
@@ -36,7 +44,8 @@ public enum CrossNode {
     public static func run(_ configuration: CrossNodeConfiguration) async throws -> LoadResult {
         let cluster = try await LocalCluster.start(
             nodes: 2, redis: .local(), nats: .local(),
-            environment: ["ALLOWED_ORIGINS": configuration.load.origin, "MAX_PAIR_REQUESTS_PER_MINUTE": "20000"])
+            environment: Throughput.relayOverrides.merging(
+                ["ALLOWED_ORIGINS": configuration.load.origin, "MAX_PAIR_REQUESTS_PER_MINUTE": "20000"]) { $1 })
         let relay = RelayUnderTest(baseURL: cluster.baseURL(0), pids: [cluster.pid(0), cluster.pid(1)])
         var single: [LoadResult] = []
         var cross: [LoadResult] = []
@@ -50,12 +59,13 @@ public enum CrossNode {
             harnessLog("[cross-node] round \(round)/\(configuration.rounds): phones on node 1")
             cross.append(await SessionLoad.run(load, relay: relay, alsoRecordInto: crossSamples))
         }
+        let cpu = await steadyCPU(configuration, cluster: cluster)
         _ = await cluster.shutdown()
 
         func median(_ values: [Int]) -> Int { values.sorted()[values.count / 2] }
         let singleP50 = median(single.map(\.latency.p50))
         let crossP50 = median(cross.map(\.latency.p50))
-        let errors = (single + cross).flatMap(\.errors)
+        let errors = (single + cross).flatMap(\.errors) + cpu.errors
         let last = cross[cross.count - 1]
         var extra: [(String, ArtifactJSON)] = [
             ("nodes", .int(2)),
@@ -66,7 +76,14 @@ public enum CrossNode {
             ("p50_delta_us", .int(crossP50 - singleP50)),
             ("single_node_p95_us", .int(median(single.map(\.latency.p95)))),
             ("cross_node_p95_us", .int(median(cross.map(\.latency.p95)))),
-            ("passes_cross_node_target", .bool(errors.isEmpty && crossP50 - singleP50 <= 1000)),
+            ("single_node_cpu_us_per_message", .double((cpu.single * 100).rounded() / 100)),
+            ("cross_node_cpu_us_per_message", .double((cpu.cross * 100).rounded() / 100)),
+            ("cross_to_single_cpu_ratio", .double((cpu.ratio * 100).rounded() / 100)),
+            ("cpu_target_ratio", .double(configuration.cpuTargetRatio)),
+            ("passes_cross_node_cpu_target", .bool(cpu.errors.isEmpty && cpu.ratio > 0 && cpu.ratio <= configuration.cpuTargetRatio)),
+            ("passes_cross_node_target", .bool(
+                errors.isEmpty && cpu.errors.isEmpty && crossP50 - singleP50 <= 1000 && cpu.ratio > 0
+                    && cpu.ratio <= configuration.cpuTargetRatio)),
         ]
         extra += single.enumerated().map { ("single_node_round_\($0.offset + 1)_p50_us", .int($0.element.latency.p50)) }
         extra += cross.enumerated().map { ("cross_node_round_\($0.offset + 1)_p50_us", .int($0.element.latency.p50)) }
@@ -83,5 +100,56 @@ public enum CrossNode {
             latency: crossSamples.summary,
             p95BudgetMilliseconds: configuration.load.p95BudgetMilliseconds, counters: last.counters, errors: errors,
             usage: usage, extra: extra, timeline: crossSamples.timeline)
+    }
+
+    /// The relays' CPU (both nodes) per forwarded message in steady state: sessions whose phone is
+    /// on the desktop's node against sessions whose phone is on the other node, alternating, the
+    /// medians compared. Every cross-node message is signed, published, received and verified.
+    static func steadyCPU(
+        _ configuration: CrossNodeConfiguration, cluster: LocalCluster
+    ) async -> (single: Double, cross: Double, ratio: Double, errors: [String]) {
+        let load = configuration.load
+        var errors: [String] = []
+        var pairs: [Bool: [SteadyStatePair]] = [:]
+        for crossing in [false, true] {
+            let phoneBaseURL = cluster.baseURL(crossing ? 1 : 0)
+            let made = Locked<[Int: SteadyStatePair]>([:])
+            errors += await forEachConcurrently(count: load.sessions, width: load.setupConcurrency) { index in
+                let session = try await RelayPairing.pairConnected(
+                    desktop: RelayDesktop(baseURL: cluster.baseURL(0)), phone: RelayPhone(baseURL: phoneBaseURL, origin: load.origin),
+                    phoneSocketURL: crossing ? SessionLoad.socketURL(phoneBaseURL) : nil, deviceName: "Load Harness iPhone",
+                    idleTimeoutSeconds: 1800, drainIdle: .milliseconds(1))
+                let pair = SteadyStatePair(
+                    index: index, phone: try session.phone.socket, desktop: try session.desktop.socket, sessionID: session.desktop.sessionID)
+                made.withLock { $0[index] = pair }
+            }.map { "steady pairing \($0.0): \($0.1)" }
+            pairs[crossing] = made.withLock { made in made.keys.sorted().map { made[$0]! } }
+        }
+        guard errors.isEmpty else { return (0, 0, 0, errors) }
+        var figures: [Bool: [Double]] = [:]
+        for round in 1...configuration.rounds {
+            let firstSeq = UInt64((round - 1) * configuration.steadyRoundTrips + 1)
+            for crossing in [false, true] {
+                let list = pairs[crossing]!
+                harnessLog("[cross-node] steady round \(round)/\(configuration.rounds): \(crossing ? "phones on node 1" : "single node")")
+                let accounting = RunAccounting(relayPIDs: [cluster.pid(0), cluster.pid(1)])
+                errors += await SteadyState.run(
+                    pairs: list, roundTrips: configuration.steadyRoundTrips, round: round, firstSeq: firstSeq,
+                    timeout: load.roundTripTimeout, recorder: LatencyRecorder())
+                let cpu = accounting.snapshot().relayCPUSeconds ?? 0
+                let perMessage = cpu * 1e6 / Double(2 * list.count * configuration.steadyRoundTrips)
+                harnessLog(String(format: "[cross-node]   %.2f µs CPU per message (both nodes)", perMessage))
+                figures[crossing, default: []].append(perMessage)
+            }
+        }
+        for list in pairs.values {
+            for pair in list {
+                await pair.phone.close()
+                await pair.desktop.close()
+            }
+        }
+        func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+        let single = median(figures[false] ?? [0]), cross = median(figures[true] ?? [0])
+        return (single, cross, single > 0 ? cross / single : 0, errors)
     }
 }

@@ -11,7 +11,7 @@ public struct ScaleConfiguration: Sendable {
     public var setupConcurrency = 64
     /// How long the sockets are held idle (heartbeats keep flowing) before they are counted again.
     public var hold: Duration = .seconds(10)
-    public var budgetBytesPerSocket = 20 * 1024
+    public var budgetBytesPerSocket = 8 * 1024
     public var common = ModeConfiguration()
 
     public init() {}

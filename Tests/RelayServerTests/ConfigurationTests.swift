@@ -57,6 +57,15 @@ struct ConfigurationTests {
 
     // MARK: Defaults
 
+    @Test func eventLoopThreadsDefaultsToOneAndRefusesZeroAndTooMany() throws {
+        #expect(try Self.load([:]).eventLoopThreads == 1)
+        #expect(try Self.load(["EVENT_LOOP_THREADS": "4"]).eventLoopThreads == 4)
+        for bad in ["0", "257", "two", "-1"] {
+            let message = try #require(Self.refusal(["EVENT_LOOP_THREADS": bad]), "EVENT_LOOP_THREADS=\(bad) was accepted")
+            #expect(message.contains("EVENT_LOOP_THREADS"))
+        }
+    }
+
     @Test func defaultsEqualTheProtocolTable() throws {
         let c = try Self.load([:])
         #expect(c.host == "0.0.0.0")

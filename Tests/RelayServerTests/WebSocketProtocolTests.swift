@@ -119,6 +119,26 @@ struct WebSocketProtocolTests {
         }
     }
 
+    /// With several event loops a phone and its desktop usually sit on different threads, so every
+    /// delivery crosses from one loop to another: commands and events still arrive, in order.
+    @Test func roundTripsCrossEventLoopsWhenThereAreSeveral() async throws {
+        try await withRelay({ $0["EVENT_LOOP_THREADS"] = "3" }) { relay in
+            let sessions = try await withThrowingTaskGroup(of: RelayPairedSession.self) { group in
+                for _ in 0..<4 { group.addTask { try await RelayPairing.pairConnected(baseURL: relay.baseURL) } }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            for paired in sessions {
+                for seq in UInt64(1)...5 {
+                    try await paired.phone.sendCommand(name: "thread.select", fields: ["threadID": "t1"], seq: seq)
+                    let command = try await paired.desktop.socket.nextFrame()
+                    #expect(command["seq"]?.uint64Value == seq)
+                    let sent = try await paired.desktop.sendEvent(seq: seq)
+                    #expect(try await paired.phone.socket.nextText(timeout: .seconds(30)) == sent)
+                }
+            }
+        }
+    }
+
     @Test func desktopReconnectWhileOldSocketOpenKeepsTheNewSocket() async throws {
         try await withRelay { relay in
             let paired = try await RelayPairing.pairConnected(baseURL: relay.baseURL)
