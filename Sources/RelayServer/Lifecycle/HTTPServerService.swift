@@ -23,7 +23,7 @@ struct HTTPServerService: Service {
 
     func run() async throws {
         guard await started.wait() else { return }
-        let logger = self.logger, relay = self.relay, onListening = self.onListening
+        let logger = self.logger, relay = self.relay, onListening = self.onListening, child = self.child
         // The node's own loops (EVENT_LOOP_THREADS), shut down once the server has stopped.
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
         let server = Server(
@@ -44,7 +44,11 @@ struct HTTPServerService: Service {
         let outcome: Result<Void, any Error>
         do {
             try await withThrowingDiscardingTaskGroup { group in
-                group.addTask { try await server.run() }
+                group.addTask {
+                    try await server.run()
+                    // The listener has closed; the drain is still closing the sockets.
+                    await child.openChannels.waitUntilAllClosed()
+                }
                 group.addTask {
                     try await gracefulShutdown()
                     health.startDraining()

@@ -21,13 +21,22 @@ struct RelayChildChannel: ServerChildChannel {
     }
 
     let settings: HTTPConnectionSettings
+    /// Every connection accepted and not yet closed; the shutdown waits for it to reach zero.
+    let openChannels = OpenChannels()
+
+    /// Reads start small and grow with what a socket sends (64 B to 64 KiB): an idle socket keeps
+    /// its last receive buffer, and NIO's 2 KiB default made that a quarter of an idle socket's
+    /// memory.
+    static let receiveBuffers = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65_536)
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
+            openChannels.track(channel)
             guard settings.gate.tryOpen() else {
                 channel.close(promise: nil)
                 return Value(channel: channel)
             }
+            try channel.syncOptions?.setOption(.recvAllocator, value: Self.receiveBuffers)
             let decoder = settings.makeDecoder()
             let encoder = HTTPResponseEncoder()
             let connection = HTTPConnectionHandler(settings: settings, decoder: decoder, encoder: encoder)
@@ -43,9 +52,8 @@ struct RelayChildChannel: ServerChildChannel {
         }
     }
 
-    func handle(value: Value, logger: Logger) async {
-        try? await value.channel.closeFuture.get()
-    }
+    /// Returns at once: the connection lives on its event loop, not in a task (see ``OpenChannels``).
+    func handle(value: Value, logger: Logger) async {}
 
     /// The percent-decoded `token` query parameter of a legacy `/ws?token=` upgrade: `+` is a space
     /// (a form-encoded query), a decoded NUL is kept, and a value that does not decode (a bad
