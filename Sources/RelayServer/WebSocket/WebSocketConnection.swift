@@ -32,10 +32,18 @@ final class WebSocketConnection: RelayConnection {
     }
     private let outbound = Mutex(Outbound())
 
+    /// `drain` as a closure made once: scheduling it per frame then allocates nothing. It holds the
+    /// connection weakly (the connection holds it), so a drain still queued on the loop after the
+    /// connection is gone does nothing.
+    private let drainTask: @Sendable () -> Void
+
     init(channel: any Channel, capacity: Int, stallTimeoutMillis: Int64) {
         self.channel = channel
         self.capacity = capacity
         self.stallTimeoutNanos = UInt64(stallTimeoutMillis) * 1_000_000
+        let box = WeakConnection()
+        self.drainTask = { box.connection?.drain() }
+        box.connection = self
     }
 
     func send(_ text: [UInt8]) -> SendResult {
@@ -69,7 +77,7 @@ final class WebSocketConnection: RelayConnection {
             // Always a separate event-loop turn, even on the socket's own loop: a write can fail
             // and close the channel synchronously, and its cleanup calls back into the core,
             // which may be holding the session's lock right now.
-            channel.eventLoop.execute { self.drain() }
+            channel.eventLoop.execute(drainTask)
             return .enqueued
         }
     }
@@ -141,4 +149,9 @@ final class WebSocketConnection: RelayConnection {
 
     /// Marks the queue closed once the channel is gone.
     func markClosed() { outbound.withLock { $0.closed = true } }
+}
+
+/// A weak reference to a connection, set once in its initializer before anything can read it.
+private final class WeakConnection: @unchecked Sendable {
+    weak var connection: WebSocketConnection?
 }
