@@ -66,8 +66,12 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var released = false
     private var lingering = false
 
-    private var timer: Scheduled<Void>?
+    /// The timeout in force, if any. Changing it never cancels a scheduled task (NIO finds a
+    /// cancelled task by scanning its loop's heap, where every open socket has one): a task
+    /// scheduled for an earlier deadline finds, when it fires, a later one and schedules anew.
     private var timerDeadline: (kind: TimerKind, at: NIODeadline)?
+    /// When the earliest task still scheduled fires.
+    private var timerArmedAt: NIODeadline?
 
     init(settings: HTTPConnectionSettings, decoder: ByteToMessageHandler<HTTPRequestDecoder>, encoder: HTTPResponseEncoder) {
         self.settings = settings
@@ -484,32 +488,41 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// (a long-poll is not the client's delay), the body's while a body is read, the head's once
     /// its first byte came, otherwise the idle one.
     private func updateTimer() {
-        guard let context, !upgrading, !discardInbound else { return cancelTimer() }
-        let wanted: (kind: TimerKind, at: NIODeadline)?
+        guard context != nil, !upgrading, !discardInbound else { return cancelTimer() }
         if responding || !queue.isEmpty {
-            wanted = nil
+            timerDeadline = nil
         } else if receiving != nil {
-            wanted = (.body, bodyStartedAt + .milliseconds(limits.bodyTimeoutMillis))
+            timerDeadline = (.body, bodyStartedAt + .milliseconds(limits.bodyTimeoutMillis))
         } else if headBytes > 0 {
-            wanted = (.header, headStartedAt + .milliseconds(limits.headerTimeoutMillis))
+            timerDeadline = (.header, headStartedAt + .milliseconds(limits.headerTimeoutMillis))
         } else {
-            wanted = (.idle, idleSince + .milliseconds(limits.idleTimeoutMillis))
+            timerDeadline = (.idle, idleSince + .milliseconds(limits.idleTimeoutMillis))
         }
-        if let wanted, let current = timerDeadline, current.kind == wanted.kind, current.at == wanted.at { return }
-        cancelTimer()
-        guard let wanted else { return }
-        timerDeadline = wanted
-        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: wanted.at) { self.timerFired(wanted.kind) }
+        armTimer()
     }
 
+    /// Schedules a task for the deadline in force unless one already fires no later than it.
+    private func armTimer() {
+        guard let context, let wanted = timerDeadline else { return }
+        if let armed = timerArmedAt, armed <= wanted.at { return }
+        timerArmedAt = wanted.at
+        context.eventLoop.assumeIsolated().scheduleTask(deadline: wanted.at) { [weak self] in self?.timerTaskFired(wanted.at) }
+    }
+
+    /// Forgets the timeout in force; a task still scheduled finds nothing to do.
     private func cancelTimer() {
-        timer?.cancel()
-        timer = nil
         timerDeadline = nil
     }
 
+    /// A scheduled task fired: the timeout in force, if it is due; otherwise it is armed again.
+    private func timerTaskFired(_ scheduledFor: NIODeadline) {
+        if timerArmedAt == scheduledFor { timerArmedAt = nil }
+        guard let wanted = timerDeadline else { return }
+        guard NIODeadline.now() >= wanted.at else { return armTimer() }
+        timerFired(wanted.kind)
+    }
+
     private func timerFired(_ kind: TimerKind) {
-        timer = nil
         timerDeadline = nil
         guard let context else { return }
         switch kind {

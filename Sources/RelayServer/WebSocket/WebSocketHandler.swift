@@ -30,8 +30,9 @@ final class WebSocketHandler: ChannelInboundHandler {
     private var fragmentOpcode: WebSocketOpcode?
     private var rate: RateWindow?
     private var lastInboundNanos: UInt64 = 0
-    private var authTimer: Scheduled<Void>?
-    private var heartbeat: Scheduled<Void>?
+    // Timers are never cancelled: NIO finds a cancelled task by scanning its loop's whole heap of
+    // scheduled tasks, where every open socket has one, so each cancel cost O(sockets). A timer
+    // holds the handler weakly and checks, when it fires, whether it still has work.
     private var quiesceRequested = false
     private var admitted: (@Sendable () -> Void)?
 
@@ -67,8 +68,9 @@ final class WebSocketHandler: ChannelInboundHandler {
             startAuth(token: legacyToken, context: context)
             return
         }
-        authTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(settings.authTimeoutMillis)) {
-            if case .awaitingAuth = self.phase { self.rejectAuth(.authTimeoutOrMissingPayload) }
+        context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(settings.authTimeoutMillis)) { [weak self] in
+            guard let self, case .awaitingAuth = self.phase else { return }
+            self.rejectAuth(.authTimeoutOrMissingPayload)
         }
     }
 
@@ -155,7 +157,6 @@ final class WebSocketHandler: ChannelInboundHandler {
     private func receiveText(_ text: [UInt8], context: ChannelHandlerContext) {
         switch phase {
         case .awaitingAuth:
-            authTimer?.cancel()
             guard case .object(let fields)? = try? JSONValue.parse(text),
                 case .string(let type)? = fields["type"], case .string(let token)? = fields["token"]
             else { return rejectAuth(.authTimeoutOrMissingPayload) }
@@ -256,8 +257,8 @@ final class WebSocketHandler: ChannelInboundHandler {
 
     private func scheduleHeartbeat() {
         let loop = connection.channel.eventLoop.assumeIsolated()
-        heartbeat = loop.scheduleTask(in: .milliseconds(settings.heartbeatIntervalMillis)) {
-            self.heartbeatTick()
+        loop.scheduleTask(in: .milliseconds(settings.heartbeatIntervalMillis)) { [weak self] in
+            self?.heartbeatTick()
         }
     }
 
@@ -319,8 +320,6 @@ final class WebSocketHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        authTimer?.cancel()
-        heartbeat?.cancel()
         connection.markClosed()
         leaveAdmission()
         let previous = phase
