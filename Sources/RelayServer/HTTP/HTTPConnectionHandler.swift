@@ -69,9 +69,11 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// The timeout in force, if any. Changing it never cancels a scheduled task (NIO finds a
     /// cancelled task by scanning its loop's heap, where every open socket has one): a task
     /// scheduled for an earlier deadline finds, when it fires, a later one and schedules anew.
+    /// Only the connection's end cancels, once, so a closed connection leaves no task behind.
     private var timerDeadline: (kind: TimerKind, at: NIODeadline)?
-    /// When the earliest task still scheduled fires.
+    /// When the earliest task still scheduled fires, and that task.
     private var timerArmedAt: NIODeadline?
+    private var armedTask: Scheduled<Void>?
 
     init(settings: HTTPConnectionSettings, decoder: ByteToMessageHandler<HTTPRequestDecoder>, encoder: HTTPResponseEncoder) {
         self.settings = settings
@@ -94,6 +96,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     func handlerRemoved(context: ChannelHandlerContext) {
         cancelTimer()
+        armedTask?.cancel()
+        armedTask = nil
         releaseGate()
         self.context = nil
     }
@@ -506,7 +510,9 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         guard let context, let wanted = timerDeadline else { return }
         if let armed = timerArmedAt, armed <= wanted.at { return }
         timerArmedAt = wanted.at
-        context.eventLoop.assumeIsolated().scheduleTask(deadline: wanted.at) { [weak self] in self?.timerTaskFired(wanted.at) }
+        armedTask = context.eventLoop.assumeIsolated().scheduleTask(deadline: wanted.at) { [weak self] in
+            self?.timerTaskFired(wanted.at)
+        }
     }
 
     /// Forgets the timeout in force; a task still scheduled finds nothing to do.
@@ -516,7 +522,10 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     /// A scheduled task fired: the timeout in force, if it is due; otherwise it is armed again.
     private func timerTaskFired(_ scheduledFor: NIODeadline) {
-        if timerArmedAt == scheduledFor { timerArmedAt = nil }
+        if timerArmedAt == scheduledFor {
+            timerArmedAt = nil
+            armedTask = nil
+        }
         guard let wanted = timerDeadline else { return }
         guard NIODeadline.now() >= wanted.at else { return armTimer() }
         timerFired(wanted.kind)

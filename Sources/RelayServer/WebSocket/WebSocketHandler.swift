@@ -30,9 +30,11 @@ final class WebSocketHandler: ChannelInboundHandler {
     private var fragmentOpcode: WebSocketOpcode?
     private var rate: RateWindow?
     private var lastInboundNanos: UInt64 = 0
-    // Timers are never cancelled: NIO finds a cancelled task by scanning its loop's whole heap of
-    // scheduled tasks, where every open socket has one, so each cancel cost O(sockets). A timer
-    // holds the handler weakly and checks, when it fires, whether it still has work.
+    /// Cancelled once, when the socket authenticates. The heartbeat is never cancelled: NIO finds a
+    /// cancelled task by scanning its loop's whole heap of scheduled tasks, where every open socket
+    /// has one, so closing every socket (a drain) cancelled in O(sockets²). Each tick holds the
+    /// handler weakly and stops once the socket has closed.
+    private var authTimer: Scheduled<Void>?
     private var quiesceRequested = false
     private var admitted: (@Sendable () -> Void)?
 
@@ -68,7 +70,7 @@ final class WebSocketHandler: ChannelInboundHandler {
             startAuth(token: legacyToken, context: context)
             return
         }
-        context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(settings.authTimeoutMillis)) { [weak self] in
+        authTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(settings.authTimeoutMillis)) { [weak self] in
             guard let self, case .awaitingAuth = self.phase else { return }
             self.rejectAuth(.authTimeoutOrMissingPayload)
         }
@@ -157,6 +159,8 @@ final class WebSocketHandler: ChannelInboundHandler {
     private func receiveText(_ text: [UInt8], context: ChannelHandlerContext) {
         switch phase {
         case .awaitingAuth:
+            authTimer?.cancel()
+            authTimer = nil
             guard case .object(let fields)? = try? JSONValue.parse(text),
                 case .string(let type)? = fields["type"], case .string(let token)? = fields["token"]
             else { return rejectAuth(.authTimeoutOrMissingPayload) }
