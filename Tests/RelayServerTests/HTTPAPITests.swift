@@ -368,8 +368,13 @@ struct HTTPAPITests {
             let desktop = RelayDesktop(baseURL: relay.baseURL)
             try await desktop.startPairing()
             _ = try await desktop.connect()
+            try #require(await eventually { clock.sleeperCount >= 1 }, "the sweeper never went to sleep on the clock")
+            let sleepersBefore = clock.sleeperCount
             async let join = RelayPhone(baseURL: relay.baseURL).join(sessionID: desktop.sessionID, joinToken: desktop.joinToken)
             _ = try await desktop.nextPairRequest()
+            // The clock is only advanced once the join waits on it (on a busy machine the request
+            // can reach the desktop before its timer starts).
+            try #require(await eventually { clock.sleeperCount > sleepersBefore }, "the join never waited on the clock")
             // The wait is floored at 5 s however small the configured timeout: a millisecond
             // short of it the phone is still waiting.
             clock.advance(byMillis: 4_999)
