@@ -21,10 +21,16 @@ extension JSONValue {
             }
             buffer.append(UInt8(ascii: "]"))
         case .object(let members):
-            var sorted: [ObjectMember] = []
-            sorted.reserveCapacity(members.count)
-            for (key, value) in members { sorted.append(ObjectMember(key: key, value: value)) }
-            writeMembers(&sorted, into: &buffer)
+            // The members are gathered on the stack (for the small objects frames are made of).
+            withUnsafeTemporaryAllocation(of: ObjectMember.self, capacity: members.count) { storage in
+                var count = 0
+                for (key, value) in members {
+                    storage.initializeElement(at: count, to: ObjectMember(key: key, value: value))
+                    count += 1
+                }
+                writeMembers(UnsafeBufferPointer(rebasing: storage[..<count]), into: &buffer)
+                if count > 0 { storage.baseAddress!.deinitialize(count: count) }
+            }
         }
     }
 
@@ -38,17 +44,19 @@ extension JSONValue {
 }
 
 /// Sorts `members` byte-wise by key (as serde_json's sorted maps are) and writes them as an object.
-func writeMembers(_ members: inout [ObjectMember], into buffer: inout [UInt8]) {
+func writeMembers(_ members: UnsafeBufferPointer<ObjectMember>, into buffer: inout [UInt8]) {
     buffer.append(UInt8(ascii: "{"))
     if members.count > 1 {
-        // Sorting positions instead of members moves plain integers, not strings and values.
-        var order = Array(members.indices)
-        members.withUnsafeBufferPointer { members in
+        // Sorting positions instead of members moves plain integers, not strings and values; they
+        // live on the stack for the small objects frames are made of (no allocation per object).
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: members.count) { storage in
+            var order = storage
+            for index in members.indices { order.initializeElement(at: index, to: index) }
             order.sort { utf8Precedes(members[$0].key, members[$1].key) }
-        }
-        for position in order {
-            if position != order[0] { buffer.append(UInt8(ascii: ",")) }
-            writeMember(members[position], into: &buffer)
+            for position in order {
+                if position != order[0] { buffer.append(UInt8(ascii: ",")) }
+                writeMember(members[position], into: &buffer)
+            }
         }
     } else if let member = members.first {
         writeMember(member, into: &buffer)

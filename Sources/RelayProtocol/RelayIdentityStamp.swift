@@ -9,14 +9,19 @@ public func stampRelayIdentity(_ envelope: JSONValue, connectionID: String, devi
         envelope.write(into: &buffer)
         return buffer
     }
-    var entries: [ObjectMember] = []
-    entries.reserveCapacity(members.count + 2)
-    for (key, value) in members where !utf8Equal(key, "relayConnectionID") && !utf8Equal(key, "relayDeviceID") {
-        entries.append(ObjectMember(key: key, value: value))
-    }
-    entries.append(ObjectMember(key: "relayConnectionID", value: .string(connectionID)))
-    entries.append(ObjectMember(key: "relayDeviceID", value: .string(deviceID)))
     buffer.reserveCapacity(512)
-    writeMembers(&entries, into: &buffer)
+    // The members are gathered on the stack: no allocation besides the output.
+    withUnsafeTemporaryAllocation(of: ObjectMember.self, capacity: members.count + 2) { storage in
+        var count = 0
+        for (key, value) in members where !utf8Equal(key, "relayConnectionID") && !utf8Equal(key, "relayDeviceID") {
+            storage.initializeElement(at: count, to: ObjectMember(key: key, value: value))
+            count += 1
+        }
+        storage.initializeElement(at: count, to: ObjectMember(key: "relayConnectionID", value: .string(connectionID)))
+        storage.initializeElement(at: count + 1, to: ObjectMember(key: "relayDeviceID", value: .string(deviceID)))
+        count += 2
+        writeMembers(UnsafeBufferPointer(rebasing: storage[..<count]), into: &buffer)
+        storage.baseAddress!.deinitialize(count: count)
+    }
     return buffer
 }
