@@ -137,18 +137,9 @@ public enum SessionLoad {
     /// Reads the desktop's frames until the command with `seq` arrives; other text frames are
     /// skipped, a non-JSON text frame is an error (§9.1).
     static func awaitCommand(seq: UInt64, on socket: RelayWebSocket, timeout: Duration) async throws {
-        let deadline = ContinuousClock.now + timeout
-        while true {
-            let remaining = deadline - ContinuousClock.now
-            guard remaining > .zero else { throw RelayClientError.timedOut("command seq \(seq) not delivered within \(timeout)") }
-            let text: String
-            do {
-                text = try await socket.nextText(timeout: remaining)
-            } catch RelayClientError.timedOut {
-                throw RelayClientError.timedOut("command seq \(seq) not delivered within \(timeout)")
-            }
+        try await SteadyState.awaitText(on: socket, timeout: timeout, what: "command seq \(seq)") { text in
             let frame = try JSONValue.parse(text)
-            if frame["payload"]?["type"]?.stringValue == "command", frame["seq"]?.uint64Value == seq { return }
+            return frame["payload"]?["type"]?.stringValue == "command" && frame["seq"]?.uint64Value == seq
         }
     }
 

@@ -56,18 +56,21 @@ public enum SteadyState {
                 let started = ContinuousClock.now
                 let command = pair.command(seq: seq, round: round)
                 try await pair.phone.sendText(command.text)
-                try await awaitText(containing: command.marker, on: pair.desktop, timeout: timeout, what: "command \(seq) at the desktop")
+                try await awaitText(on: pair.desktop, timeout: timeout, what: "command \(seq) at the desktop") { $0.contains(command.marker) }
                 let event = pair.event(seq: seq, round: round)
                 try await pair.desktop.sendText(event.text)
-                try await awaitText(containing: event.marker, on: pair.phone, timeout: timeout, what: "event \(seq) at the phone")
+                try await awaitText(on: pair.phone, timeout: timeout, what: "event \(seq) at the phone") { $0.contains(event.marker) }
                 recorder.record(ContinuousClock.now - started)
             }
         }
         return failures.map { "session \($0.0): \($0.1)" }
     }
 
-    /// Reads text frames until one contains `marker`; anything else (a relay notice) is skipped.
-    static func awaitText(containing marker: String, on socket: RelayWebSocket, timeout: Duration, what: String) async throws {
+    /// Reads text frames until `wanted` accepts one; the others (relay notices) are skipped.
+    /// Throws ``RelayClientError/timedOut(_:)`` naming `what` when `timeout` passes first.
+    static func awaitText(
+        on socket: RelayWebSocket, timeout: Duration, what: String, until wanted: (String) throws -> Bool
+    ) async throws {
         let deadline = ContinuousClock.now + timeout
         while true {
             let remaining = deadline - ContinuousClock.now
@@ -78,7 +81,7 @@ public enum SteadyState {
             } catch RelayClientError.timedOut {
                 throw RelayClientError.timedOut("\(what) not delivered within \(timeout)")
             }
-            if text.contains(marker) { return }
+            if try wanted(text) { return }
         }
     }
 }

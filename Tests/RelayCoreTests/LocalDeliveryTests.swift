@@ -39,7 +39,8 @@ struct LocalDeliveryTests {
                 sessionID: sid, sourceInstanceID: observer.bus.instanceID, target: .mobile,
                 payload: ServerMessage.desktopStatus(sessionID: sid, desktopConnected: true),
                 issuedAtMillis: wallClockMillis(), nonce: Identifiers.shortID()))
-            #expect(await eventually { node.relay.directory.session(sid)?.state.withLock { $0.remoteDesktopNode } != nil } != nil)
+            let remote = await eventually { node.relay.directory.session(sid)?.state.withLock { $0.remoteDesktopNode } }
+            #expect(remote == observer.bus.instanceID)
             phone.endpoint.receive(text: Self.command(sid, seq: 2))
             let published = try #require(await observer.waitForEnvelopes(count: 1) {
                 $0.target == .desktop && String(decoding: $0.payload, as: UTF8.self).contains("\"c2\"")
