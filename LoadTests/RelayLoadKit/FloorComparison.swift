@@ -12,8 +12,9 @@ public struct FloorComparisonConfiguration: Sendable {
     public var sessions = 50
     /// Round trips per session in each round (two forwarded messages each).
     public var roundTrips = 400
-    /// Rounds; each runs the relay, then the floor. The medians are compared.
-    public var rounds = 3
+    /// Measured rounds, after one warm-up round; each runs the relay, then the floor, and the
+    /// median of the rounds' ratios is the figure.
+    public var rounds = 5
     public var setupConcurrency = 16
     public var roundTripTimeout: Duration = .seconds(5)
     /// The relay's CPU per message may be at most this many times the floor's.
@@ -26,7 +27,7 @@ public struct FloorComparisonConfiguration: Sendable {
     public init() {}
 
     /// `RELAY_LOAD_SESSIONS` (50), `RELAY_LOAD_MESSAGES_PER_SESSION` (round trips per round, 400),
-    /// `RELAY_LOAD_ROUNDS` (3), `RELAY_LOAD_SETUP_CONCURRENCY` (16), `RELAY_FLOOR_TARGET_RATIO`
+    /// `RELAY_LOAD_ROUNDS` (5), `RELAY_LOAD_SETUP_CONCURRENCY` (16), `RELAY_FLOOR_TARGET_RATIO`
     /// (1.5, a decimal), `RELAY_FLOOR_EVENT_LOOPS` (1) and the common variables. `RELAY_LOAD_BASE_URL` is not read: CPU is
     /// measured on processes the harness starts.
     public init(environment: HarnessEnvironment) {
@@ -97,10 +98,11 @@ public enum FloorComparison {
         let relayAll = LatencyRecorder()
         let harnessStart = RunAccounting(relayPIDs: relay.pids + [floor.pid])
         if errors.isEmpty {
-            for round in 1...configuration.rounds {
-                let firstSeq = UInt64((round - 1) * configuration.roundTrips + 1)
+            // Round 0 warms both up (first-use page faults, pools, caches) and is not counted.
+            for round in 0...configuration.rounds {
+                let firstSeq = UInt64(round * configuration.roundTrips + 1)
                 for (name, pairs, pid) in [("relay", relayPairs, relay.pids[0]), ("floor", floorList, floor.pid)] {
-                    harnessLog("[floor] round \(round)/\(configuration.rounds): \(name), \(pairs.count) sessions × \(configuration.roundTrips) round trips")
+                    harnessLog("[floor] round \(round)/\(configuration.rounds)\(round == 0 ? " (warm-up)" : ""): \(name), \(pairs.count) sessions × \(configuration.roundTrips) round trips")
                     let recorder = LatencyRecorder()
                     let accounting = RunAccounting(relayPIDs: [pid])
                     let failures = await SteadyState.run(
@@ -111,7 +113,9 @@ public enum FloorComparison {
                     let messages = Double(2 * pairs.count * configuration.roundTrips)
                     let result = Round(cpuMicrosPerMessage: (usage.relayCPUSeconds ?? 0) * 1e6 / messages, latency: recorder.summary)
                     harnessLog(String(format: "[floor]   %@: %.2f µs CPU per message, p50 %@ ms", name, result.cpuMicrosPerMessage, SessionLoad.ms(result.latency.p50)))
-                    if name == "relay" {
+                    if round == 0 {
+                        continue
+                    } else if name == "relay" {
                         relayRounds.append(result)
                         for sample in recorder.micros { relayAll.record(.microseconds(sample)) }
                     } else {
@@ -132,7 +136,12 @@ public enum FloorComparison {
         func median(_ values: [Double]) -> Double { values.isEmpty ? 0 : values.sorted()[values.count / 2] }
         let relayCPU = median(relayRounds.map(\.cpuMicrosPerMessage))
         let floorCPU = median(floorRounds.map(\.cpuMicrosPerMessage))
-        let ratio = floorCPU > 0 ? relayCPU / floorCPU : 0
+        // Each round's relay and floor phases run back to back, so their ratio is taken under one
+        // state of the machine (whose speed drifts over minutes); the target is the median of the
+        // rounds' ratios. The ratio of the two medians is reported beside it.
+        let roundRatios = zip(relayRounds, floorRounds).map { $1.cpuMicrosPerMessage > 0 ? $0.cpuMicrosPerMessage / $1.cpuMicrosPerMessage : 0 }
+        let ratio = median(roundRatios)
+        let ratioOfMedians = floorCPU > 0 ? relayCPU / floorCPU : 0
         func rounded(_ value: Double) -> ArtifactJSON { .double((value * 100).rounded() / 100) }
         var extra: [(String, ArtifactJSON)] = relay.relayMembers
         extra += [
@@ -142,6 +151,7 @@ public enum FloorComparison {
             ("relay_cpu_us_per_message", rounded(relayCPU)),
             ("floor_cpu_us_per_message", rounded(floorCPU)),
             ("relay_to_floor_ratio", rounded(ratio)),
+            ("relay_to_floor_ratio_of_medians", rounded(ratioOfMedians)),
             ("target_ratio", rounded(configuration.targetRatio)),
             ("event_loop_threads", .int(configuration.eventLoops)),
             ("relay_p50_us", .int(Int(median(relayRounds.map { Double($0.latency.p50) })))),
@@ -152,6 +162,7 @@ public enum FloorComparison {
         ]
         extra += relayRounds.enumerated().map { ("relay_round_\($0.offset + 1)_cpu_us_per_message", rounded($0.element.cpuMicrosPerMessage)) }
         extra += floorRounds.enumerated().map { ("floor_round_\($0.offset + 1)_cpu_us_per_message", rounded($0.element.cpuMicrosPerMessage)) }
+        extra += roundRatios.enumerated().map { ("round_\($0.offset + 1)_ratio", rounded($0.element)) }
         return LoadResult(
             mode: "floor", baseURL: relay.baseURL, origin: configuration.common.origin, sessions: configuration.sessions,
             messagesPerSession: configuration.roundTrips * configuration.rounds, latency: relayAll.summary,
