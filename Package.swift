@@ -206,6 +206,7 @@ let package = Package(
         // required test environment, polling. No Testing: it only throws.
         .target(name: "RelayTestSupport", dependencies: ["RelayLocalCluster", "RelayCore"], path: "Tests/RelayTestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "RelayProtocolTests", dependencies: ["RelayProtocol"], swiftSettings: swiftSettings),
+        .testTarget(name: "RelayClientTests", dependencies: ["RelayClient"], swiftSettings: swiftSettings),
         .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore", "RelayTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "RelayRedisTests", dependencies: ["RelayRedis", "RelayCore", "RelayProtocol", "RelayTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "RelayNATSTests", dependencies: ["RelayNATS", "RelayCore", "RelayTestSupport"], swiftSettings: swiftSettings),
