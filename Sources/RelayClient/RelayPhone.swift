@@ -31,6 +31,7 @@ public final class RelayPhone: Sendable {
     }
 
     private let state: Mutex<State>
+    private let onCredentialsChanged: (@Sendable (RelayPhoneCredentials) -> Void)?
 
     /// Creates a phone. Credentials are normally filled in by ``join(sessionID:joinToken:deviceName:)``;
     /// pass them here to resume a phone that paired earlier.
@@ -41,13 +42,41 @@ public final class RelayPhone: Sendable {
         deviceID: String? = nil,
         deviceSessionToken: String? = nil,
         wsURL: String? = nil,
-        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        onCredentialsChanged: (@Sendable (RelayPhoneCredentials) -> Void)? = nil
     ) {
         self.baseURL = baseURL
         self.origin = origin
         self.eventLoopGroup = eventLoopGroup
         self.http = RelayHTTPClient(baseURL: baseURL, eventLoopGroup: eventLoopGroup)
         self.state = Mutex(State(sessionID: sessionID, deviceID: deviceID, token: deviceSessionToken, wsURL: wsURL))
+        self.onCredentialsChanged = onCredentialsChanged
+    }
+
+    /// A phone resumed from the credentials its app stored; `onCredentialsChanged` is called with
+    /// the new credentials after every join and every connection that rotated the token, so the
+    /// app can store them before it uses the socket.
+    public convenience init(
+        baseURL: String,
+        credentials: RelayPhoneCredentials,
+        origin: String?,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        onCredentialsChanged: (@Sendable (RelayPhoneCredentials) -> Void)? = nil
+    ) {
+        self.init(
+            baseURL: baseURL, origin: origin, sessionID: credentials.sessionID, deviceID: credentials.deviceID,
+            deviceSessionToken: credentials.deviceSessionToken, wsURL: credentials.wsURL, eventLoopGroup: eventLoopGroup,
+            onCredentialsChanged: onCredentialsChanged)
+    }
+
+    /// The credentials to store now, once the phone has joined.
+    public var credentials: RelayPhoneCredentials? {
+        state.withLock { Self.credentials(of: $0) }
+    }
+
+    private static func credentials(of state: State) -> RelayPhoneCredentials? {
+        guard let sessionID = state.sessionID, let deviceID = state.deviceID, let token = state.token else { return nil }
+        return RelayPhoneCredentials(sessionID: sessionID, deviceID: deviceID, deviceSessionToken: token, wsURL: state.wsURL)
     }
 
     /// The session id of the last successful join.
@@ -92,13 +121,15 @@ public final class RelayPhone: Sendable {
         if let deviceName { body["deviceName"] = .string(deviceName) }
         let response = try await http.postJSON(path: "/pair/join", body: .object(body), headers: originHeaders, timeout: timeout)
         if response.status == 200, let json = try? response.json() {
-            state.withLock { state in
+            let stored = state.withLock { state in
                 state.sessionID = json["sessionID"]?.stringValue ?? sessionID
                 state.deviceID = json["deviceID"]?.stringValue
                 state.token = json["deviceSessionToken"]?.stringValue
                 state.previousToken = nil
                 state.wsURL = json["wsURL"]?.stringValue
+                return Self.credentials(of: state)
             }
+            if let stored { onCredentialsChanged?(stored) }
         }
         return response
     }
@@ -149,14 +180,17 @@ public final class RelayPhone: Sendable {
             let auth: JSONValue = ["type": "relay.auth", "token": .string(presented)]
             try await socket.sendText(auth.serialized)
             let first = try await RelayRoles.firstFrame(socket, role: "mobile", timeout: authTimeout)
-            state.withLock { state in
+            let rotated = state.withLock { state -> RelayPhoneCredentials? in
                 state.socket = socket
                 state.lastSeq = 0
                 state.previousToken = presented
+                let before = state.token
                 if let next = first["nextDeviceSessionToken"]?.stringValue { state.token = next }
                 if let deviceID = first["deviceID"]?.stringValue { state.deviceID = deviceID }
                 if let sessionID = first["sessionID"]?.stringValue { state.sessionID = sessionID }
+                return state.token != before ? Self.credentials(of: state) : nil
             }
+            if let rotated { onCredentialsChanged?(rotated) }
             return first
         } catch {
             await socket.close()

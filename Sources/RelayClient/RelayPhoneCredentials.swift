@@ -1,0 +1,29 @@
+// What a phone app stores between launches: enough to reconnect to its session without pairing.
+
+/// A paired phone's credentials: the app persists them (in the keychain) every time they change
+/// and passes them back to ``RelayPhone/init(baseURL:credentials:origin:eventLoopGroup:onCredentialsChanged:)``
+/// after a restart. ``deviceSessionToken`` changes on every successful connection (PROTOCOL §4.4):
+/// a stale copy stops working after the relay's grace period, so store each new value.
+///
+/// The description names the session and device, never the token.
+public struct RelayPhoneCredentials: Sendable, Equatable, CustomStringConvertible {
+    /// The session the phone joined.
+    public var sessionID: String
+    /// The device id the relay issued at the join.
+    public var deviceID: String
+    /// The token the next connection presents.
+    public var deviceSessionToken: String
+    /// The session WebSocket URL from the join response, if the relay gave one.
+    public var wsURL: String?
+
+    public init(sessionID: String, deviceID: String, deviceSessionToken: String, wsURL: String? = nil) {
+        self.sessionID = sessionID
+        self.deviceID = deviceID
+        self.deviceSessionToken = deviceSessionToken
+        self.wsURL = wsURL
+    }
+
+    public var description: String {
+        "RelayPhoneCredentials(sessionID: \(sessionID), deviceID: \(deviceID), deviceSessionToken: <\(deviceSessionToken.count) characters>)"
+    }
+}
