@@ -312,12 +312,20 @@ final class WriteStreams: Sendable {
         return nil
     }
 
+    /// How long a transient refusal is retried when verifying: after a failover the promoted
+    /// master may wait for a replica to reattach before writes are acknowledged again (1011
+    /// `token_rotation_persist_failed` meanwhile), longer on a busy machine.
+    static let verifyPatience: Duration = .seconds(20)
+
     /// Nil when the token authenticates a socket on some node, else what the relay answered.
-    /// A token the store does not know (`session_expired`) is final; anything else is tried on
-    /// the other nodes.
+    /// A token the store does not know (`session_expired`) is final; anything else is tried again,
+    /// on the next node, for ``verifyPatience``.
     private func authenticates(_ device: Device) async -> String? {
         var last = "not tried"
-        for attempt in 0..<(cluster.count * 2) {
+        let deadline = ContinuousClock.now + Self.verifyPatience
+        var attempt = 0
+        while attempt < cluster.count * 2 || ContinuousClock.now < deadline {
+            defer { attempt += 1 }
             let node = (device.node + attempt) % cluster.count
             let phone = RelayPhone(
                 baseURL: cluster.baseURL(node), origin: origin, sessionID: device.sessionID, deviceID: device.deviceID,

@@ -108,27 +108,33 @@ struct RedisConnectionTests {
     }
 
     @Test func commandsInFlightDoNotHoldSwiftThreads() async throws {
-        // Four connections each blocked in BLPOP for 1 s would starve the two-thread
-        // cooperative pool if a connection blocked one of its threads.
+        // Four connections each blocked in BLPOP until the test pushes would starve the two-thread
+        // cooperative pool if a connection blocked one of its threads: the sleeps below could then
+        // never finish, and nothing would push (the suite's time limit ends the test). No timing
+        // is asserted, so a busy machine cannot fail it.
         let prefix = TestRedis.uniquePrefix()
         var connections: [RedisConnection] = []
         for _ in 0..<4 { connections.append(try await TestRedis.connect()) }
-        let clock = ContinuousClock()
-        let started = clock.now
+        let pusher = try await TestRedis.connect()
+        let answered = AnswerCount()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for (index, connection) in connections.enumerated() {
-                group.addTask { _ = try await connection.send("BLPOP", "\(prefix):empty:\(index)", "1") }
+                group.addTask {
+                    _ = try await connection.send("BLPOP", "\(prefix):empty:\(index)", "0")
+                    answered.increment()
+                }
             }
-            try await Task.sleep(for: .milliseconds(50))
             var ticks = 0
             while ticks < 10 {
                 try await Task.sleep(for: .milliseconds(10))
                 ticks += 1
             }
-            #expect(clock.now - started < .milliseconds(900), "sleeps were delayed behind blocked commands")
+            #expect(answered.value == 0, "a BLPOP returned before anything was pushed")
+            for index in connections.indices { _ = try await pusher.send("RPUSH", "\(prefix):empty:\(index)", "x") }
             try await group.waitForAll()
         }
-        for connection in connections { await connection.shutdown() }
+        #expect(answered.value == 4)
+        for connection in connections + [pusher] { await connection.shutdown() }
     }
 
     @Test func aCommandThatOutlivesTheTimeoutFailsAndTheConnectionRecovers() async throws {
@@ -291,4 +297,11 @@ struct RedisConnectionTests {
             return RedisError.kind(of: error)
         }
     }
+}
+
+/// How many blocked commands have answered, shared with the tasks that sent them.
+private final class AnswerCount: Sendable {
+    private let count = Atomic<Int>(0)
+    func increment() { count.add(1, ordering: .relaxed) }
+    var value: Int { count.load(ordering: .relaxed) }
 }
