@@ -21,15 +21,8 @@ extension JSONValue {
             }
             buffer.append(UInt8(ascii: "]"))
         case .object(let members):
-            // The members are gathered on the stack (for the small objects frames are made of).
-            withUnsafeTemporaryAllocation(of: ObjectMember.self, capacity: members.count) { storage in
-                var count = 0
-                for (key, value) in members {
-                    storage.initializeElement(at: count, to: ObjectMember(key: key, value: value))
-                    count += 1
-                }
-                writeMembers(UnsafeBufferPointer(rebasing: storage[..<count]), into: &buffer)
-                if count > 0 { storage.baseAddress!.deinitialize(count: count) }
+            writeObject(capacity: members.count, into: &buffer) { add in
+                for (key, value) in members { add(key, value) }
             }
         }
     }
@@ -43,12 +36,29 @@ extension JSONValue {
     }
 }
 
-/// Sorts `members` byte-wise by key (as serde_json's sorted maps are) and writes them as an object.
-func writeMembers(_ members: UnsafeBufferPointer<ObjectMember>, into buffer: inout [UInt8]) {
+/// Writes an object whose members `gather` hands to `add`, at most `capacity` of them, with keys
+/// sorted byte-wise (as serde_json's sorted maps are). The members and their order are kept on the
+/// stack for the small objects frames are made of: no allocation besides the output's.
+func writeObject(
+    capacity: Int, into buffer: inout [UInt8], _ gather: (_ add: (String, JSONValue) -> Void) -> Void
+) {
+    withUnsafeTemporaryAllocation(of: ObjectMember.self, capacity: capacity) { storage in
+        var count = 0
+        gather { key, value in
+            precondition(count < capacity, "more members than the object's capacity")
+            storage.initializeElement(at: count, to: ObjectMember(key: key, value: value))
+            count += 1
+        }
+        writeMembers(UnsafeBufferPointer(rebasing: storage[..<count]), into: &buffer)
+        if count > 0 { storage.baseAddress!.deinitialize(count: count) }
+    }
+}
+
+/// Writes `members` as an object, sorted byte-wise by key.
+private func writeMembers(_ members: UnsafeBufferPointer<ObjectMember>, into buffer: inout [UInt8]) {
     buffer.append(UInt8(ascii: "{"))
     if members.count > 1 {
-        // Sorting positions instead of members moves plain integers, not strings and values; they
-        // live on the stack for the small objects frames are made of (no allocation per object).
+        // Sorting positions instead of members moves plain integers, not strings and values.
         withUnsafeTemporaryAllocation(of: Int.self, capacity: members.count) { storage in
             var order = storage
             for index in members.indices { order.initializeElement(at: index, to: index) }

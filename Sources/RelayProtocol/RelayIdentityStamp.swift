@@ -10,18 +10,12 @@ public func stampRelayIdentity(_ envelope: JSONValue, connectionID: String, devi
         return buffer
     }
     buffer.reserveCapacity(512)
-    // The members are gathered on the stack: no allocation besides the output.
-    withUnsafeTemporaryAllocation(of: ObjectMember.self, capacity: members.count + 2) { storage in
-        var count = 0
+    writeObject(capacity: members.count + 2, into: &buffer) { add in
         for (key, value) in members where !utf8Equal(key, "relayConnectionID") && !utf8Equal(key, "relayDeviceID") {
-            storage.initializeElement(at: count, to: ObjectMember(key: key, value: value))
-            count += 1
+            add(key, value)
         }
-        storage.initializeElement(at: count, to: ObjectMember(key: "relayConnectionID", value: .string(connectionID)))
-        storage.initializeElement(at: count + 1, to: ObjectMember(key: "relayDeviceID", value: .string(deviceID)))
-        count += 2
-        writeMembers(UnsafeBufferPointer(rebasing: storage[..<count]), into: &buffer)
-        storage.baseAddress!.deinitialize(count: count)
+        add("relayConnectionID", .string(connectionID))
+        add("relayDeviceID", .string(deviceID))
     }
     return buffer
 }
