@@ -71,9 +71,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// scheduled for an earlier deadline finds, when it fires, a later one and schedules anew.
     /// Only the connection's end cancels, once, so a closed connection leaves no task behind.
     private var timerDeadline: (kind: TimerKind, at: NIODeadline)?
-    /// When the earliest task still scheduled fires, and that task.
-    private var timerArmedAt: NIODeadline?
-    private var armedTask: Scheduled<Void>?
+    /// The earliest task still scheduled: when it fires, and the task.
+    private var armed: (at: NIODeadline, task: Scheduled<Void>)?
 
     init(settings: HTTPConnectionSettings, decoder: ByteToMessageHandler<HTTPRequestDecoder>, encoder: HTTPResponseEncoder) {
         self.settings = settings
@@ -96,8 +95,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     func handlerRemoved(context: ChannelHandlerContext) {
         cancelTimer()
-        armedTask?.cancel()
-        armedTask = nil
+        armed?.task.cancel()
+        armed = nil
         releaseGate()
         self.context = nil
     }
@@ -508,11 +507,11 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// Schedules a task for the deadline in force unless one already fires no later than it.
     private func armTimer() {
         guard let context, let wanted = timerDeadline else { return }
-        if let armed = timerArmedAt, armed <= wanted.at { return }
-        timerArmedAt = wanted.at
-        armedTask = context.eventLoop.assumeIsolated().scheduleTask(deadline: wanted.at) { [weak self] in
+        if let armed, armed.at <= wanted.at { return }
+        let task = context.eventLoop.assumeIsolated().scheduleTask(deadline: wanted.at) { [weak self] () -> Void in
             self?.timerTaskFired(wanted.at)
         }
+        armed = (wanted.at, task)
     }
 
     /// Forgets the timeout in force; a task still scheduled finds nothing to do.
@@ -522,10 +521,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     /// A scheduled task fired: the timeout in force, if it is due; otherwise it is armed again.
     private func timerTaskFired(_ scheduledFor: NIODeadline) {
-        if timerArmedAt == scheduledFor {
-            timerArmedAt = nil
-            armedTask = nil
-        }
+        if armed?.at == scheduledFor { armed = nil }
         guard let wanted = timerDeadline else { return }
         guard NIODeadline.now() >= wanted.at else { return armTimer() }
         timerFired(wanted.kind)
