@@ -42,7 +42,7 @@ final class Lobby: Sendable {
     }
 }
 
-/// One upgraded socket: unmasks each data frame with NIO's word-wise unmasking and writes it,
+/// One upgraded socket: unmasks each data frame with NIO's own `unmaskedData` (a byte at a time) and writes it,
 /// flushed, to the peer's channel (NIO hops to the peer's event loop when it is another one).
 final class ForwardingHandler: ChannelInboundHandler {
     typealias InboundIn = WebSocketFrame

@@ -8,7 +8,9 @@ import NIOWebSocket
 /// The relay used to XOR each byte through `WebSocketMaskingKey`'s subscript on an array held by
 /// the handler: a bounds check, a uniqueness check and an exclusivity check per byte, about 7 % of
 /// the relay's CPU in the steady-state profile (LoadTests/RESULTS.md). Here the bytes are copied
-/// with one `append` and XORed eight at a time with the key repeated twice.
+/// with one `append` and XORed eight at a time with the key repeated twice. NIO's own
+/// `webSocketUnmask` is a per-byte loop as well, and would unmask the frame's buffer in place (a
+/// copy of the shared read buffer) before this copy.
 enum WebSocketUnmasking {
     /// Appends `payload`'s readable bytes to `bytes`, unmasked with `key` (nil: copied as they are).
     /// The key's first byte applies to the payload's first byte (each frame is masked on its own).
