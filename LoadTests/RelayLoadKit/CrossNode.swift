@@ -62,9 +62,8 @@ public enum CrossNode {
         let cpu = await steadyCPU(configuration, cluster: cluster)
         _ = await cluster.shutdown()
 
-        func median(_ values: [Int]) -> Int { values.sorted()[values.count / 2] }
-        let singleP50 = median(single.map(\.latency.p50))
-        let crossP50 = median(cross.map(\.latency.p50))
+        let singleP50 = median(single.map(\.latency.p50)) ?? 0
+        let crossP50 = median(cross.map(\.latency.p50)) ?? 0
         let errors = (single + cross).flatMap(\.errors) + cpu.errors
         let last = cross[cross.count - 1]
         var extra: [(String, ArtifactJSON)] = [
@@ -74,8 +73,8 @@ public enum CrossNode {
             ("single_node_p50_us", .int(singleP50)),
             ("cross_node_p50_us", .int(crossP50)),
             ("p50_delta_us", .int(crossP50 - singleP50)),
-            ("single_node_p95_us", .int(median(single.map(\.latency.p95)))),
-            ("cross_node_p95_us", .int(median(cross.map(\.latency.p95)))),
+            ("single_node_p95_us", .int(median(single.map(\.latency.p95)) ?? 0)),
+            ("cross_node_p95_us", .int(median(cross.map(\.latency.p95)) ?? 0)),
             ("single_node_cpu_us_per_message", .double((cpu.single * 100).rounded() / 100)),
             ("cross_node_cpu_us_per_message", .double((cpu.cross * 100).rounded() / 100)),
             ("cross_to_single_cpu_ratio", .double((cpu.ratio * 100).rounded() / 100)),
@@ -111,19 +110,11 @@ public enum CrossNode {
         let load = configuration.load
         var errors: [String] = []
         var pairs: [Bool: [SteadyStatePair]] = [:]
+        let relay = RelayUnderTest(baseURL: cluster.baseURL(0), pids: [cluster.pid(0), cluster.pid(1)])
         for crossing in [false, true] {
-            let phoneBaseURL = cluster.baseURL(crossing ? 1 : 0)
-            let made = Locked<[Int: SteadyStatePair]>([:])
-            errors += await forEachConcurrently(count: load.sessions, width: load.setupConcurrency) { index in
-                let session = try await RelayPairing.pairConnected(
-                    desktop: RelayDesktop(baseURL: cluster.baseURL(0)), phone: RelayPhone(baseURL: phoneBaseURL, origin: load.origin),
-                    phoneSocketURL: crossing ? SessionLoad.socketURL(phoneBaseURL) : nil, deviceName: "Load Harness iPhone",
-                    idleTimeoutSeconds: 1800, drainIdle: .milliseconds(1))
-                let pair = SteadyStatePair(
-                    index: index, phone: try session.phone.socket, desktop: try session.desktop.socket, sessionID: session.desktop.sessionID)
-                made.withLock { $0[index] = pair }
-            }.map { "steady pairing \($0.0): \($0.1)" }
-            pairs[crossing] = made.withLock { made in made.keys.sorted().map { made[$0]! } }
+            pairs[crossing] = SteadyStatePair.pairs(of: await relay.pairSessions(
+                count: load.sessions, width: load.setupConcurrency, origin: load.origin,
+                phoneBaseURL: crossing ? cluster.baseURL(1) : nil, errors: &errors))
         }
         guard errors.isEmpty else { return (0, 0, 0, errors) }
         var figures: [Bool: [Double]] = [:]
@@ -132,14 +123,12 @@ public enum CrossNode {
             for crossing in [false, true] {
                 let list = pairs[crossing]!
                 harnessLog("[cross-node] steady round \(round)/\(configuration.rounds): \(crossing ? "phones on node 1" : "single node")")
-                let accounting = RunAccounting(relayPIDs: [cluster.pid(0), cluster.pid(1)])
-                errors += await SteadyState.run(
+                let measured = await SteadyState.measure(
                     pairs: list, roundTrips: configuration.steadyRoundTrips, round: round, firstSeq: firstSeq,
-                    timeout: load.roundTripTimeout, recorder: LatencyRecorder())
-                let cpu = accounting.snapshot().relayCPUSeconds ?? 0
-                let perMessage = cpu * 1e6 / Double(2 * list.count * configuration.steadyRoundTrips)
-                harnessLog(String(format: "[cross-node]   %.2f µs CPU per message (both nodes)", perMessage))
-                figures[crossing, default: []].append(perMessage)
+                    timeout: load.roundTripTimeout, pids: relay.pids)
+                errors += measured.failures
+                harnessLog(String(format: "[cross-node]   %.2f µs CPU per message (both nodes)", measured.cpuMicrosPerMessage))
+                figures[crossing, default: []].append(measured.cpuMicrosPerMessage)
             }
         }
         for list in pairs.values {
@@ -148,8 +137,7 @@ public enum CrossNode {
                 await pair.desktop.close()
             }
         }
-        func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
-        let single = median(figures[false] ?? [0]), cross = median(figures[true] ?? [0])
+        let single = median(figures[false] ?? []) ?? 0, cross = median(figures[true] ?? []) ?? 0
         return (single, cross, single > 0 ? cross / single : 0, errors)
     }
 }

@@ -79,11 +79,7 @@ public enum FloorComparison {
         var errors: [String] = []
         let sessions = await relay.pairSessions(
             count: configuration.sessions, width: configuration.setupConcurrency, origin: configuration.common.origin, errors: &errors)
-        var relayPairs: [SteadyStatePair] = []
-        for (index, session) in sessions.enumerated() {
-            guard let phone = try? session.phone.socket, let desktop = try? session.desktop.socket else { continue }
-            relayPairs.append(SteadyStatePair(index: index, phone: phone, desktop: desktop, sessionID: session.desktop.sessionID))
-        }
+        let relayPairs = SteadyStatePair.pairs(of: sessions)
         let floorPairs = Locked<[Int: SteadyStatePair]>([:])
         errors += await forEachConcurrently(count: configuration.sessions, width: configuration.setupConcurrency) { index in
             let url = "ws://127.0.0.1:\(floorPort)/floor/s\(index)"
@@ -103,21 +99,17 @@ public enum FloorComparison {
                 let firstSeq = UInt64(round * configuration.roundTrips + 1)
                 for (name, pairs, pid) in [("relay", relayPairs, relay.pids[0]), ("floor", floorList, floor.pid)] {
                     harnessLog("[floor] round \(round)/\(configuration.rounds)\(round == 0 ? " (warm-up)" : ""): \(name), \(pairs.count) sessions × \(configuration.roundTrips) round trips")
-                    let recorder = LatencyRecorder()
-                    let accounting = RunAccounting(relayPIDs: [pid])
-                    let failures = await SteadyState.run(
+                    let measured = await SteadyState.measure(
                         pairs: pairs, roundTrips: configuration.roundTrips, round: round, firstSeq: firstSeq,
-                        timeout: configuration.roundTripTimeout, recorder: recorder)
-                    let usage = accounting.snapshot()
-                    errors += failures.map { "\(name) round \(round): \($0)" }
-                    let messages = Double(2 * pairs.count * configuration.roundTrips)
-                    let result = Round(cpuMicrosPerMessage: (usage.relayCPUSeconds ?? 0) * 1e6 / messages, latency: recorder.summary)
+                        timeout: configuration.roundTripTimeout, pids: [pid])
+                    errors += measured.failures.map { "\(name) round \(round): \($0)" }
+                    let result = Round(cpuMicrosPerMessage: measured.cpuMicrosPerMessage, latency: measured.latency.summary)
                     harnessLog(String(format: "[floor]   %@: %.2f µs CPU per message, p50 %@ ms", name, result.cpuMicrosPerMessage, SessionLoad.ms(result.latency.p50)))
                     if round == 0 {
                         continue
                     } else if name == "relay" {
                         relayRounds.append(result)
-                        for sample in recorder.micros { relayAll.record(.microseconds(sample)) }
+                        for sample in measured.latency.micros { relayAll.record(.microseconds(sample)) }
                     } else {
                         floorRounds.append(result)
                     }
@@ -133,14 +125,13 @@ public enum FloorComparison {
         try? await floor.kill()
         await relay.shutdown()
 
-        func median(_ values: [Double]) -> Double { values.isEmpty ? 0 : values.sorted()[values.count / 2] }
-        let relayCPU = median(relayRounds.map(\.cpuMicrosPerMessage))
-        let floorCPU = median(floorRounds.map(\.cpuMicrosPerMessage))
+        let relayCPU = median(relayRounds.map(\.cpuMicrosPerMessage)) ?? 0
+        let floorCPU = median(floorRounds.map(\.cpuMicrosPerMessage)) ?? 0
         // Each round's relay and floor phases run back to back, so their ratio is taken under one
         // state of the machine (whose speed drifts over minutes); the target is the median of the
         // rounds' ratios. The ratio of the two medians is reported beside it.
         let roundRatios = zip(relayRounds, floorRounds).map { $1.cpuMicrosPerMessage > 0 ? $0.cpuMicrosPerMessage / $1.cpuMicrosPerMessage : 0 }
-        let ratio = median(roundRatios)
+        let ratio = median(roundRatios) ?? 0
         let ratioOfMedians = floorCPU > 0 ? relayCPU / floorCPU : 0
         func rounded(_ value: Double) -> ArtifactJSON { .double((value * 100).rounded() / 100) }
         var extra: [(String, ArtifactJSON)] = relay.relayMembers
@@ -154,10 +145,10 @@ public enum FloorComparison {
             ("relay_to_floor_ratio_of_medians", rounded(ratioOfMedians)),
             ("target_ratio", rounded(configuration.targetRatio)),
             ("event_loop_threads", .int(configuration.eventLoops)),
-            ("relay_p50_us", .int(Int(median(relayRounds.map { Double($0.latency.p50) })))),
-            ("relay_p99_us", .int(Int(median(relayRounds.map { Double($0.latency.p99) })))),
-            ("floor_p50_us", .int(Int(median(floorRounds.map { Double($0.latency.p50) })))),
-            ("floor_p99_us", .int(Int(median(floorRounds.map { Double($0.latency.p99) })))),
+            ("relay_p50_us", .int(median(relayRounds.map(\.latency.p50)) ?? 0)),
+            ("relay_p99_us", .int(median(relayRounds.map(\.latency.p99)) ?? 0)),
+            ("floor_p50_us", .int(median(floorRounds.map(\.latency.p50)) ?? 0)),
+            ("floor_p99_us", .int(median(floorRounds.map(\.latency.p99)) ?? 0)),
             ("passes_floor_target", .bool(errors.isEmpty && ratio > 0 && ratio <= configuration.targetRatio)),
         ]
         extra += relayRounds.enumerated().map { ("relay_round_\($0.offset + 1)_cpu_us_per_message", rounded($0.element.cpuMicrosPerMessage)) }

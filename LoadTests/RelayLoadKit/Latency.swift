@@ -125,3 +125,7 @@ extension Duration {
     }
 }
 
+/// The middle value (the upper one of an even count); nil for no values.
+func median<Value: Comparable>(_ values: [Value]) -> Value? {
+    values.isEmpty ? nil : values.sorted()[values.count / 2]
+}

@@ -97,13 +97,17 @@ public final class RelayUnderTest: Sendable {
 
 extension RelayUnderTest {
     /// Pairs `count` sessions (desktop and one phone each) with at most `width` pairings at once.
-    func pairSessions(count: Int, width: Int, origin: String, errors: inout [String]) async -> [RelayPairedSession] {
+    /// `phoneBaseURL`: the phones join and connect through another node of the cluster.
+    func pairSessions(
+        count: Int, width: Int, origin: String, phoneBaseURL: String? = nil, errors: inout [String]
+    ) async -> [RelayPairedSession] {
         let sessions = Locked<[Int: RelayPairedSession]>([:])
         let baseURL = self.baseURL
+        let phoneSocketURL = phoneBaseURL.map(SessionLoad.socketURL)
         let failures = await forEachConcurrently(count: count, width: width) { index in
             let session = try await RelayPairing.pairConnected(
-                desktop: RelayDesktop(baseURL: baseURL), phone: RelayPhone(baseURL: baseURL, origin: origin), deviceName: "Load Harness iPhone",
-                idleTimeoutSeconds: 1800, drainIdle: .milliseconds(1))
+                desktop: RelayDesktop(baseURL: baseURL), phone: RelayPhone(baseURL: phoneBaseURL ?? baseURL, origin: origin),
+                phoneSocketURL: phoneSocketURL, deviceName: "Load Harness iPhone", idleTimeoutSeconds: 1800, drainIdle: .milliseconds(1))
             sessions.withLock { $0[index] = session }
         }
         errors += failures.map { "pairing session \($0.0): \($0.1)" }

@@ -20,6 +20,14 @@ public struct SteadyStatePair: Sendable {
         self.sessionID = sessionID
     }
 
+    /// The open sockets of each paired session, in order.
+    static func pairs(of sessions: [RelayPairedSession]) -> [SteadyStatePair] {
+        sessions.enumerated().compactMap { index, session in
+            guard let phone = try? session.phone.socket, let desktop = try? session.desktop.socket else { return nil }
+            return SteadyStatePair(index: index, phone: phone, desktop: desktop, sessionID: session.desktop.sessionID)
+        }
+    }
+
     /// A phone command envelope as the §9.1 harness sends it (no timestamp), about 170 bytes.
     func command(seq: UInt64, round: Int) -> (text: String, marker: String) {
         let marker = "\"commandID\":\"r\(round)-s\(index)-\(seq)\""
@@ -43,6 +51,27 @@ public struct SteadyStatePair: Sendable {
 
 /// Runs the round trips.
 public enum SteadyState {
+    /// One measured run: the CPU the processes `pids` spent per forwarded message, the round trips'
+    /// latencies, and the failures.
+    struct Measurement {
+        var cpuMicrosPerMessage: Double
+        var latency: LatencyRecorder
+        var failures: [String]
+    }
+
+    /// ``run(pairs:roundTrips:round:firstSeq:timeout:recorder:)`` with the CPU of `pids` (summed)
+    /// read around it.
+    static func measure(
+        pairs: [SteadyStatePair], roundTrips: Int, round: Int, firstSeq: UInt64, timeout: Duration, pids: [Int32]
+    ) async -> Measurement {
+        let recorder = LatencyRecorder()
+        let accounting = RunAccounting(relayPIDs: pids)
+        let failures = await run(pairs: pairs, roundTrips: roundTrips, round: round, firstSeq: firstSeq, timeout: timeout, recorder: recorder)
+        let messages = Double(2 * pairs.count * roundTrips)
+        let cpu = accounting.snapshot().relayCPUSeconds ?? 0
+        return Measurement(cpuMicrosPerMessage: messages > 0 ? cpu * 1e6 / messages : 0, latency: recorder, failures: failures)
+    }
+
     /// `roundTrips` echoes on every pair at once (closed loop: each pair waits for its echo before
     /// the next command). `round` keeps each run's markers apart; `firstSeq` must grow across runs
     /// on the same sockets (the relay refuses a replayed seq). Returns the failures.

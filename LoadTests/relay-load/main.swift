@@ -172,6 +172,20 @@ func runMode(
     try finish(result, path: common.resultsPath, assertionFailures: modeFailures(result, passFlag: passFlag))
 }
 
+/// A mode that starts the processes it measures itself (exit 1 when it cannot), then as ``runMode``.
+func runStartingItsOwn(
+    _ mode: String, what: String, path: String?, passFlag: String, _ body: () async throws -> LoadResult
+) async throws {
+    let result: LoadResult
+    do {
+        result = try await body()
+    } catch {
+        harnessLog("relay-load \(mode): could not start \(what): \(error)")
+        throw ExitCode(1)
+    }
+    try finish(result, path: path, assertionFailures: modeFailures(result, passFlag: passFlag))
+}
+
 /// Task failures, then the mode's own target.
 func modeFailures(_ result: LoadResult, passFlag: String?) -> [String] {
     var failures = result.errors.prefix(5).map { "error: \($0)" }
@@ -275,14 +289,9 @@ struct CrossNodeMode: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = CrossNodeConfiguration(environment: processEnvironment)
-        let result: LoadResult
-        do {
-            result = try await CrossNode.run(configuration)
-        } catch {
-            harnessLog("relay-load cross-node: could not start the local cluster: \(error)")
-            throw ExitCode(1)
-        }
-        try finish(result, path: configuration.load.resultsPath, assertionFailures: modeFailures(result, passFlag: "passes_cross_node_target"))
+        try await runStartingItsOwn(
+            "cross-node", what: "the local cluster", path: configuration.load.resultsPath, passFlag: "passes_cross_node_target"
+        ) { try await CrossNode.run(configuration) }
     }
 }
 
@@ -293,14 +302,9 @@ struct FloorMode: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = FloorComparisonConfiguration(environment: processEnvironment)
-        let result: LoadResult
-        do {
-            result = try await FloorComparison.run(configuration)
-        } catch {
-            harnessLog("relay-load floor: could not start the relay or the floor: \(error)")
-            throw ExitCode(1)
-        }
-        try finish(result, path: configuration.common.resultsPath, assertionFailures: modeFailures(result, passFlag: "passes_floor_target"))
+        try await runStartingItsOwn(
+            "floor", what: "the relay or the floor", path: configuration.common.resultsPath, passFlag: "passes_floor_target"
+        ) { try await FloorComparison.run(configuration) }
     }
 }
 
