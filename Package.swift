@@ -16,7 +16,9 @@ let hotPathSettings = swiftSettings + [.unsafeFlags(["-enforce-exclusivity=unche
 
 let package = Package(
     name: "swift-relay",
-    platforms: [.macOS(.v15)],
+    // The client library runs on iOS and macOS too (Synchronization's Mutex sets the floor); the relay
+    // itself is built and run on Linux.
+    platforms: [.macOS(.v15), .iOS(.v18)],
     products: [
         .executable(name: "relay", targets: ["relay"]),
         .library(name: "RelayProtocol", targets: ["RelayProtocol"]),
@@ -36,6 +38,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        // TLS: BoringSSL through NIOSSL on Linux (client and server), Network.framework through
+        // NIOTransportServices for the client on Apple platforms.
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.0"),
+        .package(url: "https://github.com/apple/swift-nio-transport-services.git", from: "1.28.0"),
         // Allocation benchmarks (Benchmarks/); the interposer counts every malloc.
         .package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.0", traits: ["MallocInterposer"]),
     ],
@@ -95,15 +101,19 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: hotPathSettings
         ),
-        // Desktop and phone roles over real HTTP and WebSocket, for apps, tests and the harness.
+        // The client library apps ship: join links, TLS, a phone and a desktop that stay connected,
+        // typed events and commands. Its HTTP and WebSocket transport is `package`: the frame-level
+        // client of the tests (RelayTestClient) is built on it.
         .target(
             name: "RelayClient",
             dependencies: [
@@ -112,7 +122,22 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOTransportServices", package: "swift-nio-transport-services"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        // The frame-level desktop and phone the tests, the harness and the drills drive the relay
+        // with: raw frames, test defaults, every HTTP status returned. Not a product.
+        .target(
+            name: "RelayTestClient",
+            dependencies: [
+                "RelayClient",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Tests/RelayTestClient",
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -130,7 +155,7 @@ let package = Package(
         // kill and restart. Used by the load harness, the drills and the integration tests.
         .target(
             name: "RelayLocalCluster",
-            dependencies: ["RelayClient"],
+            dependencies: ["RelayTestClient"],
             path: "LoadTests/RelayLocalCluster",
             swiftSettings: swiftSettings
         ),
@@ -139,7 +164,7 @@ let package = Package(
         .target(
             name: "RelayLoadKit",
             dependencies: [
-                "RelayClient",
+                "RelayTestClient",
                 "RelayLocalCluster",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -188,7 +213,7 @@ let package = Package(
         // Runbooks/failover.md describes, observed.
         .target(
             name: "RelayDrills",
-            dependencies: ["RelayLoadKit", "RelayLocalCluster", "RelayClient"],
+            dependencies: ["RelayLoadKit", "RelayLocalCluster", "RelayTestClient"],
             path: "LoadTests/RelayDrills",
             swiftSettings: swiftSettings
         ),
@@ -213,17 +238,17 @@ let package = Package(
         .testTarget(
             name: "RelayServerTests",
             dependencies: [
-                "RelayServer", "RelayCore", "RelayClient", "RelayProtocol", "RelayRedis", "RelayNATS", "RelayLocalCluster",
+                "RelayServer", "RelayCore", "RelayTestClient", "RelayProtocol", "RelayRedis", "RelayNATS", "RelayLocalCluster",
                 "RelayTestSupport",
             ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "RelayLoadKitTests",
-            dependencies: ["RelayLoadKit", "RelayDrills", "RelayLocalCluster", "RelayClient", "RelayTestSupport"],
+            dependencies: ["RelayLoadKit", "RelayDrills", "RelayLocalCluster", "RelayTestClient", "RelayTestSupport"],
             swiftSettings: swiftSettings
         ),
         // The runbooks and alert rules against a running relay and the repository's commands.
-        .testTarget(name: "DeployTests", dependencies: ["RelayClient", "RelayServer", "RelayDrills", "RelayLocalCluster", "RelayTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "DeployTests", dependencies: ["RelayTestClient", "RelayServer", "RelayDrills", "RelayLocalCluster", "RelayTestSupport"], swiftSettings: swiftSettings),
     ]
 )

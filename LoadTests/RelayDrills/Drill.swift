@@ -6,7 +6,7 @@ import Foundation
 import RelayLoadKit
 
 /// A disruption the runbooks describe and a drill rehearses.
-public enum Drill: String, CaseIterable, Sendable {
+package enum Drill: String, CaseIterable, Sendable {
     /// A node vanishes without draining (`kill -9`), then comes back.
     case nodeLoss = "node-loss"
     /// Redis stops (SIGTERM, so the append-only file is complete) and starts again.
@@ -24,48 +24,48 @@ public enum Drill: String, CaseIterable, Sendable {
 }
 
 /// How a drill runs. Every figure has an environment variable (`init(environment:)`).
-public struct DrillConfiguration: Sendable {
+package struct DrillConfiguration: Sendable {
     /// Relay nodes in the local cluster.
-    public var nodes = 3
+    package var nodes = 3
     /// Paired sessions carrying traffic; every other group of `nodes` sessions has its desktop and
     /// phone on the same node, the rest on neighbouring nodes.
-    public var sessions = 12
+    package var sessions = 12
     /// Traffic before the disruption.
-    public var warmup: Duration = .seconds(4)
+    package var warmup: Duration = .seconds(4)
     /// How long a dependency stays down, or a killed node stays away.
-    public var outage: Duration = .seconds(6)
+    package var outage: Duration = .seconds(6)
     /// How long recovery may take before the drill counts it failed.
-    public var recoveryTimeout: Duration = .seconds(40)
+    package var recoveryTimeout: Duration = .seconds(40)
     /// The nodes' `DRAIN_PERIOD_MS`.
-    public var drainPeriodMilliseconds = 2000
+    package var drainPeriodMilliseconds = 2000
     /// The phones' `Origin` (the nodes' `ALLOWED_ORIGINS`).
-    public var origin = "http://localhost:4173"
+    package var origin = "http://localhost:4173"
     /// Where `drill-<name>.json` is written; nil writes nothing.
-    public var outputDirectory: String? = "output/remote-control"
+    package var outputDirectory: String? = "output/remote-control"
     /// Print each observation on standard output as it is made.
-    public var echo = true
+    package var echo = true
     /// The redis-server and nats-server binaries; nil looks them up on PATH.
-    public var redisExecutable: String?
-    public var natsExecutable: String?
+    package var redisExecutable: String?
+    package var natsExecutable: String?
 
     // The redis-failover drill only.
 
     /// The Sentinels' `down-after-milliseconds`.
-    public var sentinelDownAfterMilliseconds = 1500
+    package var sentinelDownAfterMilliseconds = 1500
     /// How long the replicas are cut off from the master before it is killed (SIGSTOP of the
     /// replicas and `CLIENT KILL TYPE replica` on the master): the writes of that window reach
     /// only the master. 0 kills the master with its replicas in sync.
-    public var replicaHoldMilliseconds = 1000
+    package var replicaHoldMilliseconds = 1000
     /// The `REDIS_MIN_REPLICAS_ACK` settings to run, one whole run each, in this order.
-    public var minReplicasAckSettings = [1, 0]
+    package var minReplicasAckSettings = [1, 0]
     /// Concurrent loops pairing new sessions (pair/start, desktop auth, join, approve).
-    public var pairingStreams = 2
+    package var pairingStreams = 2
     /// Phones that reconnect in a loop, each auth rotating their token.
-    public var rotatingPhones = 4
+    package var rotatingPhones = 4
     /// Traffic kept running after every node followed the new master.
-    public var afterFailover: Duration = .seconds(3)
+    package var afterFailover: Duration = .seconds(3)
 
-    public init() {}
+    package init() {}
 
     /// `RELAY_DRILL_NODES`, `RELAY_DRILL_SESSIONS`, `RELAY_DRILL_WARMUP_S`, `RELAY_DRILL_OUTAGE_S`,
     /// `RELAY_DRILL_RECOVERY_TIMEOUT_S`, `RELAY_DRILL_DRAIN_PERIOD_MS`, `RELAY_DRILL_OUTPUT_DIR`,
@@ -75,7 +75,7 @@ public struct DrillConfiguration: Sendable {
     ///
     /// - Throws: `HarnessConfigurationError` for a malformed `RELAY_DRILL_REPLICA_HOLD_MS` or
     ///   `RELAY_DRILL_MIN_REPLICAS_ACK` (0 is meaningful there, so a typo must not fall back).
-    public init(environment: HarnessEnvironment) throws {
+    package init(environment: HarnessEnvironment) throws {
         nodes = max(2, environment.positiveInt("RELAY_DRILL_NODES", default: nodes))
         sessions = max(nodes, environment.positiveInt("RELAY_DRILL_SESSIONS", default: sessions))
         warmup = .seconds(environment.positiveInt("RELAY_DRILL_WARMUP_S", default: 4))
@@ -100,15 +100,15 @@ public struct DrillConfiguration: Sendable {
 }
 
 /// What a drill observed, in order, and the checks it made.
-public final class DrillReport: Sendable {
+package final class DrillReport: Sendable {
     /// One expectation of the runbook, and whether the drill saw it hold.
-    public struct Check: Sendable {
-        public let name: String
-        public let passed: Bool
-        public let detail: String
+    package struct Check: Sendable {
+        package let name: String
+        package let passed: Bool
+        package let detail: String
     }
 
-    public let drill: Drill
+    package let drill: Drill
     private let started: ContinuousClock.Instant
     private let echo: Bool
     private let notes = Locked<[(seconds: Double, text: String)]>([])
@@ -123,13 +123,13 @@ public final class DrillReport: Sendable {
     }
 
     /// Observations with their time since the drill started, in seconds.
-    public var observations: [(seconds: Double, text: String)] { notes.withLock { $0 } }
+    package var observations: [(seconds: Double, text: String)] { notes.withLock { $0 } }
     /// The checks, in the order they were made.
-    public var checks: [Check] { recordedChecks.withLock { $0 } }
+    package var checks: [Check] { recordedChecks.withLock { $0 } }
     /// The closing summary, if the drill printed one.
-    public var summary: [String] { summaryLines.withLock { $0 } }
+    package var summary: [String] { summaryLines.withLock { $0 } }
     /// True when every check passed.
-    public var passed: Bool { checks.allSatisfy(\.passed) && !checks.isEmpty }
+    package var passed: Bool { checks.allSatisfy(\.passed) && !checks.isEmpty }
 
     /// Records (and echoes) something the drill saw.
     func note(_ text: String) {
@@ -154,7 +154,7 @@ public final class DrillReport: Sendable {
     func fact(_ key: String, _ value: ArtifactJSON) { recordedFacts.withLock { $0.append((key, value)) } }
 
     /// The artifact: status, observations, checks and figures.
-    public var json: ArtifactJSON {
+    package var json: ArtifactJSON {
         .object(
             [
                 ("drill", .string(drill.rawValue)),

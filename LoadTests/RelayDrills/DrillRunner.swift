@@ -5,18 +5,18 @@
 // them.
 
 import Foundation
-import RelayClient
+import RelayTestClient
 import RelayLoadKit
 import RelayLocalCluster
 
 /// Runs drills against a local cluster it starts and stops.
-public enum DrillRunner {
+package enum DrillRunner {
     /// Runs `drill` and returns what it observed; writes `drill-<name>.json` into the configured
     /// output directory.
     ///
     /// - Throws: only when the cluster cannot be started or traffic cannot be set up; a
     ///   disruption that goes wrong is a failed check in the report.
-    public static func run(_ drill: Drill, _ configuration: DrillConfiguration) async throws -> DrillReport {
+    package static func run(_ drill: Drill, _ configuration: DrillConfiguration) async throws -> DrillReport {
         // Its own dependencies (a master, two replicas, three Sentinels) and streams of new writes.
         if drill == .redisFailover { return try await RedisFailoverDrill.run(configuration) }
         let report = DrillReport(drill: drill, echo: configuration.echo)

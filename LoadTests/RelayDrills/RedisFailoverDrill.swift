@@ -13,7 +13,7 @@
 // instead of acknowledging them.
 
 import Foundation
-import RelayClient
+import RelayTestClient
 import RelayLoadKit
 import RelayLocalCluster
 

@@ -4,7 +4,7 @@
 // relay whether it still knows what it acknowledged.
 
 import Foundation
-import RelayClient
+import RelayTestClient
 import RelayLoadKit
 import RelayLocalCluster
 

@@ -2,11 +2,11 @@
 // fixes the key order.
 
 import Foundation
-import RelayClient
+import RelayTestClient
 
 /// A JSON value whose object members keep the order they were added in, written as pretty JSON
 /// with a two-space indent (the layout of the reference artifacts).
-public enum ArtifactJSON: Sendable, Equatable {
+package enum ArtifactJSON: Sendable, Equatable {
     case null
     case bool(Bool)
     case int(Int64)
@@ -15,7 +15,7 @@ public enum ArtifactJSON: Sendable, Equatable {
     case array([ArtifactJSON])
     case object([(String, ArtifactJSON)])
 
-    public static func == (lhs: ArtifactJSON, rhs: ArtifactJSON) -> Bool {
+    package static func == (lhs: ArtifactJSON, rhs: ArtifactJSON) -> Bool {
         switch (lhs, rhs) {
         case (.null, .null): true
         case (.bool(let a), .bool(let b)): a == b
@@ -29,26 +29,26 @@ public enum ArtifactJSON: Sendable, Equatable {
     }
 
     /// `value` as an integer, or `null` when absent.
-    public static func int(_ value: Int) -> ArtifactJSON { .int(Int64(value)) }
+    package static func int(_ value: Int) -> ArtifactJSON { .int(Int64(value)) }
     /// `value` as an integer, or `null` when absent.
-    public static func optionalInt(_ value: Int?) -> ArtifactJSON { value.map { .int(Int64($0)) } ?? .null }
+    package static func optionalInt(_ value: Int?) -> ArtifactJSON { value.map { .int(Int64($0)) } ?? .null }
     /// `value` rounded to `places` decimals, or `null` when absent or not finite.
-    public static func number(_ value: Double?, places: Int = 3) -> ArtifactJSON {
+    package static func number(_ value: Double?, places: Int = 3) -> ArtifactJSON {
         guard let value, value.isFinite else { return .null }
         let scale = pow(10, Double(places))
         return .double((value * scale).rounded() / scale)
     }
     /// `value` as a string, or `null` when absent.
-    public static func string(_ value: String?) -> ArtifactJSON { value.map { .string($0) } ?? .null }
+    package static func string(_ value: String?) -> ArtifactJSON { value.map { .string($0) } ?? .null }
 
     /// The member named `key` of an object.
-    public subscript(key: String) -> ArtifactJSON? {
+    package subscript(key: String) -> ArtifactJSON? {
         guard case .object(let members) = self else { return nil }
         return members.first { $0.0 == key }?.1
     }
 
     /// Pretty JSON with a trailing newline.
-    public var pretty: String {
+    package var pretty: String {
         var out = ""
         write(into: &out, indent: 0)
         out.append("\n")
@@ -56,7 +56,7 @@ public enum ArtifactJSON: Sendable, Equatable {
     }
 
     /// Writes `pretty` to `path`, creating parent directories.
-    public func write(to path: String) throws {
+    package func write(to path: String) throws {
         let url = URL(fileURLWithPath: path)
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         try Data(pretty.utf8).write(to: url, options: .atomic)

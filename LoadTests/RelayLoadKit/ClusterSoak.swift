@@ -4,32 +4,32 @@
 // clients would notice: sessions that can no longer talk, and messages lost or out of order.
 
 import Foundation
-import RelayClient
+import RelayTestClient
 import RelayLocalCluster
 
 /// Configuration of the cluster soak.
-public struct ClusterSoakConfiguration: Sendable {
-    public var nodes = 3
-    public var sessions = 24
-    public var duration: Duration = .seconds(90)
+package struct ClusterSoakConfiguration: Sendable {
+    package var nodes = 3
+    package var sessions = 24
+    package var duration: Duration = .seconds(90)
     /// Pause between a phone's acknowledged command and its next (production rate limits apply:
     /// 240 commands per minute per device).
-    public var commandInterval: Duration = .milliseconds(350)
+    package var commandInterval: Duration = .milliseconds(350)
     /// How often one phone drops its socket and reconnects with its rotated token.
-    public var churnInterval: Duration = .seconds(2)
+    package var churnInterval: Duration = .seconds(2)
     /// How long a phone waits for the desktop's acknowledgement before it resends.
-    public var ackTimeout: Duration = .seconds(2)
-    public var drainPeriodMilliseconds = 2000
-    public var origin = "http://localhost:4173"
-    public var summaryPath = "output/remote-control/relay-cluster-soak-summary.json"
-    public var progress = true
+    package var ackTimeout: Duration = .seconds(2)
+    package var drainPeriodMilliseconds = 2000
+    package var origin = "http://localhost:4173"
+    package var summaryPath = "output/remote-control/relay-cluster-soak-summary.json"
+    package var progress = true
 
-    public init() {}
+    package init() {}
 
     /// `RELAY_SOAK_NODES`, `RELAY_SOAK_SESSIONS`, `RELAY_SOAK_DURATION_S`,
     /// `RELAY_SOAK_COMMAND_INTERVAL_MS`, `RELAY_SOAK_CHURN_INTERVAL_MS`, `RELAY_SOAK_DRAIN_PERIOD_MS`,
     /// `RELAY_SOAK_CLUSTER_SUMMARY_PATH`, `RELAY_LOAD_ORIGIN`, `RELAY_LOAD_PROGRESS`.
-    public init(environment: HarnessEnvironment) {
+    package init(environment: HarnessEnvironment) {
         nodes = max(2, environment.positiveInt("RELAY_SOAK_NODES", default: nodes))
         sessions = environment.positiveInt("RELAY_SOAK_SESSIONS", default: sessions)
         duration = .seconds(environment.positiveInt("RELAY_SOAK_DURATION_S", default: 90))
@@ -43,8 +43,8 @@ public struct ClusterSoakConfiguration: Sendable {
 }
 
 /// The cluster soak.
-public enum ClusterSoak {
-    public static func run(_ configuration: ClusterSoakConfiguration) async throws -> (ArtifactJSON, HTMLReport, Bool) {
+package enum ClusterSoak {
+    package static func run(_ configuration: ClusterSoakConfiguration) async throws -> (ArtifactJSON, HTMLReport, Bool) {
         let cluster = try await LocalCluster.start(
             nodes: configuration.nodes, redis: .local(appendOnly: true), nats: .local(),
             environment: [

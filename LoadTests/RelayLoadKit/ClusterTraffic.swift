@@ -5,27 +5,27 @@
 // command and notes duplicates and reordering. What is counted is what clients would notice.
 
 import Foundation
-import RelayClient
+import RelayTestClient
 import RelayLocalCluster
 
 /// What cluster traffic counted.
-public struct ClusterTrafficTally: Sendable {
-    public var sent = 0
-    public var delivered = 0
-    public var resent = 0
-    public var duplicates = 0
-    public var reordered = 0
-    public var lostMessages = 0
-    public var lostSessions: [String] = []
-    public var phoneReconnects = 0
-    public var desktopReconnects = 0
-    public var tokenFallbacks = 0
-    public var churnDrops = 0
+package struct ClusterTrafficTally: Sendable {
+    package var sent = 0
+    package var delivered = 0
+    package var resent = 0
+    package var duplicates = 0
+    package var reordered = 0
+    package var lostMessages = 0
+    package var lostSessions: [String] = []
+    package var phoneReconnects = 0
+    package var desktopReconnects = 0
+    package var tokenFallbacks = 0
+    package var churnDrops = 0
 
-    public init() {}
+    package init() {}
 
     /// Nothing lost, nothing out of order, something delivered; empty when all hold.
-    public var gateFailures: [String] {
+    package var gateFailures: [String] {
         var failures: [String] = []
         if !lostSessions.isEmpty { failures.append("lost_sessions \(lostSessions.count) exceeds 0: \(lostSessions.prefix(3).joined(separator: "; "))") }
         if lostMessages > 0 { failures.append("messages_lost \(lostMessages) exceeds 0") }
@@ -36,35 +36,35 @@ public struct ClusterTrafficTally: Sendable {
 }
 
 /// How cluster traffic is shaped.
-public struct ClusterTrafficConfiguration: Sendable {
+package struct ClusterTrafficConfiguration: Sendable {
     /// How many paired sessions.
-    public var sessions: Int
+    package var sessions: Int
     /// Pause between a phone's acknowledged command and its next (production rate limits apply:
     /// 240 commands per minute per device).
-    public var commandInterval: Duration = .milliseconds(350)
+    package var commandInterval: Duration = .milliseconds(350)
     /// How long a phone waits for the acknowledgement before it resends; after two silent waits it
     /// reconnects.
-    public var ackTimeout: Duration = .seconds(2)
+    package var ackTimeout: Duration = .seconds(2)
     /// How long a phone keeps resending one command before it counts it lost and stops.
-    public var giveUpAfter: Duration = .seconds(45)
+    package var giveUpAfter: Duration = .seconds(45)
     /// How long `finish()` tries each session's final round trip, reconnects included.
-    public var finalRoundTripTimeout: Duration = .seconds(20)
+    package var finalRoundTripTimeout: Duration = .seconds(20)
     /// The phones' `Origin`.
-    public var origin: String
+    package var origin: String
     /// The nodes session `index` of a `nodes`-node cluster connects its desktop and its phone to
     /// first. The default puts them on different nodes.
-    public var placement: @Sendable (_ index: Int, _ nodes: Int) -> (desktop: Int, phone: Int) = { index, nodes in
+    package var placement: @Sendable (_ index: Int, _ nodes: Int) -> (desktop: Int, phone: Int) = { index, nodes in
         (index % nodes, (index + 1) % nodes)
     }
 
-    public init(sessions: Int, origin: String) {
+    package init(sessions: Int, origin: String) {
         self.sessions = sessions
         self.origin = origin
     }
 }
 
 /// Paired sessions exchanging acknowledged commands across a `LocalCluster` until `finish()`.
-public final class ClusterTraffic: Sendable {
+package final class ClusterTraffic: Sendable {
     /// One session's clients and what its desktop has seen.
     final class Driver: Sendable {
         let index: Int
@@ -85,11 +85,11 @@ public final class ClusterTraffic: Sendable {
     }
 
     /// The cluster the traffic runs on.
-    public let cluster: LocalCluster
+    package let cluster: LocalCluster
     /// Round trips from a command's first send to its acknowledgement, resends included.
-    public let recorder: LatencyRecorder
+    package let recorder: LatencyRecorder
     /// When the traffic started (after pairing); the recorder's origin.
-    public let started: ContinuousClock.Instant
+    package let started: ContinuousClock.Instant
     private let configuration: ClusterTrafficConfiguration
     private let drivers: [Driver]
     private let tally = Locked(ClusterTrafficTally())
@@ -106,7 +106,7 @@ public final class ClusterTraffic: Sendable {
 
     /// Pairs `configuration.sessions` sessions (each desktop and phone on the nodes the placement
     /// names) and starts their traffic.
-    public static func start(on cluster: LocalCluster, _ configuration: ClusterTrafficConfiguration) async throws -> ClusterTraffic {
+    package static func start(on cluster: LocalCluster, _ configuration: ClusterTrafficConfiguration) async throws -> ClusterTraffic {
         let nodes = cluster.count
         var drivers: [Driver] = []
         for index in 0..<configuration.sessions {
@@ -124,17 +124,17 @@ public final class ClusterTraffic: Sendable {
     }
 
     /// How many sessions there are.
-    public var sessionCount: Int { drivers.count }
+    package var sessionCount: Int { drivers.count }
 
     /// Session `index`'s desktop and phone (after `finish()`, to check what the relay still
     /// knows of them: the phone's `deviceSessionToken` is the last token it was given).
-    public func clients(of index: Int) -> (desktop: RelayDesktop, phone: RelayPhone) { (drivers[index].desktop, drivers[index].phone) }
+    package func clients(of index: Int) -> (desktop: RelayDesktop, phone: RelayPhone) { (drivers[index].desktop, drivers[index].phone) }
 
     /// The nodes session `index`'s desktop and phone connected to first.
-    public func homes(of index: Int) -> (desktop: Int, phone: Int) { (drivers[index].desktopHome, drivers[index].phoneHome) }
+    package func homes(of index: Int) -> (desktop: Int, phone: Int) { (drivers[index].desktopHome, drivers[index].phoneHome) }
 
     /// The counts so far (duplicates and reordering as the desktops saw them).
-    public var counts: ClusterTrafficTally {
+    package var counts: ClusterTrafficTally {
         var counts = tally.withLock { $0 }
         for driver in drivers {
             let seen = driver.seen.withLock { ($0.duplicates, $0.reordered) }
@@ -146,17 +146,17 @@ public final class ClusterTraffic: Sendable {
 
     /// Asks session `index`'s phone to drop its socket and reconnect with its rotated token before
     /// its next send.
-    public func dropPhone(_ index: Int) { drivers[index].dropRequested.withLock { $0 = true } }
+    package func dropPhone(_ index: Int) { drivers[index].dropRequested.withLock { $0 = true } }
 
     /// The sessions whose phone has had a command acknowledged at or after `instant`.
-    public func sessionsDelivering(since instant: ContinuousClock.Instant) -> [Int] {
+    package func sessionsDelivering(since instant: ContinuousClock.Instant) -> [Int] {
         drivers.filter { driver in driver.lastDelivered.withLock { $0.map { $0 >= instant } ?? false } }.map(\.index)
     }
 
     /// Waits until every session has had a command acknowledged at or after `instant`.
     ///
     /// - Returns: when the last of them was, or nil when `timeout` passed first.
-    public func waitUntilEverySessionDelivers(since instant: ContinuousClock.Instant, timeout: Duration) async -> ContinuousClock.Instant? {
+    package func waitUntilEverySessionDelivers(since instant: ContinuousClock.Instant, timeout: Duration) async -> ContinuousClock.Instant? {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             let times = drivers.map { driver in driver.lastDelivered.withLock { $0 } }
@@ -168,7 +168,7 @@ public final class ClusterTraffic: Sendable {
 
     /// Stops the senders, waits for every loop, then checks that every session still talks with one
     /// final acknowledged round trip (reconnecting as a client would), and disconnects every client.
-    public func finish() async -> ClusterTrafficTally {
+    package func finish() async -> ClusterTrafficTally {
         stopSending.withLock { $0 = true }
         await loops.withLock { $0 }?.value
         var final = counts

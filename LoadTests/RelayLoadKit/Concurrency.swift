@@ -3,16 +3,16 @@
 import Synchronization
 
 /// A mutex-protected value that concurrent tasks can capture (a `Mutex` local cannot be).
-public final class Locked<Value: Sendable>: Sendable {
+package final class Locked<Value: Sendable>: Sendable {
     private let mutex: Mutex<Value>
-    public init(_ value: Value) { mutex = Mutex(value) }
-    public func withLock<Result>(_ body: (inout Value) -> Result) -> Result { mutex.withLock { body(&$0) } }
+    package init(_ value: Value) { mutex = Mutex(value) }
+    package func withLock<Result>(_ body: (inout Value) -> Result) -> Result { mutex.withLock { body(&$0) } }
 }
 
 /// A thread-safe counter for progress lines.
-public final class Counter: Sendable {
+package final class Counter: Sendable {
     private let count = Atomic<Int>(0)
-    public init() {}
-    public func increment(by amount: Int = 1) { count.add(amount, ordering: .relaxed) }
-    public var value: Int { count.load(ordering: .relaxed) }
+    package init() {}
+    package func increment(by amount: Int = 1) { count.add(amount, ordering: .relaxed) }
+    package var value: Int { count.load(ordering: .relaxed) }
 }

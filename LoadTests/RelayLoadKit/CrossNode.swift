@@ -2,21 +2,21 @@
 // so every command crosses NATS, against the same scenario on one node of the same cluster.
 
 import Foundation
-import RelayClient
+import RelayTestClient
 import RelayLocalCluster
 
 /// Configuration of the cross-node mode.
-public struct CrossNodeConfiguration: Sendable {
-    public var load = SessionLoadConfiguration()
+package struct CrossNodeConfiguration: Sendable {
+    package var load = SessionLoadConfiguration()
     /// Alternating single-node and cross-node runs; the medians of their p50s are compared.
-    public var rounds = 3
+    package var rounds = 3
     /// Steady-state round trips per session in each CPU round (phones echoed by their desktops,
     /// sockets already open): the relays' CPU per forwarded message, one node against two.
-    public var steadyRoundTrips = 200
+    package var steadyRoundTrips = 200
     /// Cross-node CPU per message may be at most this many times the single-node figure.
-    public var cpuTargetRatio = 2.0
+    package var cpuTargetRatio = 2.0
 
-    public init() {
+    package init() {
         load.sessions = 20
         load.messagesPerSession = 50
         load.setupConcurrency = 4
@@ -24,7 +24,7 @@ public struct CrossNodeConfiguration: Sendable {
 
     /// `RELAY_LOAD_ROUNDS`, the §9.1 variables (defaults 20 sessions × 50 messages, 4 at once:
     /// round-trip latency, not saturation) and `RELAY_LOAD_RESULTS_PATH`.
-    public init(environment: HarnessEnvironment) {
+    package init(environment: HarnessEnvironment) {
         self.init()
         rounds = environment.positiveInt("RELAY_LOAD_ROUNDS", default: rounds)
         steadyRoundTrips = environment.positiveInt("RELAY_LOAD_STEADY_ROUND_TRIPS", default: steadyRoundTrips)
@@ -39,9 +39,9 @@ public struct CrossNodeConfiguration: Sendable {
 }
 
 /// The cross-node mode.
-public enum CrossNode {
+package enum CrossNode {
     /// Starts Redis, NATS and two relay nodes on loopback, runs the rounds, stops everything.
-    public static func run(_ configuration: CrossNodeConfiguration) async throws -> LoadResult {
+    package static func run(_ configuration: CrossNodeConfiguration) async throws -> LoadResult {
         let cluster = try await LocalCluster.start(
             nodes: 2, redis: .local(), nats: .local(),
             environment: Throughput.relayOverrides.merging(

@@ -1,23 +1,23 @@
 // Fan-out: one desktop's events delivered to many phones of the same session.
 
 import Foundation
-import RelayClient
+import RelayTestClient
 import Synchronization
 
 /// Configuration of the fan-out mode.
-public struct FanoutConfiguration: Sendable {
-    public var phones = 100
-    public var messages = 200
+package struct FanoutConfiguration: Sendable {
+    package var phones = 100
+    package var messages = 200
     /// Events per second the desktop sends.
-    public var rate = 20
-    public var payloadBytes = 256
-    public var common = ModeConfiguration()
+    package var rate = 20
+    package var payloadBytes = 256
+    package var common = ModeConfiguration()
 
-    public init() {}
+    package init() {}
 
     /// `RELAY_LOAD_PHONES`, `RELAY_LOAD_MESSAGES`, `RELAY_LOAD_RATE`, `RELAY_LOAD_PAYLOAD_BYTES` and
     /// the common variables.
-    public init(environment: HarnessEnvironment) {
+    package init(environment: HarnessEnvironment) {
         phones = environment.positiveInt("RELAY_LOAD_PHONES", default: phones)
         messages = environment.positiveInt("RELAY_LOAD_MESSAGES", default: messages)
         rate = environment.positiveInt("RELAY_LOAD_RATE", default: rate)
@@ -28,13 +28,13 @@ public struct FanoutConfiguration: Sendable {
 
 /// The fan-out mode. Samples are per delivery (event sent → one phone read it); the time until the
 /// last phone has an event is reported as `event_complete_*`.
-public enum Fanout {
+package enum Fanout {
     /// A local relay must admit `phones` devices on one session.
-    public static func relayOverrides(phones: Int) -> [String: String] {
+    package static func relayOverrides(phones: Int) -> [String: String] {
         ["MAX_DEVICES_PER_SESSION": "\(phones)", "MAX_WS_MESSAGES_PER_MINUTE": "1000000", "MAX_PAIR_REQUESTS_PER_MINUTE": "1000000"]
     }
 
-    public static func run(_ configuration: FanoutConfiguration, relay: RelayUnderTest) async -> LoadResult {
+    package static func run(_ configuration: FanoutConfiguration, relay: RelayUnderTest) async -> LoadResult {
         var errors: [String] = []
         let desktop = RelayDesktop(baseURL: relay.baseURL)
         var phones: [RelayPhone] = []

@@ -4,33 +4,33 @@
 // at this moment.
 
 import Foundation
-import RelayClient
+import RelayTestClient
 import RelayLocalCluster
 
 /// Configuration of the floor comparison.
-public struct FloorComparisonConfiguration: Sendable {
-    public var sessions = 50
+package struct FloorComparisonConfiguration: Sendable {
+    package var sessions = 50
     /// Round trips per session in each round (two forwarded messages each).
-    public var roundTrips = 400
+    package var roundTrips = 400
     /// Measured rounds, after one warm-up round; each runs the relay, then the floor, and the
     /// median of the rounds' ratios is the figure.
-    public var rounds = 5
-    public var setupConcurrency = 16
-    public var roundTripTimeout: Duration = .seconds(5)
+    package var rounds = 5
+    package var setupConcurrency = 16
+    package var roundTripTimeout: Duration = .seconds(5)
     /// The relay's CPU per message may be at most this many times the floor's.
-    public var targetRatio = 1.5
+    package var targetRatio = 1.5
     /// Event-loop threads of both processes: the relay's `EVENT_LOOP_THREADS` and the floor's
     /// `NIO_SINGLETON_GROUP_LOOP_COUNT`. 1 is the relay's default.
-    public var eventLoops = 1
-    public var common = ModeConfiguration()
+    package var eventLoops = 1
+    package var common = ModeConfiguration()
 
-    public init() {}
+    package init() {}
 
     /// `RELAY_LOAD_SESSIONS` (50), `RELAY_LOAD_MESSAGES_PER_SESSION` (round trips per round, 400),
     /// `RELAY_LOAD_ROUNDS` (5), `RELAY_LOAD_SETUP_CONCURRENCY` (16), `RELAY_FLOOR_TARGET_RATIO`
     /// (1.5, a decimal), `RELAY_FLOOR_EVENT_LOOPS` (1) and the common variables. `RELAY_LOAD_BASE_URL` is not read: CPU is
     /// measured on processes the harness starts.
-    public init(environment: HarnessEnvironment) {
+    package init(environment: HarnessEnvironment) {
         sessions = environment.positiveInt("RELAY_LOAD_SESSIONS", default: sessions)
         roundTrips = environment.positiveInt("RELAY_LOAD_MESSAGES_PER_SESSION", default: roundTrips)
         rounds = environment.positiveInt("RELAY_LOAD_ROUNDS", default: rounds)
@@ -43,9 +43,9 @@ public struct FloorComparisonConfiguration: Sendable {
 }
 
 /// The floor comparison mode.
-public enum FloorComparison {
+package enum FloorComparison {
     /// The `relay-floor` executable: `RELAY_FLOOR_BINARY`, else beside the `relay` the harness runs.
-    public static func floorExecutable() throws -> String {
+    package static func floorExecutable() throws -> String {
         if let configured = ProcessInfo.processInfo.environment["RELAY_FLOOR_BINARY"], !configured.isEmpty { return configured }
         let relay = try LocalRelayNode.defaultExecutable()
         let candidate = String(relay[..<relay.lastIndex(of: "/")!]) + "/relay-floor"
@@ -61,7 +61,7 @@ public enum FloorComparison {
         var latency: LatencySummary
     }
 
-    public static func run(_ configuration: FloorComparisonConfiguration) async throws -> LoadResult {
+    package static func run(_ configuration: FloorComparisonConfiguration) async throws -> LoadResult {
         let loops = "\(configuration.eventLoops)"
         let relay = try await RelayUnderTest.resolve(
             baseURL: nil, origin: configuration.common.origin, overrides: Throughput.relayOverrides.merging(["EVENT_LOOP_THREADS": loops]) { $1 })

@@ -1,25 +1,25 @@
 // The release gate of PROTOCOL §9.2: thresholds from RELAY_GATE_*, the same checks, PASS or FAILED.
 
 import Foundation
-import RelayClient
+import RelayTestClient
 
 /// The gate's thresholds (§9.2), with the reference defaults.
-public struct GateThresholds: Sendable, Equatable {
+package struct GateThresholds: Sendable, Equatable {
     /// Required `status`; `nil` disables the check (`RELAY_GATE_REQUIRE_STATUS` set but empty).
-    public var requireStatus: String? = "ok"
-    public var maxP95Micros: Int?
+    package var requireStatus: String? = "ok"
+    package var maxP95Micros: Int?
     /// `nil`: the artifact's `p95_latency_budget_ms` when > 0, else its own p95 (always passes).
-    public var maxP95Milliseconds: Int?
-    public var maxErrors = 0
-    public var maxOutboundSendFailures = 0
-    public var maxSlowConsumerDisconnects = 0
-    public var maxWSAuthFailures = 0
-    public var minSampleCount = 1
+    package var maxP95Milliseconds: Int?
+    package var maxErrors = 0
+    package var maxOutboundSendFailures = 0
+    package var maxSlowConsumerDisconnects = 0
+    package var maxWSAuthFailures = 0
+    package var minSampleCount = 1
 
-    public init() {}
+    package init() {}
 
     /// Reads `RELAY_GATE_*`; a malformed number is an error, not a silently disabled check.
-    public init(environment: HarnessEnvironment) throws {
+    package init(environment: HarnessEnvironment) throws {
         if environment.values["RELAY_GATE_REQUIRE_STATUS"] != nil {
             requireStatus = environment.string("RELAY_GATE_REQUIRE_STATUS")
         }
@@ -34,23 +34,23 @@ public struct GateThresholds: Sendable, Equatable {
 }
 
 /// The gate's verdict on one artifact.
-public struct GateDecision: Sendable, Equatable {
+package struct GateDecision: Sendable, Equatable {
     /// Why it failed; empty means PASS.
-    public let failures: [String]
+    package let failures: [String]
     /// The headline figures, one line, for the log.
-    public let summaryLine: String
-    public var passed: Bool { failures.isEmpty }
+    package let summaryLine: String
+    package var passed: Bool { failures.isEmpty }
 
     /// What the command prints.
-    public var report: String {
+    package var report: String {
         passed ? "\(summaryLine)\nPASS" : "\(summaryLine)\nFAILED\n" + failures.map { "  - \($0)" }.joined(separator: "\n")
     }
 }
 
 /// §9.2's checks.
-public enum Gate {
+package enum Gate {
     /// Decides on a load artifact (any mode's: they share the §9.1 fields). Missing numbers count as 0.
-    public static func evaluate(_ artifact: JSONValue, thresholds: GateThresholds) -> GateDecision {
+    package static func evaluate(_ artifact: JSONValue, thresholds: GateThresholds) -> GateDecision {
         func int(_ key: String) -> Int { artifact.artifactInt(key) }
         let status = artifact["status"]?.stringValue ?? ""
         let samples = int("sample_count")
@@ -90,7 +90,7 @@ public enum Gate {
     }
 
     /// Reads and decides on the artifact at `path`; a missing or undecodable file fails the gate.
-    public static func evaluate(path: String, thresholds: GateThresholds) -> GateDecision {
+    package static func evaluate(path: String, thresholds: GateThresholds) -> GateDecision {
         guard let data = FileManager.default.contents(atPath: path) else {
             return GateDecision(failures: ["no load artifact at \(path); run the load first"], summaryLine: "relay gate: \(path)")
         }

@@ -4,37 +4,37 @@
 import Foundation
 
 /// A report page.
-public struct HTMLReport: Sendable {
+package struct HTMLReport: Sendable {
     /// One row of the percentile table (µs).
-    public struct Row: Sendable {
-        public let label: String
-        public let count: Int
-        public let p50: Int
-        public let p95: Int
-        public let p99: Int
-        public let max: Int
+    package struct Row: Sendable {
+        package let label: String
+        package let count: Int
+        package let p50: Int
+        package let p95: Int
+        package let p99: Int
+        package let max: Int
 
-        public init(label: String, count: Int, p50: Int, p95: Int, p99: Int, max: Int) {
+        package init(label: String, count: Int, p50: Int, p95: Int, p99: Int, max: Int) {
             (self.label, self.count, self.p50, self.p95, self.p99, self.max) = (label, count, p50, p95, p99, max)
         }
     }
 
     /// A moment to mark on the chart (a node killed, a rolling restart).
-    public struct Marker: Sendable {
-        public let second: Int
-        public let label: String
-        public init(second: Int, label: String) { (self.second, self.label) = (second, label) }
+    package struct Marker: Sendable {
+        package let second: Int
+        package let label: String
+        package init(second: Int, label: String) { (self.second, self.label) = (second, label) }
     }
 
-    public var title: String
-    public var passed: Bool
-    public var facts: [(String, String)]
-    public var failures: [String]
-    public var timeline: [LatencyBucket]
-    public var rows: [Row]
-    public var markers: [Marker]
+    package var title: String
+    package var passed: Bool
+    package var facts: [(String, String)]
+    package var failures: [String]
+    package var timeline: [LatencyBucket]
+    package var rows: [Row]
+    package var markers: [Marker]
 
-    public init(
+    package init(
         title: String, passed: Bool, facts: [(String, String)], failures: [String], timeline: [LatencyBucket], rows: [Row],
         markers: [Marker] = []
     ) {
@@ -48,7 +48,7 @@ public struct HTMLReport: Sendable {
     }
 
     /// The page.
-    public var html: String {
+    package var html: String {
         var page = """
             <!DOCTYPE html>
             <html lang="en"><head><meta charset="utf-8"><title>\(escape(title))</title>
@@ -75,7 +75,7 @@ public struct HTMLReport: Sendable {
     }
 
     /// Writes the page to `path`.
-    public func write(to path: String) throws {
+    package func write(to path: String) throws {
         let url = URL(fileURLWithPath: path)
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         try Data(html.utf8).write(to: url, options: .atomic)

@@ -1,23 +1,23 @@
 // Latency samples, percentiles (PROTOCOL §9.1's rule) and the per-second timeline of the reports.
 
 import Foundation
-import RelayClient
+import RelayTestClient
 import Synchronization
 
 /// Percentiles of a set of latency samples, in microseconds.
-public struct LatencySummary: Sendable, Equatable {
-    public let count: Int
-    public let p50: Int
-    public let p90: Int
-    public let p95: Int
-    public let p99: Int
-    public let p999: Int
-    public let max: Int
-    public let mean: Double
+package struct LatencySummary: Sendable, Equatable {
+    package let count: Int
+    package let p50: Int
+    package let p90: Int
+    package let p95: Int
+    package let p99: Int
+    package let p999: Int
+    package let max: Int
+    package let mean: Double
 
     /// Summarises `samples` (µs): the percentile `p` is the sorted sample at index `round((n−1)×p)`
     /// (§9.1). No samples → every field 0.
-    public init(samples: [Int]) {
+    package init(samples: [Int]) {
         let sorted = samples.sorted()
         count = sorted.count
         func at(_ p: Double) -> Int {
@@ -34,19 +34,19 @@ public struct LatencySummary: Sendable, Equatable {
     }
 
     /// §9.1's millisecond form: the ceiling of µs / 1000.
-    public static func milliseconds(_ micros: Int) -> Int { (micros + 999) / 1000 }
+    package static func milliseconds(_ micros: Int) -> Int { (micros + 999) / 1000 }
 }
 
 /// One second of a run (seconds since the run began) and its latencies in µs.
-public struct LatencyBucket: Sendable, Equatable {
-    public let second: Int
-    public let count: Int
-    public let p50: Int
-    public let p95: Int
-    public let p99: Int
-    public let max: Int
+package struct LatencyBucket: Sendable, Equatable {
+    package let second: Int
+    package let count: Int
+    package let p50: Int
+    package let p95: Int
+    package let p99: Int
+    package let max: Int
 
-    public init(second: Int, count: Int, p50: Int, p95: Int, p99: Int, max: Int) {
+    package init(second: Int, count: Int, p50: Int, p95: Int, p99: Int, max: Int) {
         (self.second, self.count, self.p50, self.p95, self.p99, self.max) = (second, count, p50, p95, p99, max)
     }
 
@@ -55,7 +55,7 @@ public struct LatencyBucket: Sendable, Equatable {
     }
 
     /// `{"second":…,"count":…,"p50_us":…,"p95_us":…,"p99_us":…,"max_us":…}` for artifacts.
-    public var json: ArtifactJSON {
+    package var json: ArtifactJSON {
         .object([
             ("second", .int(second)), ("count", .int(count)), ("p50_us", .int(p50)),
             ("p95_us", .int(p95)), ("p99_us", .int(p99)), ("max_us", .int(max)),
@@ -63,7 +63,7 @@ public struct LatencyBucket: Sendable, Equatable {
     }
 
     /// Reads a bucket written by ``json``; `nil` when a field is missing.
-    public init?(json: JSONValue) {
+    package init?(json: JSONValue) {
         guard let second = json["second"]?.intValue, let count = json["count"]?.intValue,
             let p50 = json["p50_us"]?.intValue, let p95 = json["p95_us"]?.intValue,
             let p99 = json["p99_us"]?.intValue, let max = json["max_us"]?.intValue
@@ -72,42 +72,42 @@ public struct LatencyBucket: Sendable, Equatable {
     }
 
     /// Shifts the bucket `seconds` later (to lay several runs end to end on one chart).
-    public func shifted(by seconds: Int) -> LatencyBucket {
+    package func shifted(by seconds: Int) -> LatencyBucket {
         LatencyBucket(second: second + seconds, count: count, p50: p50, p95: p95, p99: p99, max: max)
     }
 }
 
 /// Thread-safe collector of timed samples.
-public final class LatencyRecorder: Sendable {
+package final class LatencyRecorder: Sendable {
     private struct Sample { let offset: Duration; let micros: Int }
     private let started: ContinuousClock.Instant
     private let samples = Mutex<[Sample]>([])
 
     /// Starts the run's clock.
-    public init(started: ContinuousClock.Instant = .now) { self.started = started }
+    package init(started: ContinuousClock.Instant = .now) { self.started = started }
 
     /// Records one latency, measured at `now`; sub-microsecond results count as 1 µs (§9.1).
-    public func record(_ latency: Duration, at now: ContinuousClock.Instant = .now) {
+    package func record(_ latency: Duration, at now: ContinuousClock.Instant = .now) {
         let sample = Sample(offset: now - started, micros: Swift.max(1, latency.microseconds))
         samples.withLock { $0.append(sample) }
     }
 
     /// Samples so far.
-    public var count: Int { samples.withLock { $0.count } }
+    package var count: Int { samples.withLock { $0.count } }
 
     /// All latencies so far, in µs, in recording order.
-    public var micros: [Int] { samples.withLock { $0.map(\.micros) } }
+    package var micros: [Int] { samples.withLock { $0.map(\.micros) } }
 
     /// Percentiles of every sample so far.
-    public var summary: LatencySummary { LatencySummary(samples: micros) }
+    package var summary: LatencySummary { LatencySummary(samples: micros) }
 
     /// Percentiles of the samples recorded since `offset` seconds into the run.
-    public func summary(since offset: Duration) -> LatencySummary {
+    package func summary(since offset: Duration) -> LatencySummary {
         LatencySummary(samples: samples.withLock { $0.filter { $0.offset >= offset }.map(\.micros) })
     }
 
     /// One bucket per second that has samples, in order.
-    public var timeline: [LatencyBucket] {
+    package var timeline: [LatencyBucket] {
         let grouped = Dictionary(grouping: samples.withLock { $0 }) { Int($0.offset.components.seconds) }
         return grouped.keys.sorted().map { LatencyBucket(second: $0, summary: LatencySummary(samples: grouped[$0]!.map(\.micros))) }
     }
@@ -115,12 +115,12 @@ public final class LatencyRecorder: Sendable {
 
 extension Duration {
     /// Whole microseconds (truncated).
-    public var microseconds: Int {
+    package var microseconds: Int {
         Int(components.seconds) * 1_000_000 + Int(components.attoseconds / 1_000_000_000_000)
     }
 
     /// Seconds as a `Double`.
-    public var seconds: Double {
+    package var seconds: Double {
         Double(components.seconds) + Double(components.attoseconds) / 1e18
     }
 }

@@ -1,12 +1,12 @@
 // The load result artifact of PROTOCOL §9.1, field for field, plus what every mode adds after it.
 
 /// The relay's own backpressure and auth counters, read from `GET /metricsz` (JSON) after a run.
-public struct RelayCounters: Sendable, Equatable {
-    public var outboundSendFailures = 0
-    public var slowConsumerDisconnects = 0
-    public var wsAuthFailures = 0
+package struct RelayCounters: Sendable, Equatable {
+    package var outboundSendFailures = 0
+    package var slowConsumerDisconnects = 0
+    package var wsAuthFailures = 0
 
-    public init(outboundSendFailures: Int = 0, slowConsumerDisconnects: Int = 0, wsAuthFailures: Int = 0) {
+    package init(outboundSendFailures: Int = 0, slowConsumerDisconnects: Int = 0, wsAuthFailures: Int = 0) {
         self.outboundSendFailures = outboundSendFailures
         self.slowConsumerDisconnects = slowConsumerDisconnects
         self.wsAuthFailures = wsAuthFailures
@@ -16,27 +16,27 @@ public struct RelayCounters: Sendable, Equatable {
 /// One run's result in the §9.1 shape. Every mode of the harness writes one; the §9.1 fields come
 /// first, in the reference order, so release tooling reads them unchanged, and the mode's own
 /// figures follow.
-public struct LoadResult: Sendable {
+package struct LoadResult: Sendable {
     /// `ok` when no session task failed (budgets are carried by the `passes_*` flags), else
     /// `task_failures`.
-    public var status: String { errors.isEmpty ? "ok" : "task_failures" }
-    public var baseURL: String
-    public var origin: String
-    public var sessions: Int
-    public var messagesPerSession: Int
-    public var latency: LatencySummary
-    public var p95BudgetMilliseconds: Int
-    public var counters: RelayCounters
+    package var status: String { errors.isEmpty ? "ok" : "task_failures" }
+    package var baseURL: String
+    package var origin: String
+    package var sessions: Int
+    package var messagesPerSession: Int
+    package var latency: LatencySummary
+    package var p95BudgetMilliseconds: Int
+    package var counters: RelayCounters
     /// Failures of session tasks; the first is reported as `first_error`.
-    public var errors: [String]
+    package var errors: [String]
     /// The harness mode (`load`, `throughput`, …).
-    public var mode: String
-    public var usage: RunUsage?
+    package var mode: String
+    package var usage: RunUsage?
     /// Mode-specific members, written after the common ones.
-    public var extra: [(String, ArtifactJSON)]
-    public var timeline: [LatencyBucket]
+    package var extra: [(String, ArtifactJSON)]
+    package var timeline: [LatencyBucket]
 
-    public init(
+    package init(
         mode: String, baseURL: String, origin: String, sessions: Int, messagesPerSession: Int,
         latency: LatencySummary, p95BudgetMilliseconds: Int, counters: RelayCounters = RelayCounters(),
         errors: [String] = [], usage: RunUsage? = nil, extra: [(String, ArtifactJSON)] = [], timeline: [LatencyBucket] = []
@@ -55,17 +55,17 @@ public struct LoadResult: Sendable {
         self.timeline = timeline
     }
 
-    public var passesLatencyBudget: Bool {
+    package var passesLatencyBudget: Bool {
         errors.isEmpty && LatencySummary.milliseconds(latency.p95) <= p95BudgetMilliseconds
     }
-    public var passesBackpressureBudget: Bool {
+    package var passesBackpressureBudget: Bool {
         errors.isEmpty && counters.outboundSendFailures == 0 && counters.slowConsumerDisconnects == 0
     }
-    public var passesAuthBudget: Bool { errors.isEmpty && counters.wsAuthFailures == 0 }
+    package var passesAuthBudget: Bool { errors.isEmpty && counters.wsAuthFailures == 0 }
 
     /// The artifact. On task failures the sample count, latencies and counters are written as 0
     /// and the flags false, as §9.1 says.
-    public var json: ArtifactJSON {
+    package var json: ArtifactJSON {
         let failed = !errors.isEmpty
         let summary = failed ? LatencySummary(samples: []) : latency
         let counters = failed ? RelayCounters() : counters

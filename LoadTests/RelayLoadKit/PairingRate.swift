@@ -1,23 +1,23 @@
 // Pairing rate: complete pairings per second, with the relay's state in Redis as in production.
 
 import Foundation
-import RelayClient
+import RelayTestClient
 import RelayLocalCluster
 
 /// Configuration of the pairing-rate mode.
-public struct PairingRateConfiguration: Sendable {
-    public var pairings = 5000
-    public var concurrency = 64
+package struct PairingRateConfiguration: Sendable {
+    package var pairings = 5000
+    package var concurrency = 64
     /// The Redis a local relay uses; `nil` starts a redis-server on a free loopback port.
-    public var redisURL: String?
-    public var targetRate = 500
-    public var common = ModeConfiguration()
+    package var redisURL: String?
+    package var targetRate = 500
+    package var common = ModeConfiguration()
 
-    public init() {}
+    package init() {}
 
     /// `RELAY_LOAD_PAIRINGS`, `RELAY_LOAD_SETUP_CONCURRENCY`, `RELAY_LOAD_REDIS_URL`,
     /// `RELAY_LOAD_TARGET_RATE` and the common variables.
-    public init(environment: HarnessEnvironment) {
+    package init(environment: HarnessEnvironment) {
         pairings = environment.positiveInt("RELAY_LOAD_PAIRINGS", default: pairings)
         concurrency = environment.positiveInt("RELAY_LOAD_SETUP_CONCURRENCY", default: concurrency)
         redisURL = environment.string("RELAY_LOAD_REDIS_URL")
@@ -29,15 +29,15 @@ public struct PairingRateConfiguration: Sendable {
 /// The pairing-rate mode. A complete pairing is §9.1's setup: `/pair/start`, desktop connect and
 /// auth, `/pair/join` approved over the desktop's socket, phone connect and auth. Samples are
 /// each pairing's duration.
-public enum PairingRate {
-    public static func relayOverrides(concurrency: Int, redisURL: String) -> [String: String] {
+package enum PairingRate {
+    package static func relayOverrides(concurrency: Int, redisURL: String) -> [String: String] {
         [
             "REDIS_URL": redisURL, "MAX_PAIR_REQUESTS_PER_MINUTE": "10000000",
             "MAX_PENDING_JOIN_WAITERS": "\(max(64, concurrency * 2))", "MAX_ACTIVE_WEBSOCKET_CONNECTIONS": "100000",
         ]
     }
 
-    public static func run(_ configuration: PairingRateConfiguration, relay: RelayUnderTest, redisPID: Int32?) async -> LoadResult {
+    package static func run(_ configuration: PairingRateConfiguration, relay: RelayUnderTest, redisPID: Int32?) async -> LoadResult {
         let recorder = LatencyRecorder()
         let accounting = RunAccounting(relayPIDs: relay.pids)
         let redisAtStart = redisPID.flatMap { ProcessUsage.of(pid: $0) }
@@ -82,21 +82,21 @@ public enum PairingRate {
 }
 
 /// A redis-server of the harness's own on a free loopback port, for the pairing-rate mode.
-public final class LocalRedis: Sendable {
+package final class LocalRedis: Sendable {
     private let server: LocalDependencyServer
 
     private init(server: LocalDependencyServer) { self.server = server }
 
     /// Starts redis-server (found on PATH or in the usual places) without persistence.
-    public static func start() async throws -> LocalRedis {
+    package static func start() async throws -> LocalRedis {
         let server = try LocalDependencyServer(.redis(appendOnly: false), executable: try LocalDependencyServer.findExecutable("redis-server"))
         try await server.start()
         return LocalRedis(server: server)
     }
 
-    public var url: String { server.url }
-    public var pid: Int32? { server.process?.pid }
+    package var url: String { server.url }
+    package var pid: Int32? { server.process?.pid }
 
     /// Stops it.
-    public func stop() { server.terminateIfRunning() }
+    package func stop() { server.terminateIfRunning() }
 }

@@ -8,22 +8,22 @@ import Glibc
 #endif
 
 /// CPU time and memory of one process, read from Linux's `/proc`.
-public struct ProcessUsage: Sendable, Equatable {
+package struct ProcessUsage: Sendable, Equatable {
     /// User plus system CPU time, in seconds.
-    public let cpuSeconds: Double
+    package let cpuSeconds: Double
     /// Resident set size now, in bytes.
-    public let residentBytes: Int
+    package let residentBytes: Int
     /// Peak resident set size (`VmHWM`), in bytes.
-    public let peakResidentBytes: Int
+    package let peakResidentBytes: Int
 
-    public init(cpuSeconds: Double, residentBytes: Int, peakResidentBytes: Int) {
+    package init(cpuSeconds: Double, residentBytes: Int, peakResidentBytes: Int) {
         self.cpuSeconds = cpuSeconds
         self.residentBytes = residentBytes
         self.peakResidentBytes = peakResidentBytes
     }
 
     /// The usage of process `pid`, or `nil` when it is gone or `/proc` is unavailable.
-    public static func of(pid: Int32) -> ProcessUsage? {
+    package static func of(pid: Int32) -> ProcessUsage? {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
             let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
         else { return nil }
@@ -31,7 +31,7 @@ public struct ProcessUsage: Sendable, Equatable {
     }
 
     /// This process's usage.
-    public static var current: ProcessUsage? { of(pid: getpid()) }
+    package static var current: ProcessUsage? { of(pid: getpid()) }
 
     /// Parses `/proc/<pid>/stat` (fields 14 and 15 after the parenthesised command name: utime and
     /// stime in clock ticks) and `/proc/<pid>/status` (`VmRSS`, `VmHWM` in kB).
@@ -57,12 +57,12 @@ public struct ProcessUsage: Sendable, Equatable {
 }
 
 /// The machine the run happened on.
-public enum MachineFacts {
+package enum MachineFacts {
     /// Online CPU cores.
-    public static var cores: Int { Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
+    package static var cores: Int { Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
 
     /// This process's open-file (soft) limit.
-    public static var openFileLimit: Int {
+    package static var openFileLimit: Int {
         var limit = rlimit()
         return getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 ? Int(limit.rlim_cur) : 0
     }
@@ -70,7 +70,7 @@ public enum MachineFacts {
     /// Raises this process's open-file limit to `wanted` (or as far as allowed), returning the new
     /// soft limit. Thousands of sockets need it; children (a local relay) inherit it.
     @discardableResult
-    public static func raiseOpenFileLimit(to wanted: Int) -> Int {
+    package static func raiseOpenFileLimit(to wanted: Int) -> Int {
         var limit = rlimit()
         guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 0 }
         let target = rlim_t(wanted)
@@ -87,13 +87,13 @@ public enum MachineFacts {
 }
 
 /// Usage of the relay (when it is a local process) and of the harness over one run.
-public struct RunAccounting: Sendable {
+package struct RunAccounting: Sendable {
     private let relayAtStart: [Int32: ProcessUsage]
     private let harnessAtStart: ProcessUsage?
     private let started: ContinuousClock.Instant
 
     /// Starts counting; `relayPIDs` are the local relay processes, empty for a remote relay.
-    public init(relayPIDs: [Int32]) {
+    package init(relayPIDs: [Int32]) {
         var atStart: [Int32: ProcessUsage] = [:]
         for pid in relayPIDs { atStart[pid] = ProcessUsage.of(pid: pid) }
         self.relayAtStart = atStart
@@ -105,7 +105,7 @@ public struct RunAccounting: Sendable {
     /// its current nodes, and a node started during the run counts from zero). CPU is summed,
     /// memory is the largest single process. Read it before stopping a local relay: `/proc`
     /// forgets a process when it exits.
-    public func snapshot(relayPIDs: [Int32]? = nil) -> RunUsage {
+    package func snapshot(relayPIDs: [Int32]? = nil) -> RunUsage {
         let relayNow = (relayPIDs ?? Array(relayAtStart.keys)).compactMap { pid in ProcessUsage.of(pid: pid).map { (pid, $0) } }
         let harnessNow = ProcessUsage.current
         return RunUsage(
@@ -121,20 +121,20 @@ public struct RunAccounting: Sendable {
 }
 
 /// What a run cost, as recorded in every artifact.
-public struct RunUsage: Sendable, Equatable {
-    public var wallSeconds: Double
-    public var machineCores: Int
+package struct RunUsage: Sendable, Equatable {
+    package var wallSeconds: Double
+    package var machineCores: Int
     /// CPU seconds the local relay spent during the run; `nil` for a remote relay.
-    public var relayCPUSeconds: Double?
+    package var relayCPUSeconds: Double?
     /// The local relay's peak resident memory; `nil` for a remote relay.
-    public var relayPeakMemoryBytes: Int?
+    package var relayPeakMemoryBytes: Int?
     /// The local relay's resident memory at the end of the run.
-    public var relayMemoryBytes: Int?
-    public var harnessCPUSeconds: Double?
-    public var harnessPeakMemoryBytes: Int?
+    package var relayMemoryBytes: Int?
+    package var harnessCPUSeconds: Double?
+    package var harnessPeakMemoryBytes: Int?
 
     /// The artifact members, appended after the §9 fields.
-    public var members: [(String, ArtifactJSON)] {
+    package var members: [(String, ArtifactJSON)] {
         [
             ("duration_seconds", .number(wallSeconds)),
             ("machine_cores", .int(machineCores)),

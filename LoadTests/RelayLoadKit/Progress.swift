@@ -4,11 +4,11 @@ import Foundation
 
 /// Prints `line()` to stderr every `interval` until stopped. Artifacts go to files and results to
 /// stdout, so progress never mixes into what tooling parses.
-public final class ProgressReporter: Sendable {
+package final class ProgressReporter: Sendable {
     private let task: Task<Void, Never>
 
     /// Starts reporting; `enabled: false` (RELAY_LOAD_PROGRESS=0) makes it silent.
-    public init(label: String, interval: Duration = .seconds(2), enabled: Bool = true, line: @escaping @Sendable () -> String) {
+    package init(label: String, interval: Duration = .seconds(2), enabled: Bool = true, line: @escaping @Sendable () -> String) {
         let started = ContinuousClock.now
         task = Task {
             guard enabled else { return }
@@ -22,12 +22,12 @@ public final class ProgressReporter: Sendable {
     }
 
     /// Stops reporting.
-    public func stop() { task.cancel() }
+    package func stop() { task.cancel() }
 
     deinit { task.cancel() }
 }
 
 /// A one-off message on stderr.
-public func harnessLog(_ message: String) {
+package func harnessLog(_ message: String) {
     FileHandle.standardError.write(Data((message + "\n").utf8))
 }

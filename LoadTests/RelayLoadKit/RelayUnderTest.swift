@@ -2,20 +2,20 @@
 // starts (a child process, so its CPU and memory are measured apart from the harness's).
 
 import Foundation
-import RelayClient
+import RelayTestClient
 import RelayLocalCluster
 
 /// The relay under test.
-public final class RelayUnderTest: Sendable {
+package final class RelayUnderTest: Sendable {
     /// Where the phones and desktops go.
-    public let baseURL: String
+    package let baseURL: String
     /// The local process, when the harness started it.
-    public let local: LocalRelayNode?
+    package let local: LocalRelayNode?
     /// The environment given to the local relay beyond the basics (recorded in artifacts).
-    public let overrides: [String: String]
+    package let overrides: [String: String]
 
     /// The process ids to account for.
-    public let pids: [Int32]
+    package let pids: [Int32]
 
     private init(baseURL: String, local: LocalRelayNode?, overrides: [String: String]) {
         self.baseURL = baseURL
@@ -26,7 +26,7 @@ public final class RelayUnderTest: Sendable {
 
     /// A relay someone else runs and stops (a node of a `LocalCluster`), whose processes `pids`
     /// are accounted for.
-    public init(baseURL: String, pids: [Int32], overrides: [String: String] = [:]) {
+    package init(baseURL: String, pids: [Int32], overrides: [String: String] = [:]) {
         self.baseURL = baseURL
         self.local = nil
         self.overrides = overrides
@@ -37,7 +37,7 @@ public final class RelayUnderTest: Sendable {
     /// `PUBLIC_BASE_URL=http://127.0.0.1:<port>`, `ALLOWED_ORIGINS=<origin>`,
     /// `MAX_PAIR_REQUESTS_PER_MINUTE=20000` (§9.1's in-process relay) plus `overrides`, and waits
     /// until it is healthy.
-    public static func resolve(
+    package static func resolve(
         baseURL: String?, origin: String, overrides: [String: String] = [:]
     ) async throws -> RelayUnderTest {
         if let baseURL { return RelayUnderTest(baseURL: baseURL, local: nil, overrides: [:]) }
@@ -63,7 +63,7 @@ public final class RelayUnderTest: Sendable {
 
     /// `outboundSendFailures`, `slowConsumerDisconnects` and `wsAuthFailures` from `GET /metricsz`
     /// (JSON); a missing field counts as 0 (§9.1).
-    public func counters() async throws -> RelayCounters {
+    package func counters() async throws -> RelayCounters {
         let metrics = try await metrics()
         return RelayCounters(
             outboundSendFailures: metrics["outboundSendFailures"]?.intValue ?? 0,
@@ -72,7 +72,7 @@ public final class RelayUnderTest: Sendable {
     }
 
     /// The `/metricsz` JSON, for mode-specific figures.
-    public func metrics() async throws -> JSONValue {
+    package func metrics() async throws -> JSONValue {
         let response = try await RelayHTTPClient(baseURL: baseURL).get("/metricsz", headers: [("Accept", "application/json")], timeout: .seconds(10))
         guard response.status == 200 else {
             throw RelayClientError.unexpectedStatus(operation: "GET /metricsz", status: response.status, body: response.bodyText)
@@ -81,13 +81,13 @@ public final class RelayUnderTest: Sendable {
     }
 
     /// Stops the local relay (SIGTERM, drain, exit); nothing for a remote one.
-    public func shutdown() async {
+    package func shutdown() async {
         guard let local else { return }
         _ = try? await local.stop()
     }
 
     /// The relay's identity for artifacts: `local` (with its overrides) or `remote`.
-    public var relayMembers: [(String, ArtifactJSON)] {
+    package var relayMembers: [(String, ArtifactJSON)] {
         [
             ("relay_process", .string(pids.isEmpty ? "remote" : "local")),
             ("relay_overrides", .object(overrides.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })),
@@ -117,7 +117,7 @@ extension RelayUnderTest {
 
 /// Runs `body(index)` for `0..<count` with at most `width` at once (one permit per item for its
 /// whole run, like §9.1's setup semaphore). Returns the failures in index order.
-public func forEachConcurrently(
+package func forEachConcurrently(
     count: Int, width: Int, _ body: @escaping @Sendable (Int) async throws -> Void
 ) async -> [(Int, any Error)] {
     await withTaskGroup(of: (Int, (any Error)?).self) { group in

@@ -2,23 +2,23 @@
 // resident memory.
 
 import Foundation
-import RelayClient
+import RelayTestClient
 import Synchronization
 
 /// Configuration of the scale mode.
-public struct ScaleConfiguration: Sendable {
-    public var sockets = 20_000
-    public var setupConcurrency = 64
+package struct ScaleConfiguration: Sendable {
+    package var sockets = 20_000
+    package var setupConcurrency = 64
     /// How long the sockets are held idle (heartbeats keep flowing) before they are counted again.
-    public var hold: Duration = .seconds(10)
-    public var budgetBytesPerSocket = 8 * 1024
-    public var common = ModeConfiguration()
+    package var hold: Duration = .seconds(10)
+    package var budgetBytesPerSocket = 8 * 1024
+    package var common = ModeConfiguration()
 
-    public init() {}
+    package init() {}
 
     /// `RELAY_LOAD_SOCKETS`, `RELAY_LOAD_SETUP_CONCURRENCY`, `RELAY_LOAD_HOLD_S`,
     /// `RELAY_LOAD_MAX_BYTES_PER_SOCKET` and the common variables.
-    public init(environment: HarnessEnvironment) {
+    package init(environment: HarnessEnvironment) {
         sockets = environment.positiveInt("RELAY_LOAD_SOCKETS", default: sockets)
         setupConcurrency = environment.positiveInt("RELAY_LOAD_SETUP_CONCURRENCY", default: setupConcurrency)
         hold = .seconds(environment.positiveInt("RELAY_LOAD_HOLD_S", default: 10))
@@ -29,13 +29,13 @@ public struct ScaleConfiguration: Sendable {
 
 /// The scale mode: one desktop socket per session (`/pair/start`, connect, `relay.auth`), all
 /// held at once. Latency samples are each socket's setup time (start + connect + auth).
-public enum Scale {
+package enum Scale {
     /// Limits a local relay needs to admit `sockets` authenticated sockets from one address.
-    public static func relayOverrides(sockets: Int) -> [String: String] {
+    package static func relayOverrides(sockets: Int) -> [String: String] {
         ["MAX_ACTIVE_WEBSOCKET_CONNECTIONS": "\(sockets + 1000)", "MAX_PAIR_REQUESTS_PER_MINUTE": "10000000"]
     }
 
-    public static func run(_ configuration: ScaleConfiguration, relay: RelayUnderTest) async -> LoadResult {
+    package static func run(_ configuration: ScaleConfiguration, relay: RelayUnderTest) async -> LoadResult {
         let baseline = relay.pids.first.flatMap { ProcessUsage.of(pid: $0) }
         let accounting = RunAccounting(relayPIDs: relay.pids)
         let recorder = LatencyRecorder()

@@ -4,27 +4,27 @@
 import Foundation
 import NIOCore
 import NIOPosix
-import RelayClient
+import RelayTestClient
 
 /// §9.1's configuration, with the harness defaults (the Makefile exports the script defaults).
-public struct SessionLoadConfiguration: Sendable {
-    public var sessions = 50
-    public var messagesPerSession = 10
-    public var setupConcurrency = 16
-    public var roundTripTimeout: Duration = .milliseconds(2000)
-    public var p95BudgetMilliseconds = 750
+package struct SessionLoadConfiguration: Sendable {
+    package var sessions = 50
+    package var messagesPerSession = 10
+    package var setupConcurrency = 16
+    package var roundTripTimeout: Duration = .milliseconds(2000)
+    package var p95BudgetMilliseconds = 750
     /// `nil`: the harness starts a local relay.
-    public var baseURL: String?
-    public var origin = "http://localhost:4173"
-    public var resultsPath: String?
+    package var baseURL: String?
+    package var origin = "http://localhost:4173"
+    package var resultsPath: String?
     /// Ours: phones join and connect here (another node of a cluster), so round trips cross the bus.
-    public var phoneBaseURL: String?
-    public var progress = true
+    package var phoneBaseURL: String?
+    package var progress = true
 
-    public init() {}
+    package init() {}
 
     /// Reads `RELAY_LOAD_*` with §9.1's rules.
-    public init(environment: HarnessEnvironment) {
+    package init(environment: HarnessEnvironment) {
         sessions = environment.positiveInt("RELAY_LOAD_SESSIONS", default: sessions)
         messagesPerSession = environment.positiveInt("RELAY_LOAD_MESSAGES_PER_SESSION", default: messagesPerSession)
         setupConcurrency = environment.positiveInt("RELAY_LOAD_SETUP_CONCURRENCY", default: setupConcurrency)
@@ -39,10 +39,10 @@ public struct SessionLoadConfiguration: Sendable {
 }
 
 /// The §9.1 scenario.
-public enum SessionLoad {
+package enum SessionLoad {
     /// Runs the scenario against `relay` and returns the result (written by the caller). Samples
     /// also go to `alsoRecordInto` when given (a mode that aggregates several runs).
-    public static func run(
+    package static func run(
         _ configuration: SessionLoadConfiguration, relay: RelayUnderTest, alsoRecordInto: LatencyRecorder? = nil
     ) async -> LoadResult {
         let recorder = LatencyRecorder()
@@ -84,7 +84,7 @@ public enum SessionLoad {
 
     /// Whether a result passes everything §9.1's test asserts: no task failure, every sample, and
     /// the three budgets.
-    public static func assertionFailures(_ result: LoadResult) -> [String] {
+    package static func assertionFailures(_ result: LoadResult) -> [String] {
         var failures: [String] = []
         if let first = result.errors.first { failures.append("\(result.errors.count) session task(s) failed; first: \(first)") }
         let expected = result.sessions * result.messagesPerSession
@@ -144,7 +144,7 @@ public enum SessionLoad {
     }
 
     /// `http://host:port` → `ws://host:port/ws`.
-    public static func socketURL(_ baseURL: String) -> String {
+    package static func socketURL(_ baseURL: String) -> String {
         (baseURL.hasPrefix("https") ? "wss" + baseURL.dropFirst(5) : "ws" + baseURL.dropFirst(4)) + "/ws"
     }
 

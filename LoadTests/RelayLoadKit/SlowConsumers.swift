@@ -3,30 +3,30 @@
 // not move.
 
 import Foundation
-import RelayClient
+import RelayTestClient
 import Synchronization
 
 /// Configuration of the slow-consumer mode.
-public struct SlowConsumerConfiguration: Sendable {
-    public var sessions = 40
+package struct SlowConsumerConfiguration: Sendable {
+    package var sessions = 40
     /// The share of phones that stop reading.
-    public var slowShare = 0.25
+    package var slowShare = 0.25
     /// Events per second per desktop.
-    public var rate = 20
+    package var rate = 20
     /// Events per second the desktops of stalled phones send once they stall (a transcript burst):
     /// it backs the relay's writes up within seconds instead of minutes.
-    public var burstRate = 200
-    public var payloadBytes = 16 * 1024
+    package var burstRate = 200
+    package var payloadBytes = 16 * 1024
     /// Length of each phase: everyone reading, then some phones stalled.
-    public var phase: Duration = .seconds(15)
-    public var setupConcurrency = 16
-    public var common = ModeConfiguration()
+    package var phase: Duration = .seconds(15)
+    package var setupConcurrency = 16
+    package var common = ModeConfiguration()
 
-    public init() {}
+    package init() {}
 
     /// `RELAY_LOAD_SESSIONS`, `RELAY_LOAD_SLOW_SHARE`, `RELAY_LOAD_RATE`, `RELAY_LOAD_SLOW_BURST_RATE`, `RELAY_LOAD_PAYLOAD_BYTES`,
     /// `RELAY_LOAD_PHASE_S`, `RELAY_LOAD_SETUP_CONCURRENCY` and the common variables.
-    public init(environment: HarnessEnvironment) {
+    package init(environment: HarnessEnvironment) {
         sessions = environment.positiveInt("RELAY_LOAD_SESSIONS", default: sessions)
         slowShare = min(1, environment.positiveDouble("RELAY_LOAD_SLOW_SHARE", default: slowShare))
         rate = environment.positiveInt("RELAY_LOAD_RATE", default: rate)
@@ -40,15 +40,15 @@ public struct SlowConsumerConfiguration: Sendable {
 
 /// The slow-consumer mode. Samples are the reading phones' desktop→phone latencies in the stalled
 /// phase; the calm phase's figures are reported beside them as the baseline.
-public enum SlowConsumers {
-    public static let relayOverrides = ["MAX_WS_MESSAGES_PER_MINUTE": "1000000"]
+package enum SlowConsumers {
+    package static let relayOverrides = ["MAX_WS_MESSAGES_PER_MINUTE": "1000000"]
 
     /// Reading phones' p99 in the stalled phase may be at most twice the calm phase's plus 1 ms.
-    public static func isolated(calm: LatencySummary, stalled: LatencySummary) -> Bool {
+    package static func isolated(calm: LatencySummary, stalled: LatencySummary) -> Bool {
         stalled.count > 0 && stalled.p99 <= 2 * calm.p99 + 1000
     }
 
-    public static func run(_ configuration: SlowConsumerConfiguration, relay: RelayUnderTest) async -> LoadResult {
+    package static func run(_ configuration: SlowConsumerConfiguration, relay: RelayUnderTest) async -> LoadResult {
         var errors: [String] = []
         let sessions = await relay.pairSessions(
             count: configuration.sessions, width: configuration.setupConcurrency, origin: configuration.common.origin,

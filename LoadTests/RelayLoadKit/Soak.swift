@@ -1,23 +1,23 @@
 // The soak of PROTOCOL §9.3: repeated load runs, aggregated into one summary with its own gate.
 
 import Foundation
-import RelayClient
+import RelayTestClient
 
 /// The soak gate's thresholds (§9.3), with the reference defaults.
-public struct SoakThresholds: Sendable, Equatable {
-    public var maxFailingLoops = 0
-    public var maxP95Micros: Int?
-    public var maxP95Milliseconds: Int?
-    public var maxTotalErrors = 0
-    public var maxTotalOutboundSendFailures = 0
-    public var maxTotalSlowConsumerDisconnects = 0
-    public var maxTotalWSAuthFailures = 0
-    public var minTotalSamples = 1
+package struct SoakThresholds: Sendable, Equatable {
+    package var maxFailingLoops = 0
+    package var maxP95Micros: Int?
+    package var maxP95Milliseconds: Int?
+    package var maxTotalErrors = 0
+    package var maxTotalOutboundSendFailures = 0
+    package var maxTotalSlowConsumerDisconnects = 0
+    package var maxTotalWSAuthFailures = 0
+    package var minTotalSamples = 1
 
-    public init() {}
+    package init() {}
 
     /// Reads `RELAY_SOAK_MAX_*` and `RELAY_SOAK_MIN_TOTAL_SAMPLES`.
-    public init(environment: HarnessEnvironment) throws {
+    package init(environment: HarnessEnvironment) throws {
         maxFailingLoops = try environment.threshold("RELAY_SOAK_MAX_FAILING_LOOPS", default: 0)
         maxP95Micros = try environment.threshold("RELAY_SOAK_MAX_P95_US")
         maxP95Milliseconds = try environment.threshold("RELAY_SOAK_MAX_P95_MS")
@@ -43,20 +43,20 @@ public struct SoakThresholds: Sendable, Equatable {
 }
 
 /// What one soak loop left behind.
-public struct SoakLoop: Sendable {
-    public enum Artifact: Sendable {
+package struct SoakLoop: Sendable {
+    package enum Artifact: Sendable {
         case missing
         case undecodable
         case decoded(JSONValue)
     }
 
-    public let index: Int
-    public let path: String
+    package let index: Int
+    package let path: String
     /// The load run's exit status; non-zero counts as a load script failure.
-    public let exitStatus: Int32
-    public let artifact: Artifact
+    package let exitStatus: Int32
+    package let artifact: Artifact
 
-    public init(index: Int, path: String, exitStatus: Int32, artifact: Artifact) {
+    package init(index: Int, path: String, exitStatus: Int32, artifact: Artifact) {
         self.index = index
         self.path = path
         self.exitStatus = exitStatus
@@ -64,7 +64,7 @@ public struct SoakLoop: Sendable {
     }
 
     /// Reads the artifact a loop wrote at `path`.
-    public static func read(index: Int, path: String, exitStatus: Int32) -> SoakLoop {
+    package static func read(index: Int, path: String, exitStatus: Int32) -> SoakLoop {
         guard let data = FileManager.default.contents(atPath: path) else {
             return SoakLoop(index: index, path: path, exitStatus: exitStatus, artifact: .missing)
         }
@@ -111,34 +111,34 @@ public struct SoakLoop: Sendable {
 }
 
 /// The soak summary (§9.3) and its gate.
-public struct SoakSummary: Sendable {
-    public let expectedLoops: Int
-    public let loops: [SoakLoop]
-    public let thresholds: SoakThresholds
+package struct SoakSummary: Sendable {
+    package let expectedLoops: Int
+    package let loops: [SoakLoop]
+    package let thresholds: SoakThresholds
 
-    public init(expectedLoops: Int, loops: [SoakLoop], thresholds: SoakThresholds) {
+    package init(expectedLoops: Int, loops: [SoakLoop], thresholds: SoakThresholds) {
         self.expectedLoops = expectedLoops
         self.loops = loops
         self.thresholds = thresholds
     }
 
-    public var artifactLoops: Int { loops.filter { $0.status != nil }.count }
-    public var okLoops: Int { loops.filter { $0.status == "ok" }.count }
-    public var statusFailures: Int { loops.filter { $0.status != nil && $0.status != "ok" }.count }
-    public var missingArtifacts: [String] { loops.filter { $0.status == nil }.map(\.path) }
-    public var loadScriptFailures: Int { loops.filter { $0.exitStatus != 0 }.count }
-    public var failingLoops: Int { max(statusFailures + missingArtifacts.count, loadScriptFailures) }
-    public var totalSamples: Int { loops.reduce(0) { $0 + $1.int("sample_count") } }
-    public var maxP95Micros: Int { loops.map { $0.int("p95_latency_us") }.max() ?? 0 }
-    public var maxP95Milliseconds: Int { loops.map { $0.int("p95_latency_ms") }.max() ?? 0 }
-    public var totalErrors: Int { loops.reduce(0) { $0 + $1.int("error_count") } }
-    public var totalOutboundSendFailures: Int { loops.reduce(0) { $0 + $1.int("outbound_send_failures") } }
-    public var totalSlowConsumerDisconnects: Int { loops.reduce(0) { $0 + $1.int("slow_consumer_disconnects") } }
-    public var totalWSAuthFailures: Int { loops.reduce(0) { $0 + $1.int("ws_auth_failures") } }
-    public var firstError: String? { loops.lazy.compactMap(\.firstError).first }
+    package var artifactLoops: Int { loops.filter { $0.status != nil }.count }
+    package var okLoops: Int { loops.filter { $0.status == "ok" }.count }
+    package var statusFailures: Int { loops.filter { $0.status != nil && $0.status != "ok" }.count }
+    package var missingArtifacts: [String] { loops.filter { $0.status == nil }.map(\.path) }
+    package var loadScriptFailures: Int { loops.filter { $0.exitStatus != 0 }.count }
+    package var failingLoops: Int { max(statusFailures + missingArtifacts.count, loadScriptFailures) }
+    package var totalSamples: Int { loops.reduce(0) { $0 + $1.int("sample_count") } }
+    package var maxP95Micros: Int { loops.map { $0.int("p95_latency_us") }.max() ?? 0 }
+    package var maxP95Milliseconds: Int { loops.map { $0.int("p95_latency_ms") }.max() ?? 0 }
+    package var totalErrors: Int { loops.reduce(0) { $0 + $1.int("error_count") } }
+    package var totalOutboundSendFailures: Int { loops.reduce(0) { $0 + $1.int("outbound_send_failures") } }
+    package var totalSlowConsumerDisconnects: Int { loops.reduce(0) { $0 + $1.int("slow_consumer_disconnects") } }
+    package var totalWSAuthFailures: Int { loops.reduce(0) { $0 + $1.int("ws_auth_failures") } }
+    package var firstError: String? { loops.lazy.compactMap(\.firstError).first }
 
     /// Why the soak failed; empty means it passed.
-    public var gateFailures: [String] {
+    package var gateFailures: [String] {
         var failures: [String] = []
         if failingLoops > thresholds.maxFailingLoops {
             failures.append("failing_loops \(failingLoops) exceeds \(thresholds.maxFailingLoops)")
@@ -166,10 +166,10 @@ public struct SoakSummary: Sendable {
         return failures
     }
 
-    public var passed: Bool { gateFailures.isEmpty }
+    package var passed: Bool { gateFailures.isEmpty }
 
     /// The loops' timelines laid end to end (each loop starts where the previous one ended).
-    public var timeline: [LatencyBucket] {
+    package var timeline: [LatencyBucket] {
         var offset = 0
         var joined: [LatencyBucket] = []
         for loop in loops {
@@ -181,7 +181,7 @@ public struct SoakSummary: Sendable {
     }
 
     /// The summary JSON: §9.3's fields in order, then ours.
-    public func json(reportPath: String?) -> ArtifactJSON {
+    package func json(reportPath: String?) -> ArtifactJSON {
         let relayCPU = loops.compactMap { $0.double("relay_cpu_seconds") }
         let harnessCPU = loops.compactMap { $0.double("harness_cpu_seconds") }
         return .object([

@@ -4,10 +4,10 @@
 import Foundation
 
 /// The §9.3 soak runner.
-public enum SoakRunner {
+package enum SoakRunner {
     /// Runs `relay-load load` `loops` times (this executable, inheriting the environment), each
     /// writing `<directory>/loop-<i>.json` (an old file is deleted first), and aggregates.
-    public static func run(loops: Int, directory: String, thresholds: SoakThresholds) async -> SoakSummary {
+    package static func run(loops: Int, directory: String, thresholds: SoakThresholds) async -> SoakSummary {
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var results: [SoakLoop] = []
         for index in 1...loops {
@@ -25,13 +25,13 @@ public enum SoakRunner {
     }
 
     /// `relay-soak-summary.json` → `relay-soak-summary.html`.
-    public static func reportPath(forSummary path: String) -> String {
+    package static func reportPath(forSummary path: String) -> String {
         let url = URL(fileURLWithPath: path)
         return url.deletingPathExtension().appendingPathExtension("html").path
     }
 
     /// The HTML report of a soak.
-    public static func report(_ summary: SoakSummary) -> HTMLReport {
+    package static func report(_ summary: SoakSummary) -> HTMLReport {
         let rows = summary.loops.map { loop in
             HTMLReport.Row(
                 label: "loop \(loop.index) (\(loop.status ?? "missing"))", count: loop.int("sample_count"),

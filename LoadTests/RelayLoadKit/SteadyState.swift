@@ -3,17 +3,17 @@
 // the measured window, so the CPU a relay spends in it is its cost per forwarded message.
 
 import Foundation
-import RelayClient
+import RelayTestClient
 
 /// One session's two open sockets and the texts they exchange.
-public struct SteadyStatePair: Sendable {
-    public let index: Int
-    public let phone: RelayWebSocket
-    public let desktop: RelayWebSocket
+package struct SteadyStatePair: Sendable {
+    package let index: Int
+    package let phone: RelayWebSocket
+    package let desktop: RelayWebSocket
     /// The relay's session id; the floor accepts any.
-    public let sessionID: String
+    package let sessionID: String
 
-    public init(index: Int, phone: RelayWebSocket, desktop: RelayWebSocket, sessionID: String) {
+    package init(index: Int, phone: RelayWebSocket, desktop: RelayWebSocket, sessionID: String) {
         self.index = index
         self.phone = phone
         self.desktop = desktop
@@ -50,7 +50,7 @@ public struct SteadyStatePair: Sendable {
 }
 
 /// Runs the round trips.
-public enum SteadyState {
+package enum SteadyState {
     /// One measured run: the CPU the processes `pids` spent per forwarded message, the round trips'
     /// latencies, and the failures.
     struct Measurement {
@@ -75,7 +75,7 @@ public enum SteadyState {
     /// `roundTrips` echoes on every pair at once (closed loop: each pair waits for its echo before
     /// the next command). `round` keeps each run's markers apart; `firstSeq` must grow across runs
     /// on the same sockets (the relay refuses a replayed seq). Returns the failures.
-    public static func run(
+    package static func run(
         pairs: [SteadyStatePair], roundTrips: Int, round: Int, firstSeq: UInt64, timeout: Duration, recorder: LatencyRecorder
     ) async -> [String] {
         let failures = await forEachConcurrently(count: pairs.count, width: pairs.count) { index in

@@ -3,27 +3,27 @@
 // relay shows up as latency instead of silently lowering the rate (no coordinated omission).
 
 import Foundation
-import RelayClient
+import RelayTestClient
 import Synchronization
 
 /// Configuration of the throughput mode.
-public struct ThroughputConfiguration: Sendable {
+package struct ThroughputConfiguration: Sendable {
     /// Round trips per second offered, across all sessions.
-    public var rate = 2000
-    public var duration: Duration = .seconds(60)
-    public var sessions = 100
-    public var setupConcurrency = 32
+    package var rate = 2000
+    package var duration: Duration = .seconds(60)
+    package var sessions = 100
+    package var setupConcurrency = 32
     /// How long after the last due time a command may still arrive.
-    public var drainTimeout: Duration = .seconds(5)
-    public var p95BudgetMilliseconds = 750
-    public var p99BudgetMilliseconds = 10
-    public var common = ModeConfiguration()
+    package var drainTimeout: Duration = .seconds(5)
+    package var p95BudgetMilliseconds = 750
+    package var p99BudgetMilliseconds = 10
+    package var common = ModeConfiguration()
 
-    public init() {}
+    package init() {}
 
     /// `RELAY_LOAD_RATE`, `RELAY_LOAD_DURATION_S`, `RELAY_LOAD_SESSIONS`, `RELAY_LOAD_SETUP_CONCURRENCY`,
     /// `RELAY_LOAD_P95_BUDGET_MS`, `RELAY_LOAD_P99_BUDGET_MS` and the common variables.
-    public init(environment: HarnessEnvironment) {
+    package init(environment: HarnessEnvironment) {
         rate = environment.positiveInt("RELAY_LOAD_RATE", default: rate)
         duration = .seconds(environment.positiveInt("RELAY_LOAD_DURATION_S", default: 60))
         sessions = environment.positiveInt("RELAY_LOAD_SESSIONS", default: sessions)
@@ -35,14 +35,14 @@ public struct ThroughputConfiguration: Sendable {
 }
 
 /// The throughput mode.
-public enum Throughput {
+package enum Throughput {
     /// Limits a local relay needs so the offered rate is not rate-limited away.
-    public static let relayOverrides = [
+    package static let relayOverrides = [
         "MAX_REMOTE_COMMANDS_PER_MINUTE": "1000000", "MAX_REMOTE_SESSION_COMMANDS_PER_MINUTE": "1000000",
         "MAX_WS_MESSAGES_PER_MINUTE": "1000000",
     ]
 
-    public static func run(_ configuration: ThroughputConfiguration, relay: RelayUnderTest) async -> LoadResult {
+    package static func run(_ configuration: ThroughputConfiguration, relay: RelayUnderTest) async -> LoadResult {
         let sessions = configuration.sessions
         let perSession = Double(configuration.rate) / Double(sessions)
         let interval = Duration.seconds(1 / perSession)

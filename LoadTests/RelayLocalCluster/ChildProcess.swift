@@ -19,11 +19,11 @@ import Synchronization
 /// block some signals (dispatch signal sources); the child starts with the default dispositions of
 /// SIGTERM, SIGINT, SIGPIPE and SIGHUP and an empty signal mask, so that SIGTERM stops a
 /// redis-server as it would from a shell.
-public final class ChildProcess: Sendable {
+package final class ChildProcess: Sendable {
     /// The child's process id.
-    public let pid: pid_t
+    package let pid: pid_t
     /// The program as given to `launch`, for messages.
-    public let executable: String
+    package let executable: String
     private let outputPath: String
     private let errorPath: String
     /// The exit status once reaped; reaping happens under this lock only, so the pid is never
@@ -31,9 +31,9 @@ public final class ChildProcess: Sendable {
     private let status = Mutex<Int32?>(nil)
 
     /// Everything the child wrote to standard output so far.
-    public var standardOutput: String { Self.contents(of: outputPath) }
+    package var standardOutput: String { Self.contents(of: outputPath) }
     /// Everything the child wrote to standard error so far.
-    public var standardError: String { Self.contents(of: errorPath) }
+    package var standardError: String { Self.contents(of: errorPath) }
 
     /// Starts `executable` with `arguments`.
     ///
@@ -41,7 +41,7 @@ public final class ChildProcess: Sendable {
     ///   - executable: a path, or a bare name looked up in `PATH`.
     ///   - environment: the child's whole environment; nil passes on this process's environment.
     /// - Throws: `LocalClusterError` when the program is not executable or cannot be started.
-    public static func launch(
+    package static func launch(
         executable: String, arguments: [String] = [], environment: [String: String]? = nil
     ) throws -> ChildProcess {
         if executable.contains("/"), access(executable, X_OK) != 0 {
@@ -106,7 +106,7 @@ public final class ChildProcess: Sendable {
 
     /// The exit status once the process has ended, reaping it without blocking; nil while it
     /// runs. The status is the exit code, or 128 + the signal that ended it.
-    public func reap() -> Int32? {
+    package func reap() -> Int32? {
         status.withLock { status in
             if status == nil { status = Self.reapNow(pid) }
             return status
@@ -114,10 +114,10 @@ public final class ChildProcess: Sendable {
     }
 
     /// Whether the process has not ended yet.
-    public var isRunning: Bool { reap() == nil }
+    package var isRunning: Bool { reap() == nil }
 
     /// Sends `signal` if the process still runs.
-    public func send(_ signal: Int32) {
+    package func send(_ signal: Int32) {
         status.withLock { status in
             if status == nil { status = Self.reapNow(pid) }
             if status == nil { kill(pid, signal) }
@@ -128,7 +128,7 @@ public final class ChildProcess: Sendable {
     ///
     /// - Returns: the exit status, as `reap` gives it.
     /// - Throws: `LocalClusterError` when it still runs after `timeout`; it is left running.
-    public func waitForExit(timeout: Duration) async throws -> Int32 {
+    package func waitForExit(timeout: Duration) async throws -> Int32 {
         let deadline = ContinuousClock.now + timeout
         while true {
             if let status = reap() { return status }
@@ -141,7 +141,7 @@ public final class ChildProcess: Sendable {
 
     /// Kills the process with SIGKILL if it still runs and reaps it (this blocks only as long as
     /// the kernel takes to end it).
-    public func terminateIfRunning() {
+    package func terminateIfRunning() {
         status.withLock { status in
             if status == nil { status = Self.reapNow(pid) }
             guard status == nil else { return }
@@ -191,12 +191,12 @@ public final class ChildProcess: Sendable {
 
 /// Thrown by `waitUntilAccepting` when the process that should have started listening ended
 /// first (for a server, typically: its port was taken meanwhile).
-public struct ChildProcessExited: Error, CustomStringConvertible {
+package struct ChildProcessExited: Error, CustomStringConvertible {
     /// The program, as given to `ChildProcess.launch`.
-    public let executable: String
+    package let executable: String
     /// Its exit status, as `ChildProcess.reap` gives it.
-    public let status: Int32
+    package let status: Int32
 
     /// `<executable> exited with status <status>`.
-    public var description: String { "\(executable) exited with status \(status)" }
+    package var description: String { "\(executable) exited with status \(status)" }
 }

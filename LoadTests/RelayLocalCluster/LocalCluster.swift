@@ -12,9 +12,9 @@ import Synchronization
 /// `redisServer` and `natsServer` for a drill to stop and restart.
 ///
 /// Node indexes are stable: `restart(i)` replaces node `i` by a new process on the same port.
-public final class LocalCluster: Sendable {
+package final class LocalCluster: Sendable {
     /// Where a cluster's Redis or NATS comes from.
-    public enum Dependency: Sendable {
+    package enum Dependency: Sendable {
         /// A server already running at `url` (`redis://…`, `nats://…`); the cluster never stops it.
         case external(url: String)
         /// A server the cluster starts on a free loopback port and stops at `shutdown()`.
@@ -27,21 +27,21 @@ public final class LocalCluster: Sendable {
     }
 
     /// The relay executable every node runs.
-    public let executable: String
+    package let executable: String
     /// The environment every node shares; each node adds its `PORT` and `PUBLIC_BASE_URL`.
-    public let environment: [String: String]
+    package let environment: [String: String]
     /// The Redis the nodes use (`REDIS_URL`).
-    public let redisURL: String
+    package let redisURL: String
     /// The NATS the nodes use (`NATS_URL`).
-    public let natsURL: String
+    package let natsURL: String
     /// The cluster's `REDIS_KEY_PREFIX`.
-    public let keyPrefix: String
+    package let keyPrefix: String
     /// The cluster's `NATS_SUBJECT_PREFIX`.
-    public let subjectPrefix: String
+    package let subjectPrefix: String
     /// The redis-server the cluster started, nil for an external one.
-    public let redisServer: LocalDependencyServer?
+    package let redisServer: LocalDependencyServer?
     /// The nats-server the cluster started, nil for an external one.
-    public let natsServer: LocalDependencyServer?
+    package let natsServer: LocalDependencyServer?
     private let nodes: Mutex<[LocalRelayNode]>
 
     private init(
@@ -74,7 +74,7 @@ public final class LocalCluster: Sendable {
     ///   - prefix: the first part of the key and subject prefixes; the tag is random.
     ///   - executable: the relay binary; nil means `LocalRelayNode.defaultExecutable()`.
     ///   - readyTimeout: how long each node may take to become ready.
-    public static func start(
+    package static func start(
         nodes count: Int, redis: Dependency, nats: Dependency, environment: [String: String] = [:],
         prefix: String = "relaylocal", executable: String? = nil, readyTimeout: Duration = .seconds(20)
     ) async throws -> LocalCluster {
@@ -161,22 +161,22 @@ public final class LocalCluster: Sendable {
     }
 
     /// How many nodes the cluster has (stopped ones included).
-    public var count: Int { nodes.withLock { $0.count } }
+    package var count: Int { nodes.withLock { $0.count } }
     /// Node `index` as it is now (after `restart(index)`, the new process).
-    public func node(_ index: Int) -> LocalRelayNode { nodes.withLock { $0[index] } }
+    package func node(_ index: Int) -> LocalRelayNode { nodes.withLock { $0[index] } }
     /// Node `index`'s port; it never changes.
-    public func port(_ index: Int) -> Int { node(index).port }
+    package func port(_ index: Int) -> Int { node(index).port }
     /// `http://127.0.0.1:<port>` of node `index`.
-    public func baseURL(_ index: Int) -> String { node(index).baseURL }
+    package func baseURL(_ index: Int) -> String { node(index).baseURL }
     /// `ws://127.0.0.1:<port>/ws` of node `index`.
-    public func socketURL(_ index: Int) -> String { node(index).socketURL }
+    package func socketURL(_ index: Int) -> String { node(index).socketURL }
     /// The process id of node `index`'s current process.
-    public func pid(_ index: Int) -> pid_t { node(index).pid }
+    package func pid(_ index: Int) -> pid_t { node(index).pid }
 
     /// Waits until node `index`'s `/readyz` says ready.
     ///
     /// - Throws: `LocalClusterError` when it exits first or `timeout` passes.
-    public func waitUntilReady(_ index: Int, timeout: Duration = .seconds(20)) async throws {
+    package func waitUntilReady(_ index: Int, timeout: Duration = .seconds(20)) async throws {
         do {
             try await node(index).waitUntilReady(timeout: timeout)
         } catch let error as LocalClusterError {
@@ -185,7 +185,7 @@ public final class LocalCluster: Sendable {
     }
 
     /// `kill -9` node `index`: it vanishes without draining. Returns once it is reaped.
-    public func kill(_ index: Int) async throws {
+    package func kill(_ index: Int) async throws {
         try await node(index).kill()
     }
 
@@ -193,7 +193,7 @@ public final class LocalCluster: Sendable {
     ///
     /// - Returns: the exit status (0 after a clean drain).
     @discardableResult
-    public func stop(_ index: Int, timeout: Duration = .seconds(15)) async throws -> Int32 {
+    package func stop(_ index: Int, timeout: Duration = .seconds(15)) async throws -> Int32 {
         try await node(index).stop(timeout: timeout)
     }
 
@@ -203,7 +203,7 @@ public final class LocalCluster: Sendable {
     /// - Parameter overrides: variables that differ from the cluster's environment for the new
     ///   process, as a changed Secret does for a restarted pod (`NATS_HMAC_SECRET`, say); an empty
     ///   value unsets the variable for the relay.
-    public func restart(
+    package func restart(
         _ index: Int, overrides: [String: String] = [:], drainTimeout: Duration = .seconds(15), readyTimeout: Duration = .seconds(20)
     ) async throws {
         let old = node(index)
@@ -224,7 +224,7 @@ public final class LocalCluster: Sendable {
     ///     between restarts, say).
     /// - Returns: each old process's exit status, by node index.
     @discardableResult
-    public func rollingRestart(
+    package func rollingRestart(
         drainTimeout: Duration = .seconds(15), readyTimeout: Duration = .seconds(20),
         afterEach: (Int) async throws -> Void = { _ in }
     ) async throws -> [Int32] {
@@ -239,16 +239,16 @@ public final class LocalCluster: Sendable {
     }
 
     /// Node `index`'s metrics in the Prometheus text format.
-    public func prometheus(_ index: Int) async throws -> String {
+    package func prometheus(_ index: Int) async throws -> String {
         try await node(index).prometheus()
     }
 
     /// What node `index`'s current process logged so far (standard error, then standard output).
-    public func logs(_ index: Int) -> String { node(index).logs }
+    package func logs(_ index: Int) -> String { node(index).logs }
 
     /// SIGKILLs every node, and the Redis and NATS the cluster owns, and reaps them, without
     /// suspending: for cleanup paths (`defer`).
-    public func killAll() {
+    package func killAll() {
         for node in nodes.withLock({ $0 }) { node.process.terminateIfRunning() }
         redisServer?.terminateIfRunning()
         natsServer?.terminateIfRunning()
@@ -259,7 +259,7 @@ public final class LocalCluster: Sendable {
     ///
     /// - Returns: each node's exit status, by index (128 + 9 for one that had to be killed).
     @discardableResult
-    public func shutdown(drainTimeout: Duration = .seconds(15)) async -> [Int32] {
+    package func shutdown(drainTimeout: Duration = .seconds(15)) async -> [Int32] {
         let current = nodes.withLock { $0 }
         for node in current { node.process.send(SIGTERM) }
         let deadline = ContinuousClock.now + drainTimeout

@@ -2,10 +2,10 @@
 
 /// A local process could not be started, did not become ready, or did not stop in time; the
 /// description says which and, where there is one, ends with the process's last output.
-public struct LocalClusterError: Error, CustomStringConvertible {
+package struct LocalClusterError: Error, CustomStringConvertible {
     /// What went wrong, for a person.
-    public let description: String
+    package let description: String
 
     /// An error that says `description`.
-    public init(_ description: String) { self.description = description }
+    package init(_ description: String) { self.description = description }
 }

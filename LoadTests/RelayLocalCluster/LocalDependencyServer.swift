@@ -9,9 +9,9 @@ import Synchronization
 /// The port is picked at `init`; if the very first `start()` finds it taken meanwhile, the server
 /// moves to another free port (up to five tries). From the first successful start on the port never
 /// changes, so `url` stays valid across `stop()` and `start()`.
-public final class LocalDependencyServer: Sendable {
+package final class LocalDependencyServer: Sendable {
     /// Which server, and how it is configured.
-    public enum Kind: Sendable, Equatable {
+    package enum Kind: Sendable, Equatable {
         /// redis-server, RDB snapshots off. With `appendOnly`, every write is appended to the
         /// append-only file and fsynced (`--appendfsync always`), so a graceful or abrupt stop loses
         /// nothing; without it a restarted server starts empty.
@@ -25,13 +25,13 @@ public final class LocalDependencyServer: Sendable {
     }
 
     /// The server and its configuration.
-    public let kind: Kind
+    package let kind: Kind
     /// The server binary.
-    public let executable: String
+    package let executable: String
     /// Options added after the ones this type sets.
-    public let arguments: [String]
+    package let arguments: [String]
     /// The server's data directory (Redis writes its append-only file here); removed with the object.
-    public let directory: String
+    package let directory: String
     private let state: Mutex<State>
 
     private struct State {
@@ -41,10 +41,10 @@ public final class LocalDependencyServer: Sendable {
     }
 
     /// The loopback port the server listens (or will listen) on.
-    public var port: Int { state.withLock { $0.port } }
+    package var port: Int { state.withLock { $0.port } }
 
     /// `redis://127.0.0.1:<port>` or `nats://127.0.0.1:<port>`.
-    public var url: String {
+    package var url: String {
         switch kind {
         case .redis, .sentinel: "redis://127.0.0.1:\(port)"
         case .nats: "nats://127.0.0.1:\(port)"
@@ -52,14 +52,14 @@ public final class LocalDependencyServer: Sendable {
     }
 
     /// Whether the server process runs.
-    public var isRunning: Bool { state.withLock { $0.process?.isRunning ?? false } }
+    package var isRunning: Bool { state.withLock { $0.process?.isRunning ?? false } }
 
     /// The process while started (nil before `start()` and after `stop(graceful:)`).
-    public var process: ChildProcess? { state.withLock { $0.process } }
+    package var process: ChildProcess? { state.withLock { $0.process } }
 
     /// What the current process wrote so far (standard output, then standard error): Redis and
     /// NATS log there.
-    public var logs: String {
+    package var logs: String {
         guard let process else { return "" }
         return process.standardOutput + process.standardError
     }
@@ -72,7 +72,7 @@ public final class LocalDependencyServer: Sendable {
     ///     `findExecutable("redis-server")` gives.
     ///   - arguments: extra server options, added last.
     /// - Throws: `LocalClusterError` when no port is free or the directory cannot be made.
-    public init(_ kind: Kind, executable: String, arguments: [String] = []) throws {
+    package init(_ kind: Kind, executable: String, arguments: [String] = []) throws {
         self.kind = kind
         self.executable = executable
         self.arguments = arguments
@@ -101,7 +101,7 @@ public final class LocalDependencyServer: Sendable {
     /// executable file of that name in `PATH`, /usr/bin, /usr/sbin or /usr/local/bin.
     ///
     /// - Throws: `LocalClusterError` naming the Debian/Ubuntu package to install when it is missing.
-    public static func findExecutable(_ name: String) throws -> String {
+    package static func findExecutable(_ name: String) throws -> String {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
         let directories = path.split(separator: ":").map(String.init) + ["/usr/bin", "/usr/sbin", "/usr/local/bin"]
         for directory in directories where !directory.isEmpty {
@@ -123,7 +123,7 @@ public final class LocalDependencyServer: Sendable {
     ///
     /// - Throws: `LocalClusterError` (with the server's output) when it exits at start or does not
     ///   accept connections within 10 s; the process is not left running.
-    public func start() async throws {
+    package func start() async throws {
         var attempts = 0
         while true {
             let (port, everStarted) = state.withLock { ($0.port, $0.everStarted) }
@@ -161,7 +161,7 @@ public final class LocalDependencyServer: Sendable {
     /// SIGKILL, as a crash would. Does nothing if it does not run.
     ///
     /// - Throws: `LocalClusterError` when it still runs after 10 s (it is left running).
-    public func stop(graceful: Bool = true) async throws {
+    package func stop(graceful: Bool = true) async throws {
         guard let running = state.withLock({ $0.process }) else { return }
         running.send(graceful ? SIGTERM : SIGKILL)
         _ = try await running.waitForExit(timeout: .seconds(10))
@@ -169,7 +169,7 @@ public final class LocalDependencyServer: Sendable {
     }
 
     /// Kills the server with SIGKILL if it runs and reaps it, without suspending (for cleanup).
-    public func terminateIfRunning() {
+    package func terminateIfRunning() {
         state.withLock {
             $0.process?.terminateIfRunning()
             $0.process = nil

@@ -7,39 +7,39 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import RelayClient
+import RelayTestClient
 
 /// The built `relay` executable run as a child process on 127.0.0.1, as an operator would run it.
 ///
 /// A node is one process: after `kill()` or `stop()` it stays ended; launch a new node on the same
 /// port to bring it back (`LocalCluster.restart` does that).
-public final class LocalRelayNode: Sendable {
+package final class LocalRelayNode: Sendable {
     /// The loopback port the node listens on.
-    public let port: Int
+    package let port: Int
     /// The process.
-    public let process: ChildProcess
+    package let process: ChildProcess
     /// The whole environment the process was started with.
-    public let environment: [String: String]
+    package let environment: [String: String]
 
     /// The process id.
-    public var pid: pid_t { process.pid }
+    package var pid: pid_t { process.pid }
     /// `http://127.0.0.1:<port>`.
-    public var baseURL: String { "http://127.0.0.1:\(port)" }
+    package var baseURL: String { "http://127.0.0.1:\(port)" }
     /// `ws://127.0.0.1:<port>/ws`, the WebSocket endpoint.
-    public var socketURL: String { "ws://127.0.0.1:\(port)/ws" }
+    package var socketURL: String { "ws://127.0.0.1:\(port)/ws" }
     /// An HTTP client for `baseURL`.
-    public var http: RelayHTTPClient { RelayHTTPClient(baseURL: baseURL) }
+    package var http: RelayHTTPClient { RelayHTTPClient(baseURL: baseURL) }
     /// Whether the process has not ended yet.
-    public var isRunning: Bool { process.isRunning }
+    package var isRunning: Bool { process.isRunning }
     /// What the node logged so far: standard error, then standard output.
-    public var logs: String { process.standardError + process.standardOutput }
+    package var logs: String { process.standardError + process.standardOutput }
 
     /// The `relay` executable to run: `RELAY_BINARY` when set, else `relay` in the directory of
     /// the running executable (`CommandLine.arguments[0]`, or `/proc/self/exe` when that is a bare
     /// name), which is where SwiftPM puts it beside `relay-load` and the test bundle.
     ///
     /// - Throws: `LocalClusterError` when that file is not executable, saying how to fix it.
-    public static func defaultExecutable() throws -> String {
+    package static func defaultExecutable() throws -> String {
         if let configured = getenv("RELAY_BINARY").map({ String(cString: $0) }), !configured.isEmpty {
             guard access(configured, X_OK) == 0 else {
                 throw LocalClusterError("RELAY_BINARY=\(configured) is not an executable file")
@@ -78,7 +78,7 @@ public final class LocalRelayNode: Sendable {
     ///     environment; this is for `--help` and the like).
     ///   - environment: the relay's configuration (`REDIS_URL`, `NATS_URL`, limits…).
     /// - Throws: `LocalClusterError` when the executable is missing or cannot be started.
-    public static func launch(
+    package static func launch(
         executable: String? = nil, port: Int, arguments: [String] = [], environment: [String: String] = [:]
     ) throws -> LocalRelayNode {
         var full = environment
@@ -101,7 +101,7 @@ public final class LocalRelayNode: Sendable {
     ///
     /// - Throws: `LocalClusterError` when the process exits first or `timeout` passes; the message
     ///   ends with the node's last output.
-    public func waitUntilHealthy(timeout: Duration = .seconds(10)) async throws {
+    package func waitUntilHealthy(timeout: Duration = .seconds(10)) async throws {
         try await waitFor("/healthz", "healthy", timeout: timeout)
     }
 
@@ -110,7 +110,7 @@ public final class LocalRelayNode: Sendable {
     ///
     /// - Throws: `LocalClusterError` when the process exits first or `timeout` passes; the message
     ///   ends with the node's last output.
-    public func waitUntilReady(timeout: Duration = .seconds(20)) async throws {
+    package func waitUntilReady(timeout: Duration = .seconds(20)) async throws {
         try await waitFor("/readyz", "ready", timeout: timeout)
     }
 
@@ -128,7 +128,7 @@ public final class LocalRelayNode: Sendable {
     }
 
     /// `kill -9`: the node vanishes without draining; returns once the process is reaped.
-    public func kill() async throws {
+    package func kill() async throws {
         process.send(SIGKILL)
         _ = try await process.waitForExit(timeout: .seconds(10))
     }
@@ -139,13 +139,13 @@ public final class LocalRelayNode: Sendable {
     /// - Returns: the exit status (0 after a clean drain; 128 + signal if a signal ended it).
     /// - Throws: `LocalClusterError` when it still runs after `timeout` (it is left running).
     @discardableResult
-    public func stop(timeout: Duration = .seconds(15)) async throws -> Int32 {
+    package func stop(timeout: Duration = .seconds(15)) async throws -> Int32 {
         process.send(SIGTERM)
         return try await process.waitForExit(timeout: timeout)
     }
 
     /// The node's metrics in the Prometheus text format (`GET /metricsz`, `Accept: text/plain`).
-    public func prometheus(timeout: Duration = .seconds(5)) async throws -> String {
+    package func prometheus(timeout: Duration = .seconds(5)) async throws -> String {
         let response = try await http.get("/metricsz", headers: [("Accept", "text/plain")], timeout: timeout)
         return String(decoding: response.body, as: UTF8.self)
     }

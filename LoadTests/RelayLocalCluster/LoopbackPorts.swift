@@ -23,7 +23,7 @@ import Darwin
 ///
 /// - Parameter excluding: ports not to return, such as ones picked for servers not started yet.
 /// - Throws: `LocalClusterError` when no bindable port turns up.
-public func freeLoopbackPort(excluding: Set<Int> = []) throws -> Int {
+package func freeLoopbackPort(excluding: Set<Int> = []) throws -> Int {
     let ephemeralStart = ephemeralPortRangeStart()
     guard ephemeralStart > 20_100 else { throw LocalClusterError("no port range below \(ephemeralStart) to pick from") }
     for _ in 0..<100 {
@@ -41,7 +41,7 @@ private let handedOut = Mutex<Set<Int>>([])
 ///
 /// - Parameter process: the server expected to listen there; if it ends first, the wait stops.
 /// - Throws: `ChildProcessExited` when `process` ended first; `LocalClusterError` after `timeout`.
-public func waitUntilAccepting(port: Int, timeout: Duration = .seconds(10), process: ChildProcess? = nil) async throws {
+package func waitUntilAccepting(port: Int, timeout: Duration = .seconds(10), process: ChildProcess? = nil) async throws {
     let deadline = ContinuousClock.now + timeout
     while true {
         if accepts(port: port) { return }

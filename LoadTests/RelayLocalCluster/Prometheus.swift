@@ -5,7 +5,7 @@
 ///
 /// - Parameter series: the metric name with its labels exactly as the relay writes them, such as
 ///   `relay_nats_rejected_total{reason="signature"}` or `relay_sockets_open`.
-public func prometheusSampleValue(_ exposition: String, _ series: String) -> Double {
+package func prometheusSampleValue(_ exposition: String, _ series: String) -> Double {
     for line in exposition.split(separator: "\n") where line.hasPrefix(series + " ") {
         let value = line.dropFirst(series.count + 1).drop { $0 == " " || $0 == "\t" }
         return Double(value.prefix { $0 != " " && $0 != "\t" && $0 != "\r" }) ?? 0
@@ -16,7 +16,7 @@ public func prometheusSampleValue(_ exposition: String, _ series: String) -> Dou
 /// The sum of every sample of `metric` whatever its labels (`relay_ws_auth_failures_total` adds up
 /// all reasons), 0 when there is none. Histogram series (`_bucket`, `_sum`, `_count`) are other
 /// names and are not included.
-public func prometheusSum(_ exposition: String, _ metric: String) -> Double {
+package func prometheusSum(_ exposition: String, _ metric: String) -> Double {
     var total = 0.0
     for line in exposition.split(separator: "\n") where line.hasPrefix(metric) {
         let rest = line.dropFirst(metric.count)

@@ -1,6 +1,6 @@
 import Foundation
 import Logging
-import RelayClient
+import RelayTestClient
 import RelayCore
 import RelayLocalCluster
 import RelayRedis

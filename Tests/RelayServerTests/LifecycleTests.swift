@@ -1,6 +1,6 @@
 import Foundation
 import Synchronization
-import RelayClient
+import RelayTestClient
 import RelayCore
 import RelayServer
 import RelayLocalCluster

@@ -1,4 +1,4 @@
-import RelayClient
+import RelayTestClient
 import Synchronization
 import Testing
 

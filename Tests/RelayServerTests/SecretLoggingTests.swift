@@ -1,5 +1,5 @@
 import Foundation
-import RelayClient
+import RelayTestClient
 import RelayLocalCluster
 import RelayTestSupport
 import Testing

@@ -6,7 +6,7 @@ import Synchronization
 /// A ``RelayClock`` that stands still until the test calls ``advance(byMillis:)``. Sleepers wake
 /// when the clock reaches their deadline, in deadline order; a cancelled sleeper throws at once.
 /// Tests of retention, grace, sweeps and approval timeouts use it instead of wall-clock budgets.
-public final class ManualClock: RelayClock {
+package final class ManualClock: RelayClock {
     private struct Sleeper {
         let id: UInt64
         let deadline: Int64
@@ -23,17 +23,17 @@ public final class ManualClock: RelayClock {
     private let state: Mutex<State>
 
     /// A clock reading `startMillis` (by default the wall clock at creation, so records look real).
-    public init(startMillis: Int64 = wallClockMillis()) {
+    package init(startMillis: Int64 = wallClockMillis()) {
         state = Mutex(State(now: startMillis))
     }
 
-    public func nowMillis() -> Int64 { state.withLock { $0.now } }
+    package func nowMillis() -> Int64 { state.withLock { $0.now } }
 
     /// How many tasks are sleeping on this clock (a test waits for the sweeper to be asleep
     /// before it moves the clock).
-    public var sleeperCount: Int { state.withLock { $0.sleepers.count } }
+    package var sleeperCount: Int { state.withLock { $0.sleepers.count } }
 
-    public func sleep(millis: Int64) async throws {
+    package func sleep(millis: Int64) async throws {
         let id = state.withLock { s in
             s.nextID += 1
             return s.nextID
@@ -61,7 +61,7 @@ public final class ManualClock: RelayClock {
     }
 
     /// Moves the clock forward and wakes every sleeper whose deadline it reached.
-    public func advance(byMillis millis: Int64) {
+    package func advance(byMillis millis: Int64) {
         let woken: [Sleeper] = state.withLock { s in
             s.now += millis
             let due = s.sleepers.filter { $0.deadline <= s.now }.sorted { $0.deadline < $1.deadline }

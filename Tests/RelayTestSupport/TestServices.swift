@@ -9,10 +9,10 @@ import Darwin
 #endif
 
 /// A test precondition or expectation that is not met; thrown so the test fails with this message.
-public struct TestFailure: Error, CustomStringConvertible {
-    public let description: String
+package struct TestFailure: Error, CustomStringConvertible {
+    package let description: String
 
-    public init(_ description: String) { self.description = description }
+    package init(_ description: String) { self.description = description }
 }
 
 /// The Redis and NATS servers the integration tests run against, named by environment variables.
@@ -20,24 +20,24 @@ public struct TestFailure: Error, CustomStringConvertible {
 /// `make test` (scripts/with-test-services.sh) starts a redis-server and a nats-server on loopback
 /// ports and exports all four variables. A test run without them fails with a message saying so;
 /// it never skips.
-public enum TestServices {
+package enum TestServices {
     /// The shared Redis every test that needs no restart uses (`RELAY_TEST_REDIS_URL`).
-    public static func redisURL() throws -> String {
+    package static func redisURL() throws -> String {
         try required("RELAY_TEST_REDIS_URL", "the URL of a running redis-server, such as redis://127.0.0.1:16379")
     }
 
     /// The shared NATS every test that needs no restart uses (`RELAY_TEST_NATS_URL`).
-    public static func natsURL() throws -> String {
+    package static func natsURL() throws -> String {
         try required("RELAY_TEST_NATS_URL", "the URL of a running nats-server, such as nats://127.0.0.1:14222")
     }
 
     /// The redis-server binary, for tests that start and stop their own (`RELAY_TEST_REDIS_SERVER`).
-    public static func redisServer() throws -> String {
+    package static func redisServer() throws -> String {
         try requiredExecutable("RELAY_TEST_REDIS_SERVER", "the redis-server binary: $(command -v redis-server)")
     }
 
     /// The nats-server binary, for tests that start and stop their own (`RELAY_TEST_NATS_SERVER`).
-    public static func natsServer() throws -> String {
+    package static func natsServer() throws -> String {
         try requiredExecutable("RELAY_TEST_NATS_SERVER", "the nats-server binary: $(command -v nats-server)")
     }
 
@@ -45,7 +45,7 @@ public enum TestServices {
     ///
     /// - Parameter meaning: what the variable holds, for the message.
     /// - Throws: `TestFailure` naming the variable and how to provide it when it is unset or empty.
-    public static func required(_ name: String, _ meaning: String) throws -> String {
+    package static func required(_ name: String, _ meaning: String) throws -> String {
         guard let value = getenv(name).map({ String(cString: $0) }), !value.isEmpty else {
             throw TestFailure(
                 "\(name) is not set (\(meaning)). These tests need real Redis and NATS servers: run them with "
@@ -57,7 +57,7 @@ public enum TestServices {
     }
 
     /// `required(name, meaning)`, which must also name an executable file.
-    public static func requiredExecutable(_ name: String, _ meaning: String) throws -> String {
+    package static func requiredExecutable(_ name: String, _ meaning: String) throws -> String {
         let value = try required(name, meaning)
         guard access(value, X_OK) == 0 else { throw TestFailure("\(name)=\(value) is not an executable file") }
         return value

@@ -1,5 +1,7 @@
 // What the cluster keeps of a token: its SHA-256, compared in constant time.
 
+import RelayProtocol
+
 /// The SHA-256 of a token: what the store keeps instead of the token (unless
 /// `REDIS_TOKEN_STORAGE=plain`), what the token indexes are keyed by, and what an authentication
 /// compares. Tokens are random and at least 128 bits strong, so an unkeyed digest cannot be

@@ -5,7 +5,7 @@
 import Foundation
 import NIOCore
 import NIOPosix
-import RelayClient
+import RelayTestClient
 import RelayLocalCluster
 import RelayTestSupport
 import Synchronization

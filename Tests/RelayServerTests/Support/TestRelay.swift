@@ -1,7 +1,7 @@
 import Foundation
 import Logging
 import NIOPosix
-import RelayClient
+import RelayTestClient
 import RelayCore
 import RelayServer
 import RelayLocalCluster

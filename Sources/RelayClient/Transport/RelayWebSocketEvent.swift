@@ -1,7 +1,7 @@
 // What a RelayWebSocket reader sees, and the opcodes a test may put on the wire.
 
 /// One inbound WebSocket event, in arrival order.
-public enum RelayWebSocketEvent: Sendable, Equatable, CustomStringConvertible {
+package enum RelayWebSocketEvent: Sendable, Equatable, CustomStringConvertible {
     /// A complete text message (fragments reassembled), decoded as UTF-8.
     case text(String)
     /// A complete binary message (fragments reassembled).
@@ -16,7 +16,7 @@ public enum RelayWebSocketEvent: Sendable, Equatable, CustomStringConvertible {
     case closed
 
     /// A short rendering for test failure messages.
-    public var description: String {
+    package var description: String {
         switch self {
         case .text(let text): "text(\(text.prefix(512)))"
         case .binary(let bytes): "binary(\(bytes.count) bytes)"
@@ -28,13 +28,13 @@ public enum RelayWebSocketEvent: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The text, when this is a text message.
-    public var text: String? {
+    package var text: String? {
         if case .text(let text) = self { return text }
         return nil
     }
 
     /// Whether this event ends the conversation (a close frame or the end of the stream).
-    public var isTermination: Bool {
+    package var isTermination: Bool {
         switch self {
         case .close, .closed: true
         default: false
@@ -45,12 +45,12 @@ public enum RelayWebSocketEvent: Sendable, Equatable, CustomStringConvertible {
 /// A WebSocket frame opcode (RFC 6455 §5.2), for ``RelayWebSocket/sendRawFrame(opcode:fin:payload:masked:)``.
 ///
 /// Any 4-bit value is representable, so tests can send reserved opcodes too.
-public struct RelayWebSocketOpcode: Sendable, Hashable, CustomStringConvertible {
+package struct RelayWebSocketOpcode: Sendable, Hashable, CustomStringConvertible {
     /// The 4-bit opcode value.
-    public let rawValue: UInt8
+    package let rawValue: UInt8
 
     /// Creates an opcode; `nil` unless `rawValue` fits in 4 bits.
-    public init?(rawValue: UInt8) {
+    package init?(rawValue: UInt8) {
         guard rawValue < 16 else { return nil }
         self.rawValue = rawValue
     }
@@ -58,18 +58,18 @@ public struct RelayWebSocketOpcode: Sendable, Hashable, CustomStringConvertible 
     private init(uncheckedRawValue: UInt8) { self.rawValue = uncheckedRawValue }
 
     /// Continuation of a fragmented message (0x0).
-    public static let continuation = RelayWebSocketOpcode(uncheckedRawValue: 0x0)
+    package static let continuation = RelayWebSocketOpcode(uncheckedRawValue: 0x0)
     /// Text (0x1).
-    public static let text = RelayWebSocketOpcode(uncheckedRawValue: 0x1)
+    package static let text = RelayWebSocketOpcode(uncheckedRawValue: 0x1)
     /// Binary (0x2).
-    public static let binary = RelayWebSocketOpcode(uncheckedRawValue: 0x2)
+    package static let binary = RelayWebSocketOpcode(uncheckedRawValue: 0x2)
     /// Connection close (0x8).
-    public static let close = RelayWebSocketOpcode(uncheckedRawValue: 0x8)
+    package static let close = RelayWebSocketOpcode(uncheckedRawValue: 0x8)
     /// Ping (0x9).
-    public static let ping = RelayWebSocketOpcode(uncheckedRawValue: 0x9)
+    package static let ping = RelayWebSocketOpcode(uncheckedRawValue: 0x9)
     /// Pong (0xA).
-    public static let pong = RelayWebSocketOpcode(uncheckedRawValue: 0xA)
+    package static let pong = RelayWebSocketOpcode(uncheckedRawValue: 0xA)
 
     /// The opcode in hexadecimal.
-    public var description: String { "0x" + String(rawValue, radix: 16) }
+    package var description: String { "0x" + String(rawValue, radix: 16) }
 }

@@ -1,4 +1,4 @@
-// HTTP/1.1 over SwiftNIO: one fresh TCP connection per request, the whole response buffered.
+// HTTP/1.1 over SwiftNIO, plain or TLS: one fresh connection per request, the whole response buffered.
 
 import NIOCore
 import NIOHTTP1
@@ -6,20 +6,20 @@ import NIOPosix
 import RelayProtocol
 
 /// An HTTP request for ``RelayHTTPClient``.
-public struct RelayHTTPRequest: Sendable {
+package struct RelayHTTPRequest: Sendable {
     /// The method, e.g. `GET`, `POST`, `OPTIONS`.
-    public var method: String
+    package var method: String
     /// The path relative to the client's base URL, including any query (`/pair/start`).
-    public var path: String
+    package var path: String
     /// Header lines in order. `Host`, `Connection: close` and `Content-Length` are added when absent.
-    public var headers: [(String, String)]
+    package var headers: [(String, String)]
     /// The body, or `nil` for none.
-    public var body: [UInt8]?
+    package var body: [UInt8]?
     /// Deadline for connecting, sending and reading the full response (`/pair/join` long-polls 45 s).
-    public var timeout: Duration
+    package var timeout: Duration
 
     /// Creates a request.
-    public init(
+    package init(
         method: String = "GET",
         path: String,
         headers: [(String, String)] = [],
@@ -35,32 +35,32 @@ public struct RelayHTTPRequest: Sendable {
 }
 
 /// A complete HTTP response.
-public struct RelayHTTPResponse: Sendable {
+package struct RelayHTTPResponse: Sendable {
     /// The status code.
-    public let status: Int
+    package let status: Int
     /// Header lines in the order received (repeated names stay separate, e.g. several `Vary`).
-    public let headers: [(String, String)]
+    package let headers: [(String, String)]
     /// The body bytes (de-chunked).
-    public let body: [UInt8]
+    package let body: [UInt8]
 
     /// Creates a response value.
-    public init(status: Int, headers: [(String, String)], body: [UInt8]) {
+    package init(status: Int, headers: [(String, String)], body: [UInt8]) {
         self.status = status
         self.headers = headers
         self.body = body
     }
 
     /// The body decoded as UTF-8 (invalid sequences replaced).
-    public var bodyText: String { String(decoding: body, as: UTF8.self) }
+    package var bodyText: String { String(decoding: body, as: UTF8.self) }
 
     /// The first value of the header `name`, compared case-insensitively.
-    public func header(_ name: String) -> String? {
+    package func header(_ name: String) -> String? {
         let lowered = name.lowercased()
         return headers.first { $0.0.lowercased() == lowered }?.1
     }
 
     /// Every value of the header `name`, compared case-insensitively, in order.
-    public func headerValues(_ name: String) -> [String] {
+    package func headerValues(_ name: String) -> [String] {
         let lowered = name.lowercased()
         return headers.filter { $0.0.lowercased() == lowered }.map(\.1)
     }
@@ -68,39 +68,47 @@ public struct RelayHTTPResponse: Sendable {
     /// The body parsed as JSON.
     ///
     /// - Throws: ``RelayClientError/invalidJSON(reason:text:)`` when it does not parse.
-    public func json() throws -> JSONValue { try parseJSON(body) }
+    package func json() throws -> JSONValue { try parseJSON(body) }
 
     /// The `error` member of a JSON error body (`{"error":"<code>","message":…}`), if any.
-    public var errorCode: String? { (try? json())?["error"]?.stringValue }
+    package var errorCode: String? { (try? json())?["error"]?.stringValue }
 
     /// The `message` member of a JSON error body, if any.
-    public var errorMessage: String? { (try? json())?["message"]?.stringValue }
+    package var errorMessage: String? { (try? json())?["message"]?.stringValue }
+
+    /// The JSON body of a 200.
+    ///
+    /// - Throws: ``RelayClientError/requestRefused(operation:status:code:message:)`` for any
+    ///   other status, ``RelayClientError/invalidJSON(reason:text:)`` for a body that is no JSON.
+    package func requireSuccess(operation: String) throws -> JSONValue {
+        guard status == 200 else {
+            throw RelayClientError.requestRefused(operation: operation, status: status, code: errorCode, message: errorMessage)
+        }
+        return try json()
+    }
 }
 
-/// A minimal HTTP/1.1 client for the relay's API over plain `http://`.
+/// A minimal HTTP/1.1 client for the relay's API over `http://` or `https://`.
 ///
-/// Each request opens a new TCP connection, sends `Connection: close`, and reads the full response
+/// Each request opens a new connection, sends `Connection: close`, and reads the full response
 /// (framed by `Content-Length`, chunked encoding, or the end of the connection). It is a value type
 /// and cheap to copy; all connections share the given event loop group.
-public struct RelayHTTPClient: Sendable {
+package struct RelayHTTPClient: Sendable {
     /// The base URL requests are relative to, e.g. `http://127.0.0.1:8080`.
-    public let baseURL: String
+    package let baseURL: String
     /// The event loop group connections run on.
-    public let eventLoopGroup: any EventLoopGroup
+    package let eventLoopGroup: any EventLoopGroup
+    /// How an `https://` relay's certificate is checked.
+    package let tls: RelayTLS
     private let endpoint: Result<RelayEndpoint, RelayClientError>
 
-    /// Creates a client. `https://` is not supported; requests through such a client throw
+    /// Creates a client. A base URL that is not `http://` or `https://` makes every request throw
     /// ``RelayClientError/unsupportedScheme(_:)``.
-    public init(baseURL: String, eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
+    package init(baseURL: String, tls: RelayTLS = .system, eventLoopGroup: any EventLoopGroup = ChannelConnector.defaultGroup) {
         self.baseURL = baseURL
+        self.tls = tls
         self.eventLoopGroup = eventLoopGroup
-        do {
-            self.endpoint = .success(try RelayEndpoint.parse(baseURL, allowedScheme: "http"))
-        } catch let error as RelayClientError {
-            self.endpoint = .failure(error)
-        } catch {
-            self.endpoint = .failure(.invalidURL(baseURL))
-        }
+        self.endpoint = Result { () throws(RelayClientError) in try RelayEndpoint.parse(baseURL, kind: .http) }
     }
 
     /// Sends `request` and returns the full response, whatever its status.
@@ -108,7 +116,7 @@ public struct RelayHTTPClient: Sendable {
     /// - Throws: ``RelayClientError/timedOut(_:)`` past `request.timeout`,
     ///   ``RelayClientError/connectionClosed(_:)`` if the server hangs up mid-response, connection
     ///   errors from NIO, or `CancellationError` when the task is cancelled.
-    public func send(_ request: RelayHTTPRequest) async throws -> RelayHTTPResponse {
+    package func send(_ request: RelayHTTPRequest) async throws -> RelayHTTPResponse {
         let endpoint = try self.endpoint.get()
         let deadline = NIODeadline.now() + TimeAmount(request.timeout)
         let head = Self.makeHead(request, endpoint: endpoint)
@@ -124,17 +132,15 @@ public struct RelayHTTPClient: Sendable {
 
         let channel: any Channel
         do {
-            channel = try await ClientBootstrap(group: eventLoop)
-                .connectTimeout(TimeAmount(request.timeout))
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                        try channel.pipeline.syncOperations.addHandler(HTTPResponseCollector(promise: promise, operation: description))
-                    }
+            channel = try await ChannelConnector.connect(
+                to: endpoint, tls: tls, group: eventLoop, timeout: request.timeout
+            ) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(HTTPResponseCollector(promise: promise, operation: description))
+                    return channel
                 }
-                .connect(host: endpoint.host, port: endpoint.port)
-                .get()
+            }
         } catch {
             promise.fail(error)
             throw error
@@ -157,13 +163,13 @@ public struct RelayHTTPClient: Sendable {
     }
 
     /// `GET path`.
-    public func get(_ path: String, headers: [(String, String)] = [], timeout: Duration = .seconds(60)) async throws -> RelayHTTPResponse {
+    package func get(_ path: String, headers: [(String, String)] = [], timeout: Duration = .seconds(60)) async throws -> RelayHTTPResponse {
         try await send(RelayHTTPRequest(method: "GET", path: path, headers: headers, timeout: timeout))
     }
 
     /// `POST path` with `body` serialized compactly and `Content-Type: application/json`
     /// (unless `headers` sets a `Content-Type`).
-    public func postJSON(
+    package func postJSON(
         path: String,
         body: JSONValue,
         headers: [(String, String)] = [],
@@ -174,7 +180,7 @@ public struct RelayHTTPClient: Sendable {
 
     /// `POST path` with a pre-encoded body (sent verbatim, so it may be invalid JSON on purpose) and
     /// `Content-Type: application/json` unless `headers` sets a `Content-Type`.
-    public func postJSON(
+    package func postJSON(
         path: String,
         rawBody: String,
         headers: [(String, String)] = [],

@@ -1,8 +1,8 @@
-// SHA-256 (FIPS 180-4), for token digests: the core has no crypto library to call.
+// SHA-256 (FIPS 180-4), for token digests and certificate pins: neither module links a crypto library.
 
-/// SHA-256 of a byte sequence (FIPS 180-4 §6.2). Only token digests use it: a few per pairing or
-/// socket auth, never per message.
-enum SHA256 {
+/// SHA-256 of a byte sequence (FIPS 180-4 §6.2). Token digests (a few per pairing or socket auth)
+/// and the client's certificate pin (once per TLS handshake) use it; never per message.
+package enum SHA256 {
     /// The first 32 bits of the fractional parts of the cube roots of the first 64 primes.
     private static let k: [UInt32] = [
         0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -16,7 +16,7 @@ enum SHA256 {
     ]
 
     /// The 32-byte digest of `message`.
-    static func hash<Bytes: Collection<UInt8>>(_ message: Bytes) -> [UInt8] {
+    package static func hash<Bytes: Collection<UInt8>>(_ message: Bytes) -> [UInt8] {
         var h: [UInt32] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]
         // Padding (§5.1.1): a 1 bit, zeros to 56 mod 64 bytes, then the bit length big-endian.
         var padded = Array(message)

@@ -5,37 +5,37 @@ import NIOPosix
 import RelayProtocol
 
 /// A desktop and a phone, paired and both authenticated, with what happened on the way.
-public struct RelayPairedSession: Sendable {
+package struct RelayPairedSession: Sendable {
     /// The desktop, connected (its socket is ``RelayDesktop/socket``).
-    public let desktop: RelayDesktop
+    package let desktop: RelayDesktop
     /// The phone, joined and connected (its socket is ``RelayPhone/socket``).
-    public let phone: RelayPhone
+    package let phone: RelayPhone
     /// The desktop's `auth_ok`.
-    public let desktopAuthOK: JSONValue
+    package let desktopAuthOK: JSONValue
     /// The `relay.pair_request` the desktop approved.
-    public let pairRequest: RelayPairRequest
+    package let pairRequest: RelayPairRequest
     /// The 200 response of `/pair/join`.
-    public let joinResponse: RelayHTTPResponse
+    package let joinResponse: RelayHTTPResponse
     /// The phone's `auth_ok`.
-    public let phoneAuthOK: JSONValue
+    package let phoneAuthOK: JSONValue
     /// Every event read from the desktop socket after approving, in order: normally
     /// `relay.pair_result` then `relay.device_count` (pings and pongs included if any arrived).
-    public let drainedDesktopEvents: [RelayWebSocketEvent]
+    package let drainedDesktopEvents: [RelayWebSocketEvent]
 
     /// The drained desktop text frames parsed as JSON (non-JSON text is skipped).
-    public var drainedDesktopFrames: [JSONValue] {
+    package var drainedDesktopFrames: [JSONValue] {
         drainedDesktopEvents.compactMap { $0.text.flatMap { try? JSONValue.parse($0) } }
     }
 
     /// The drained `relay.pair_result`, if it arrived.
-    public var pairResult: JSONValue? { drainedDesktopFrames.first { $0.type == "relay.pair_result" } }
+    package var pairResult: JSONValue? { drainedDesktopFrames.first { $0.type == "relay.pair_result" } }
 
     /// The drained `relay.device_count`, if it arrived.
-    public var deviceCount: JSONValue? { drainedDesktopFrames.first { $0.type == "relay.device_count" } }
+    package var deviceCount: JSONValue? { drainedDesktopFrames.first { $0.type == "relay.device_count" } }
 }
 
 /// The pairing flow as one call.
-public enum RelayPairing {
+package enum RelayPairing {
     /// Pairs a new desktop and phone and connects both.
     ///
     /// `/pair/start` → desktop connect (`auth_ok`) → `/pair/join` in parallel with waiting for the
@@ -50,7 +50,7 @@ public enum RelayPairing {
     ///   - timeout: Bound on each step (HTTP call, auth, waiting for the pair request).
     /// - Throws: ``RelayClientError/unexpectedStatus(operation:status:body:)`` when `/pair/start` or
     ///   `/pair/join` is not 200, and whatever the steps throw. Sockets opened so far are closed.
-    public static func pairConnected(
+    package static func pairConnected(
         baseURL: String,
         origin: String? = "http://localhost:4173",
         deviceName: String? = "Relay Test iPhone",
@@ -69,7 +69,7 @@ public enum RelayPairing {
     /// goes to the desktop's `baseURL`, `/pair/join` to the phone's, and each socket to
     /// `desktopSocketURL` / `phoneSocketURL` (default: the `wsURL` the relay returned).
     /// `idleTimeoutSeconds` goes into `/pair/start` when given.
-    public static func pairConnected(
+    package static func pairConnected(
         desktop: RelayDesktop,
         phone: RelayPhone,
         desktopSocketURL: String? = nil,
@@ -118,7 +118,7 @@ public enum RelayPairing {
     ///
     /// - Returns: The phone's `auth_ok`.
     @discardableResult
-    public static func addPhone(
+    package static func addPhone(
         to desktop: RelayDesktop,
         phone: RelayPhone,
         phoneSocketURL: String? = nil,
@@ -135,7 +135,7 @@ public enum RelayPairing {
 
     /// ``pairConnected(baseURL:origin:deviceName:eventLoopGroup:timeout:settleTimeout:drainIdle:)``
     /// returning just the two roles.
-    public static func pair(
+    package static func pair(
         baseURL: String,
         origin: String? = "http://localhost:4173",
         deviceName: String? = "Relay Test iPhone",

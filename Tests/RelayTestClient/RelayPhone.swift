@@ -10,15 +10,15 @@ import Synchronization
 /// Every successful ``connect(url:token:authTimeout:autoReplyPings:receiveBufferSize:)`` stores the `nextDeviceSessionToken` of the
 /// `auth_ok` as the token for the next connection and keeps the one just used in ``previousToken``
 /// (a grace token, PROTOCOL §4.4). Mutable state sits behind a `Mutex`; the socket has a single reader.
-public final class RelayPhone: Sendable {
+package final class RelayPhone: Sendable {
     /// The relay's HTTP base URL.
-    public let baseURL: String
+    package let baseURL: String
     /// `Origin` sent on HTTP and WebSocket requests (`nil` sends none).
-    public let origin: String?
+    package let origin: String?
     /// The HTTP client used for every call; use it for raw requests.
-    public let http: RelayHTTPClient
+    package let http: RelayHTTPClient
     /// The event loop group the sockets run on.
-    public let eventLoopGroup: any EventLoopGroup
+    package let eventLoopGroup: any EventLoopGroup
 
     private struct State {
         var sessionID: String?
@@ -35,7 +35,7 @@ public final class RelayPhone: Sendable {
 
     /// Creates a phone. Credentials are normally filled in by ``join(sessionID:joinToken:deviceName:)``;
     /// pass them here to resume a phone that paired earlier.
-    public init(
+    package init(
         baseURL: String,
         origin: String? = "http://localhost:4173",
         sessionID: String? = nil,
@@ -56,7 +56,7 @@ public final class RelayPhone: Sendable {
     /// A phone resumed from the credentials its app stored; `onCredentialsChanged` is called with
     /// the new credentials after every join and every connection that rotated the token, so the
     /// app can store them before it uses the socket.
-    public convenience init(
+    package convenience init(
         baseURL: String,
         credentials: RelayPhoneCredentials,
         origin: String?,
@@ -70,7 +70,7 @@ public final class RelayPhone: Sendable {
     }
 
     /// The credentials to store now, once the phone has joined.
-    public var credentials: RelayPhoneCredentials? {
+    package var credentials: RelayPhoneCredentials? {
         state.withLock { Self.credentials(of: $0) }
     }
 
@@ -80,24 +80,24 @@ public final class RelayPhone: Sendable {
     }
 
     /// The session id of the last successful join.
-    public var sessionID: String? { state.withLock { $0.sessionID } }
+    package var sessionID: String? { state.withLock { $0.sessionID } }
     /// The device id issued by the last successful join.
-    public var deviceID: String? { state.withLock { $0.deviceID } }
+    package var deviceID: String? { state.withLock { $0.deviceID } }
     /// The token the next ``connect(url:token:authTimeout:autoReplyPings:receiveBufferSize:)`` will present.
-    public var deviceSessionToken: String? { state.withLock { $0.token } }
+    package var deviceSessionToken: String? { state.withLock { $0.token } }
     /// The token presented by the last successful connect (still valid during the grace period).
-    public var previousToken: String? { state.withLock { $0.previousToken } }
+    package var previousToken: String? { state.withLock { $0.previousToken } }
     /// The session WebSocket URL from the join response.
-    public var wsURL: String? { state.withLock { $0.wsURL } }
+    package var wsURL: String? { state.withLock { $0.wsURL } }
     /// The last `seq` sent on the current connection (0 right after connecting).
-    public var lastSeq: UInt64 { state.withLock { $0.lastSeq } }
+    package var lastSeq: UInt64 { state.withLock { $0.lastSeq } }
     /// The socket opened by the last successful connect, if any.
-    public var currentSocket: RelayWebSocket? { state.withLock { $0.socket } }
+    package var currentSocket: RelayWebSocket? { state.withLock { $0.socket } }
 
     /// The socket opened by the last successful connect.
     ///
     /// - Throws: ``RelayClientError/notReady(_:)`` before the first successful connect.
-    public var socket: RelayWebSocket {
+    package var socket: RelayWebSocket {
         get throws {
             guard let socket = currentSocket else { throw RelayClientError.notReady("phone is not connected") }
             return socket
@@ -111,7 +111,7 @@ public final class RelayPhone: Sendable {
     /// `POST /pair/join` (long-polls until the desktop decides). A 200 stores the session id,
     /// `deviceID`, `deviceSessionToken` and `wsURL`.
     @discardableResult
-    public func join(
+    package func join(
         sessionID: String,
         joinToken: String,
         deviceName: String? = nil,
@@ -144,7 +144,7 @@ public final class RelayPhone: Sendable {
     ///     `false` lets a test provoke `heartbeat_timeout`.
     ///   - receiveBufferSize: `SO_RCVBUF` for the socket; small values make ``RelayWebSocket/pauseReading()``
     ///     back the relay up quickly (slow-consumer tests).
-    public func openSocket(url: String? = nil, autoReplyPings: Bool = true, receiveBufferSize: Int? = nil) async throws -> RelayWebSocket {
+    package func openSocket(url: String? = nil, autoReplyPings: Bool = true, receiveBufferSize: Int? = nil) async throws -> RelayWebSocket {
         guard let target = url ?? wsURL else { throw RelayClientError.notReady("phone has no wsURL; join first") }
         return try await RelayWebSocket.connect(
             to: target,
@@ -165,7 +165,7 @@ public final class RelayPhone: Sendable {
     ///
     /// `autoReplyPings` and `receiveBufferSize` are passed to ``openSocket(url:autoReplyPings:receiveBufferSize:)``.
     @discardableResult
-    public func connect(
+    package func connect(
         url: String? = nil,
         token: String? = nil,
         authTimeout: Duration = .seconds(10),
@@ -200,13 +200,13 @@ public final class RelayPhone: Sendable {
 
     /// Closes the current socket, then connects again with the rotated token.
     @discardableResult
-    public func reconnect(authTimeout: Duration = .seconds(10)) async throws -> JSONValue {
+    package func reconnect(authTimeout: Duration = .seconds(10)) async throws -> JSONValue {
         await disconnect()
         return try await connect(authTimeout: authTimeout)
     }
 
     /// Closes the current socket (close frame 1000, then TCP) and forgets it.
-    public func disconnect() async {
+    package func disconnect() async {
         let socket = state.withLock { state -> RelayWebSocket? in
             defer { state.socket = nil }
             return state.socket
@@ -225,7 +225,7 @@ public final class RelayPhone: Sendable {
     ///   - includeTimestamp: Whether to include `timestamp` (the load harness omits it).
     /// - Returns: The seq sent.
     @discardableResult
-    public func sendCommand(
+    package func sendCommand(
         name: String,
         commandID: String? = nil,
         fields: [String: JSONValue] = [:],
@@ -254,7 +254,7 @@ public final class RelayPhone: Sendable {
     }
 
     /// Sends `{"type":"relay.snapshot_request","sessionID":…}` with the optional `reason` and `lastSeq`.
-    public func requestSnapshot(reason: String? = nil, lastSeq: UInt64? = nil) async throws {
+    package func requestSnapshot(reason: String? = nil, lastSeq: UInt64? = nil) async throws {
         let socket = try self.socket
         guard let sessionID else { throw RelayClientError.notReady("phone has no session id") }
         var request: [String: JSONValue] = ["type": "relay.snapshot_request", "sessionID": .string(sessionID)]

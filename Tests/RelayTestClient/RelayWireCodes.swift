@@ -4,13 +4,13 @@ import RelayProtocol
 
 extension JSONValue {
     /// The reason of a `{"reason":…,"type":"disconnect"}` frame, when this is one with a known reason.
-    public var disconnectReason: DisconnectReason? {
+    package var disconnectReason: DisconnectReason? {
         guard type == "disconnect", let reason = self["reason"]?.stringValue else { return nil }
         return DisconnectReason(rawValue: reason)
     }
 
     /// The code of a `relay.error` frame, when this is one with a known code.
-    public var mobileErrorCode: MobileErrorCode? {
+    package var mobileErrorCode: MobileErrorCode? {
         guard type == "relay.error", let code = self["error"]?.stringValue else { return nil }
         return MobileErrorCode(rawValue: code)
     }
@@ -18,5 +18,5 @@ extension JSONValue {
 
 extension RelayHTTPResponse {
     /// The `error` member of a JSON error body as a known ``HTTPErrorCode``, if it is one.
-    public var httpErrorCode: HTTPErrorCode? { errorCode.flatMap(HTTPErrorCode.init(rawValue:)) }
+    package var httpErrorCode: HTTPErrorCode? { errorCode.flatMap(HTTPErrorCode.init(rawValue:)) }
 }

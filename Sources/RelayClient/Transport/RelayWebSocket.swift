@@ -1,4 +1,4 @@
-// An RFC 6455 client connection with raw frame access, for tests and the load harness.
+// An RFC 6455 client connection, plain or TLS, with raw frame access.
 
 import NIOCore
 import NIOHTTP1
@@ -12,9 +12,9 @@ import RelayProtocol
 /// task through ``next(timeout:)`` and the helpers built on it. Outbound calls write one masked frame
 /// each and return once the frame has been written to the socket. Dropping the last reference closes
 /// the TCP connection (without a close frame); ``close()`` closes politely.
-public final class RelayWebSocket: Sendable {
+package final class RelayWebSocket: Sendable {
     /// The URL this socket was opened to.
-    public let url: String
+    package let url: String
     private let channel: any Channel
     private let inbox: RelayWebSocketInbox
 
@@ -35,10 +35,11 @@ public final class RelayWebSocket: Sendable {
         case rejected(EventLoopFuture<RelayHTTPResponse>)
     }
 
-    /// Opens `url` (`ws://host:port/path?query`) with a real RFC 6455 upgrade.
+    /// Opens `url` (`ws://` or `wss://host:port/path?query`) with a real RFC 6455 upgrade.
     ///
     /// - Parameters:
-    ///   - url: The WebSocket URL; `wss://` is rejected with ``RelayClientError/unsupportedScheme(_:)``.
+    ///   - url: The WebSocket URL.
+    ///   - tls: How a `wss://` relay's certificate is checked.
     ///   - headers: Extra upgrade request headers, e.g. `("Origin", "http://localhost:4173")`.
     ///   - eventLoopGroup: The group to run on; share one across many sockets.
     ///   - maxFrameSize: Largest inbound frame and reassembled message accepted, in bytes.
@@ -48,16 +49,17 @@ public final class RelayWebSocket: Sendable {
     ///   - connectTimeout: Deadline for the TCP connect plus the upgrade response.
     /// - Throws: ``RelayClientError/upgradeRejected(status:body:)`` for a non-101 answer,
     ///   ``RelayClientError/timedOut(_:)``, or NIO connection errors.
-    public static func connect(
+    package static func connect(
         to url: String,
         headers: [(String, String)] = [],
-        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        tls: RelayTLS = .system,
+        eventLoopGroup: any EventLoopGroup = ChannelConnector.defaultGroup,
         maxFrameSize: Int = 1 << 24,
         autoReplyPings: Bool = true,
         receiveBufferSize: Int? = nil,
         connectTimeout: Duration = .seconds(10)
     ) async throws -> RelayWebSocket {
-        let endpoint = try RelayEndpoint.parse(url, allowedScheme: "ws")
+        let endpoint = try RelayEndpoint.parse(url, kind: .webSocket)
         var requestHeaders = HTTPHeaders()
         if !headers.contains(where: { $0.0.lowercased() == "host" }) {
             requestHeaders.add(name: "Host", value: endpoint.hostHeader)
@@ -73,16 +75,11 @@ public final class RelayWebSocket: Sendable {
         }
         outcome.futureResult.whenComplete { _ in timer.cancel() }
 
-        var bootstrap = ClientBootstrap(group: eventLoop)
-            .connectTimeout(TimeAmount(connectTimeout))
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-        if let receiveBufferSize {
-            bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(receiveBufferSize))
-        }
-
         let channel: any Channel
         do {
-            channel = try await bootstrap.connect(host: endpoint.host, port: endpoint.port) { channel in
+            channel = try await ChannelConnector.connect(
+                to: endpoint, tls: tls, group: eventLoop, timeout: connectTimeout, receiveBufferSize: receiveBufferSize
+            ) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let upgrader = NIOTypedWebSocketClientUpgrader<UpgradeOutcome>(
                         maxFrameSize: maxFrameSize,
@@ -149,28 +146,28 @@ public final class RelayWebSocket: Sendable {
     /// Sends one text frame.
     ///
     /// Like every send, throws ``RelayClientError/connectionClosed(_:)`` once the connection is closed.
-    public func sendText(_ text: String) async throws {
+    package func sendText(_ text: String) async throws {
         try await write(opcode: .text, fin: true, payload: ByteBuffer(string: text), masked: true)
     }
 
     /// Sends one binary frame.
-    public func sendBinary(_ bytes: [UInt8]) async throws {
+    package func sendBinary(_ bytes: [UInt8]) async throws {
         try await write(opcode: .binary, fin: true, payload: ByteBuffer(bytes: bytes), masked: true)
     }
 
     /// Sends a ping frame.
-    public func sendPing(_ payload: [UInt8] = []) async throws {
+    package func sendPing(_ payload: [UInt8] = []) async throws {
         try await write(opcode: .ping, fin: true, payload: ByteBuffer(bytes: payload), masked: true)
     }
 
     /// Sends a pong frame.
-    public func sendPong(_ payload: [UInt8] = []) async throws {
+    package func sendPong(_ payload: [UInt8] = []) async throws {
         try await write(opcode: .pong, fin: true, payload: ByteBuffer(bytes: payload), masked: true)
     }
 
     /// Sends a close frame with `code` and `reason`; the connection stays open until the server ends it
     /// (or ``close()`` is called). A close frame received afterwards is not echoed.
-    public func sendClose(code: UInt16 = 1000, reason: String = "") async throws {
+    package func sendClose(code: UInt16 = 1000, reason: String = "") async throws {
         var payload = ByteBuffer()
         payload.writeInteger(code)
         payload.writeString(reason)
@@ -186,7 +183,7 @@ public final class RelayWebSocket: Sendable {
     ///   - payload: The unmasked payload.
     ///   - masked: Mask the payload with a random key, as RFC 6455 requires of clients; pass
     ///     `false` to test how the server treats an unmasked frame.
-    public func sendRawFrame(opcode: RelayWebSocketOpcode, fin: Bool, payload: [UInt8], masked: Bool = true) async throws {
+    package func sendRawFrame(opcode: RelayWebSocketOpcode, fin: Bool, payload: [UInt8], masked: Bool = true) async throws {
         let nioOpcode = WebSocketOpcode(encodedWebSocketOpcode: opcode.rawValue)!
         if nioOpcode == .connectionClose { _ = inbox.markCloseSent() }
         try await write(opcode: nioOpcode, fin: fin, payload: ByteBuffer(bytes: payload), masked: masked)
@@ -210,7 +207,7 @@ public final class RelayWebSocket: Sendable {
     ///
     /// - Throws: `CancellationError` if the task is cancelled while waiting;
     ///   ``RelayClientError/concurrentReceive`` if another task is already waiting on this socket.
-    public func next(timeout: Duration) async throws -> RelayWebSocketEvent? {
+    package func next(timeout: Duration) async throws -> RelayWebSocketEvent? {
         try await inbox.next(timeout: timeout, eventLoop: channel.eventLoop)
     }
 
@@ -219,7 +216,7 @@ public final class RelayWebSocket: Sendable {
     /// - Throws: ``RelayClientError/timedOut(_:)`` when nothing arrives in time, and
     ///   ``RelayClientError/unexpectedEvent(expected:received:)`` for a close frame, the end of the
     ///   connection or a binary message.
-    public func nextText(timeout: Duration) async throws -> String {
+    package func nextText(timeout: Duration) async throws -> String {
         let deadline = ContinuousClock.now + timeout
         while true {
             let remaining = deadline - ContinuousClock.now
@@ -234,7 +231,7 @@ public final class RelayWebSocket: Sendable {
             case .binary, .close, .closed:
                 var expected = "a text frame"
                 if case .closed = event, let failure = failureDescription { expected += " (transport error: \(failure))" }
-                throw RelayClientError.unexpectedEvent(expected: expected, received: event)
+                throw RelayClientError.unexpectedEvent(expected: expected, received: event.description)
             }
         }
     }
@@ -243,7 +240,7 @@ public final class RelayWebSocket: Sendable {
     ///
     /// - Throws: what ``nextText(timeout:)`` throws, ``RelayClientError/invalidJSON(reason:text:)``,
     ///   or ``RelayClientError/unexpectedJSON(expected:received:)`` when it is not an object.
-    public func nextJSON(timeout: Duration) async throws -> JSONValue {
+    package func nextJSON(timeout: Duration) async throws -> JSONValue {
         let text = try await nextText(timeout: timeout)
         let json = try parseJSON(text.utf8)
         guard case .object = json else { throw RelayClientError.unexpectedJSON(expected: "a JSON object", received: text) }
@@ -253,7 +250,7 @@ public final class RelayWebSocket: Sendable {
     /// Reads events until none arrives for `idle` (or until the connection ends) and returns them.
     ///
     /// A terminal `.closed` is included once. `limit` bounds the total time spent draining.
-    public func drain(idle: Duration = .milliseconds(50), limit: Duration = .seconds(30)) async throws -> [RelayWebSocketEvent] {
+    package func drain(idle: Duration = .milliseconds(50), limit: Duration = .seconds(30)) async throws -> [RelayWebSocketEvent] {
         let deadline = ContinuousClock.now + limit
         var events: [RelayWebSocketEvent] = []
         while ContinuousClock.now < deadline {
@@ -268,7 +265,7 @@ public final class RelayWebSocket: Sendable {
     /// Waits until the connection ends, skipping everything else, and returns the events skipped.
     ///
     /// - Throws: ``RelayClientError/timedOut(_:)`` if the connection is still open after `timeout`.
-    public func waitForClosed(timeout: Duration) async throws -> [RelayWebSocketEvent] {
+    package func waitForClosed(timeout: Duration) async throws -> [RelayWebSocketEvent] {
         let deadline = ContinuousClock.now + timeout
         var skipped: [RelayWebSocketEvent] = []
         while true {
@@ -287,13 +284,13 @@ public final class RelayWebSocket: Sendable {
     /// phone that stopped reading. Frames already read stay in the buffer. If the server ends the
     /// connection meanwhile, the bytes it had sent are still read and delivered before `.closed`.
     /// A no-op once the connection is closed.
-    public func pauseReading() async throws {
+    package func pauseReading() async throws {
         try await setAutoRead(false)
     }
 
     /// Resumes reading from the socket (`autoRead` on). A no-op once the connection is closed, so a
     /// test can resume after the server cut a paused reader off and then read what arrived.
-    public func resumeReading() async throws {
+    package func resumeReading() async throws {
         try await setAutoRead(true)
     }
 
@@ -306,14 +303,14 @@ public final class RelayWebSocket: Sendable {
     }
 
     /// Whether the TCP connection is still open.
-    public var isOpen: Bool { channel.isActive }
+    package var isOpen: Bool { channel.isActive }
 
     /// The first transport or protocol error seen on this connection, if any.
-    public var failureDescription: String? { inbox.failure }
+    package var failureDescription: String? { inbox.failure }
 
     /// Sends a close frame with code 1000 (unless one was already sent and the connection is open),
     /// then closes the TCP connection. Never throws; safe to call repeatedly.
-    public func close() async {
+    package func close() async {
         if channel.isActive, !inbox.markCloseSent() {
             var payload = ByteBuffer()
             payload.writeInteger(UInt16(1000))

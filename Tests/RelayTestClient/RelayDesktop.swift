@@ -7,16 +7,16 @@ import RelayProtocol
 import Synchronization
 
 /// A `relay.pair_request` received by the desktop.
-public struct RelayPairRequest: Sendable {
+package struct RelayPairRequest: Sendable {
     /// The `requestID` to answer with ``RelayDesktop/decide(requestID:approved:)``.
-    public let requestID: String
+    package let requestID: String
     /// The whole frame.
-    public let frame: JSONValue
+    package let frame: JSONValue
     /// Text frames skipped while waiting for it, in order.
-    public let skippedFrames: [String]
+    package let skippedFrames: [String]
 
     /// The `deviceName` the phone asked with, if any.
-    public var deviceName: String? { frame["deviceName"]?.stringValue }
+    package var deviceName: String? { frame["deviceName"]?.stringValue }
 }
 
 /// The desktop side of a relay session.
@@ -25,19 +25,19 @@ public struct RelayPairRequest: Sendable {
 /// HTTP calls return the response whatever its status (tests assert on it); only the state they
 /// record (`wsURL`, the join token) depends on a 200. Mutable state sits behind a `Mutex`, so a
 /// desktop can be shared between tasks; its socket still has a single reader.
-public final class RelayDesktop: Sendable {
+package final class RelayDesktop: Sendable {
     /// The relay's HTTP base URL.
-    public let baseURL: String
+    package let baseURL: String
     /// The session id.
-    public let sessionID: String
+    package let sessionID: String
     /// The desktop session token (never rotates).
-    public let desktopSessionToken: String
+    package let desktopSessionToken: String
     /// `Origin` sent on HTTP and WebSocket requests; `nil` (the default) sends none, like the app.
-    public let origin: String?
+    package let origin: String?
     /// The HTTP client used for every call; use it for raw requests.
-    public let http: RelayHTTPClient
+    package let http: RelayHTTPClient
     /// The event loop group the sockets run on.
-    public let eventLoopGroup: any EventLoopGroup
+    package let eventLoopGroup: any EventLoopGroup
 
     private struct State {
         var joinToken: String
@@ -54,7 +54,7 @@ public final class RelayDesktop: Sendable {
     /// - Parameters:
     ///   - joinTokenExpiresAt: Expiry sent to `/pair/start`; defaults to now + 120 s.
     ///   - wsURL: A WebSocket URL to use before (or instead of) `/pair/start` returns one.
-    public init(
+    package init(
         baseURL: String,
         sessionID: String? = nil,
         joinToken: String? = nil,
@@ -81,21 +81,21 @@ public final class RelayDesktop: Sendable {
     }
 
     /// The current join token (replaced by a successful ``refreshJoinToken(newJoinToken:expiresAt:schemaVersion:)``).
-    public var joinToken: String { state.withLock { $0.joinToken } }
+    package var joinToken: String { state.withLock { $0.joinToken } }
 
     /// The current join token expiry.
-    public var joinTokenExpiresAt: Date { state.withLock { $0.joinTokenExpiresAt } }
+    package var joinTokenExpiresAt: Date { state.withLock { $0.joinTokenExpiresAt } }
 
     /// The session WebSocket URL recorded from `/pair/start` (or given at init).
-    public var wsURL: String? { state.withLock { $0.wsURL } }
+    package var wsURL: String? { state.withLock { $0.wsURL } }
 
     /// The socket opened by the last successful ``connect()``, if any.
-    public var currentSocket: RelayWebSocket? { state.withLock { $0.socket } }
+    package var currentSocket: RelayWebSocket? { state.withLock { $0.socket } }
 
     /// The socket opened by the last successful ``connect()``.
     ///
     /// - Throws: ``RelayClientError/notReady(_:)`` before the first `connect()`.
-    public var socket: RelayWebSocket {
+    package var socket: RelayWebSocket {
         get throws {
             guard let socket = currentSocket else { throw RelayClientError.notReady("desktop is not connected") }
             return socket
@@ -108,7 +108,7 @@ public final class RelayDesktop: Sendable {
 
     /// `POST /pair/start` with this desktop's identifiers; records `wsURL` from a 200.
     @discardableResult
-    public func startPairing(
+    package func startPairing(
         schemaVersion: Int? = nil,
         relayWebSocketURL: String? = nil,
         idleTimeoutSeconds: Int? = nil
@@ -133,7 +133,7 @@ public final class RelayDesktop: Sendable {
     /// `POST /pair/refresh` with a new join token (generated when `nil`) and expiry (now + 120 s
     /// when `nil`); a 200 makes them this desktop's current join token.
     @discardableResult
-    public func refreshJoinToken(
+    package func refreshJoinToken(
         newJoinToken: String? = nil,
         expiresAt: Date? = nil,
         schemaVersion: Int? = nil
@@ -159,18 +159,18 @@ public final class RelayDesktop: Sendable {
 
     /// `POST /pair/stop` (the kill switch).
     @discardableResult
-    public func stop(schemaVersion: Int? = nil) async throws -> RelayHTTPResponse {
+    package func stop(schemaVersion: Int? = nil) async throws -> RelayHTTPResponse {
         try await http.postJSON(path: "/pair/stop", body: .object(credentials(schemaVersion: schemaVersion)), headers: originHeaders)
     }
 
     /// `POST /devices/list`.
-    public func listDevices(schemaVersion: Int? = nil) async throws -> RelayHTTPResponse {
+    package func listDevices(schemaVersion: Int? = nil) async throws -> RelayHTTPResponse {
         try await http.postJSON(path: "/devices/list", body: .object(credentials(schemaVersion: schemaVersion)), headers: originHeaders)
     }
 
     /// `POST /devices/revoke` for `deviceID`.
     @discardableResult
-    public func revokeDevice(_ deviceID: String, schemaVersion: Int? = nil) async throws -> RelayHTTPResponse {
+    package func revokeDevice(_ deviceID: String, schemaVersion: Int? = nil) async throws -> RelayHTTPResponse {
         var body = credentials(schemaVersion: schemaVersion)
         body["deviceID"] = .string(deviceID)
         return try await http.postJSON(path: "/devices/revoke", body: .object(body), headers: originHeaders)
@@ -192,7 +192,7 @@ public final class RelayDesktop: Sendable {
     ///     `false` lets a test provoke `heartbeat_timeout`.
     ///   - receiveBufferSize: `SO_RCVBUF` for the socket; small values make ``RelayWebSocket/pauseReading()``
     ///     back the relay up quickly (slow-consumer tests).
-    public func openSocket(url: String? = nil, autoReplyPings: Bool = true, receiveBufferSize: Int? = nil) async throws -> RelayWebSocket {
+    package func openSocket(url: String? = nil, autoReplyPings: Bool = true, receiveBufferSize: Int? = nil) async throws -> RelayWebSocket {
         guard let target = url ?? wsURL else { throw RelayClientError.notReady("desktop has no wsURL; call startPairing() first") }
         return try await RelayWebSocket.connect(
             to: target,
@@ -213,7 +213,7 @@ public final class RelayDesktop: Sendable {
     ///
     /// `autoReplyPings` and `receiveBufferSize` are passed to ``openSocket(url:autoReplyPings:receiveBufferSize:)``.
     @discardableResult
-    public func connect(
+    package func connect(
         url: String? = nil,
         authTimeout: Duration = .seconds(10),
         autoReplyPings: Bool = true,
@@ -236,7 +236,7 @@ public final class RelayDesktop: Sendable {
     ///
     /// - Throws: ``RelayClientError/timedOut(_:)``, or ``RelayClientError/unexpectedEvent(expected:received:)``
     ///   when the socket closes first.
-    public func nextPairRequest(timeout: Duration = .seconds(30)) async throws -> RelayPairRequest {
+    package func nextPairRequest(timeout: Duration = .seconds(30)) async throws -> RelayPairRequest {
         let socket = try self.socket
         let deadline = ContinuousClock.now + timeout
         var skipped: [String] = []
@@ -258,7 +258,7 @@ public final class RelayDesktop: Sendable {
     }
 
     /// Sends `relay.pair_decision` for `requestID` with this session id.
-    public func decide(requestID: String, approved: Bool) async throws {
+    package func decide(requestID: String, approved: Bool) async throws {
         let decision: JSONValue = [
             "type": "relay.pair_decision",
             "sessionID": .string(sessionID),
@@ -272,7 +272,7 @@ public final class RelayDesktop: Sendable {
     /// "payload":{"type":<payloadType>,…payload}}` and returns the exact text sent (phones receive
     /// it byte for byte).
     @discardableResult
-    public func sendEnvelope(seq: UInt64, payloadType: String, payload: [String: JSONValue] = [:]) async throws -> String {
+    package func sendEnvelope(seq: UInt64, payloadType: String, payload: [String: JSONValue] = [:]) async throws -> String {
         var body = payload
         body["type"] = .string(payloadType)
         let envelope: JSONValue = [
@@ -289,12 +289,12 @@ public final class RelayDesktop: Sendable {
 
     /// Sends a desktop `event` envelope (see ``sendEnvelope(seq:payloadType:payload:)``) and returns its text.
     @discardableResult
-    public func sendEvent(seq: UInt64, payload: [String: JSONValue] = [:]) async throws -> String {
+    package func sendEvent(seq: UInt64, payload: [String: JSONValue] = [:]) async throws -> String {
         try await sendEnvelope(seq: seq, payloadType: "event", payload: payload)
     }
 
     /// Closes the current socket (close frame 1000, then TCP) and forgets it.
-    public func disconnect() async {
+    package func disconnect() async {
         let socket = state.withLock { state -> RelayWebSocket? in
             defer { state.socket = nil }
             return state.socket

@@ -1,0 +1,276 @@
+// The phone side of a session for apps: join from a scanned link, stay connected, send commands.
+
+import RelayProtocol
+import Synchronization
+
+/// A phone paired with a desktop through the relay.
+///
+/// ```swift
+/// let link = try RelayJoinLink(parsing: scannedText)
+/// let phone = try await RelayPhoneClient.join(link, deviceName: "Ana's iPhone") { credentials in
+///     keychain.store(credentials)          // every rotation: store before anything else
+/// }
+/// async let end = phone.run()
+/// for await event in phone.events { … }
+/// ```
+///
+/// ``run()`` keeps one WebSocket to the relay up: it reconnects with backoff after a drop, at once
+/// when a node drains, and stops for good when the session ends for this phone (revoked, stopped,
+/// expired). Every connection rotates the device token (PROTOCOL §4.4): the callback and a
+/// ``RelayPhoneEvent/credentialsChanged(_:)`` event give each new value, and a phone started
+/// again from stored credentials with ``init(relayURL:credentials:origin:configuration:onCredentialsChanged:)``
+/// carries on. Envelopes missed while away, or lost in a gap, are recovered by asking the desktop
+/// for a snapshot. Tokens appear in no description and no error.
+public final class RelayPhoneClient: Sendable {
+    /// The relay's base URL (`https://…`).
+    public let relayURL: String
+    /// The `Origin` sent on the join and the WebSocket upgrade; the relay admits phones whose
+    /// origin it allows (`ALLOWED_ORIGINS`, by default the relay's own).
+    public let origin: String?
+    /// How the client connects.
+    public let configuration: RelayClientConfiguration
+    /// Everything that happens on the connection, in order, for one consumer. It finishes when
+    /// ``run()`` returns.
+    public let events: AsyncStream<RelayPhoneEvent>
+
+    private struct State {
+        var credentials: RelayPhoneCredentials?
+        var socket: RelayWebSocket?
+        var commandSeq: UInt64 = 0
+        var sequence = DesktopSequence()
+        var hasRun = false
+    }
+
+    private let state: Mutex<State>
+    private let continuation: AsyncStream<RelayPhoneEvent>.Continuation
+    private let onCredentialsChanged: (@Sendable (RelayPhoneCredentials) -> Void)?
+    private let http: RelayHTTPClient
+    private let closeSignal = CloseSignal()
+
+    /// A phone for the relay at `relayURL`: pass the credentials stored after an earlier join, or
+    /// `nil` and call ``join(_:deviceName:timeout:)`` first.
+    ///
+    /// - Parameters:
+    ///   - origin: The `Origin` to send; by default the origin of `relayURL`, which a relay allows
+    ///     unless `ALLOWED_ORIGINS` says otherwise.
+    ///   - onCredentialsChanged: Called with the new credentials after the join and after every
+    ///     connection that rotated the token, before any other event of that connection.
+    public init(
+        relayURL: String,
+        credentials: RelayPhoneCredentials?,
+        origin: String? = nil,
+        configuration: RelayClientConfiguration = RelayClientConfiguration(),
+        onCredentialsChanged: (@Sendable (RelayPhoneCredentials) -> Void)? = nil
+    ) {
+        self.relayURL = relayURL
+        self.origin = origin ?? RelayEndpoint.origin(of: relayURL)
+        self.configuration = configuration
+        self.onCredentialsChanged = onCredentialsChanged
+        self.http = RelayHTTPClient(baseURL: relayURL, tls: configuration.tls, eventLoopGroup: configuration.eventLoopGroup)
+        self.state = Mutex(State(credentials: credentials))
+        (events, continuation) = AsyncStream.makeStream(of: RelayPhoneEvent.self)
+    }
+
+    /// Joins the session of a scanned link: waits (up to `timeout`, the relay's own limit is 45 s)
+    /// while the desktop's user approves, and returns a phone holding its first credentials.
+    ///
+    /// - Throws: ``RelayClientError/requestRefused(operation:status:code:message:)`` when the relay
+    ///   refuses (`pair_request_denied`, `join_token_expired`, `invalid_join_token`,
+    ///   `desktop_not_connected`, `pair_request_timed_out`, …), or a transport error.
+    public static func join(
+        _ link: RelayJoinLink,
+        deviceName: String?,
+        origin: String? = nil,
+        configuration: RelayClientConfiguration = RelayClientConfiguration(),
+        timeout: Duration = .seconds(60),
+        onCredentialsChanged: (@Sendable (RelayPhoneCredentials) -> Void)? = nil
+    ) async throws -> RelayPhoneClient {
+        let phone = RelayPhoneClient(
+            relayURL: link.relayBaseURL, credentials: nil, origin: origin, configuration: configuration,
+            onCredentialsChanged: onCredentialsChanged)
+        try await phone.join(link, deviceName: deviceName, timeout: timeout)
+        return phone
+    }
+
+    /// `POST /pair/join` for `link` on this phone's relay; a 200 replaces the credentials.
+    ///
+    /// - Throws: see ``join(_:deviceName:origin:configuration:timeout:onCredentialsChanged:)``.
+    @discardableResult
+    public func join(_ link: RelayJoinLink, deviceName: String?, timeout: Duration = .seconds(60)) async throws -> RelayPhoneCredentials {
+        var body: [String: JSONValue] = ["sessionID": .string(link.sessionID), "joinToken": .string(link.joinToken)]
+        if let deviceName { body["deviceName"] = .string(deviceName) }
+        let response = try await http.postJSON(path: "/pair/join", body: .object(body), headers: originHeaders, timeout: timeout)
+        let json = try response.requireSuccess(operation: "POST /pair/join")
+        guard let deviceID = json["deviceID"]?.stringValue, let token = json["deviceSessionToken"]?.stringValue else {
+            throw RelayClientError.unexpectedJSON(expected: "deviceID and deviceSessionToken", received: "members \(json.objectValue?.keys.sorted() ?? [])")
+        }
+        let credentials = RelayPhoneCredentials(
+            sessionID: json["sessionID"]?.stringValue ?? link.sessionID, deviceID: deviceID, deviceSessionToken: token,
+            wsURL: json["wsURL"]?.stringValue)
+        state.withLock { $0.credentials = credentials }
+        announce(credentials)
+        return credentials
+    }
+
+    /// The credentials to store now (`nil` before a join).
+    public var credentials: RelayPhoneCredentials? { state.withLock { $0.credentials } }
+
+    /// Whether a connection is authenticated now.
+    public var isConnected: Bool { state.withLock { $0.socket != nil } }
+
+    /// Keeps the phone connected until the session ends for it, ``close()`` is called, the task is
+    /// cancelled, or the reconnect policy gives up; then finishes ``events``. Call it once.
+    public func run() async -> RelayConnectionEnd {
+        let first = state.withLock { state -> Bool in
+            defer { state.hasRun = true }
+            return !state.hasRun
+        }
+        guard first else { return .closed }
+        let end = await SessionConnection(configuration: configuration, role: PhoneRole(phone: self), closeSignal: closeSignal).run()
+        state.withLock { $0.socket = nil }
+        continuation.finish()
+        return end
+    }
+
+    /// Sends `command` to the desktop and returns its `commandID` (a random one unless given; the
+    /// desktop's `command_ack` names it).
+    ///
+    /// - Throws: ``RelayClientError/notConnected(_:)`` between connections; the command is not
+    ///   queued, since a command sent late may no longer be what the user meant.
+    @discardableResult
+    public func send(_ command: RelayCommand, commandID: String? = nil) async throws -> String {
+        let id = commandID ?? RelayTokens.random(byteCount: 12)
+        let (socket, sessionID, seq) = try state.withLock { state throws(RelayClientError) in
+            guard let socket = state.socket, let sessionID = state.credentials?.sessionID else {
+                throw .notConnected("the phone is not connected to the relay; the command was not sent")
+            }
+            state.commandSeq += 1
+            return (socket, sessionID, state.commandSeq)
+        }
+        var fields = command.fields
+        fields["name"] = .string(command.name)
+        fields["commandID"] = .string(id)
+        let envelope: JSONValue = [
+            "schemaVersion": 2,
+            "sessionID": .string(sessionID),
+            "seq": .int(seq),
+            "timestamp": .string(RelayTimestamp.now()),
+            "payload": ["type": "command", "payload": .object(fields)],
+        ]
+        try await socket.sendText(envelope.serialized)
+        return id
+    }
+
+    /// Asks the desktop for a snapshot (`relay.snapshot_request`); it arrives as a `snapshot`
+    /// envelope. The client asks by itself after a gap and after reconnecting.
+    public func requestSnapshot(reason: String? = nil) async throws {
+        let (socket, sessionID, lastSeq) = try state.withLock { state throws(RelayClientError) in
+            guard let socket = state.socket, let sessionID = state.credentials?.sessionID else {
+                throw .notConnected("the phone is not connected to the relay; no snapshot was requested")
+            }
+            state.sequence.awaitingSnapshot = true
+            return (socket, sessionID, state.sequence.last)
+        }
+        try await socket.sendText(Self.snapshotRequest(sessionID: sessionID, reason: reason, lastSeq: lastSeq))
+    }
+
+    /// Ends the connection (close 1000) and stops reconnecting; ``run()`` then returns `.closed`.
+    public func close() async {
+        closeSignal.close()
+        let socket = state.withLock { $0.socket }
+        await socket?.close()
+    }
+
+    // MARK: Internals the role uses
+
+    private var originHeaders: [(String, String)] { origin.map { [("Origin", $0)] } ?? [] }
+
+    fileprivate func connectionTarget() throws -> (url: String, token: String, headers: [(String, String)]) {
+        guard let credentials = credentials else { throw RelayClientError.notReady("the phone has not joined a session") }
+        guard let url = credentials.wsURL ?? RelayEndpoint.defaultWebSocketURL(baseURL: relayURL) else {
+            throw RelayClientError.invalidURL(relayURL)
+        }
+        return (url, credentials.deviceSessionToken, originHeaders)
+    }
+
+    fileprivate func authenticated(_ authOK: JSONValue, socket: RelayWebSocket, isReconnect: Bool) async {
+        let (rotated, snapshotFrom) = state.withLock { state -> (RelayPhoneCredentials?, UInt64??) in
+            state.socket = socket
+            state.commandSeq = 0
+            state.sequence.awaitingSnapshot = false
+            guard var credentials = state.credentials else { return (nil, nil) }
+            let before = credentials
+            if let next = authOK["nextDeviceSessionToken"]?.stringValue { credentials.deviceSessionToken = next }
+            if let deviceID = authOK["deviceID"]?.stringValue { credentials.deviceID = deviceID }
+            if let sessionID = authOK["sessionID"]?.stringValue { credentials.sessionID = sessionID }
+            state.credentials = credentials
+            // After a reconnect, whatever the desktop sent meanwhile is lost: ask for a snapshot.
+            let wantsSnapshot = isReconnect && authOK["desktopConnected"]?.boolValue == true
+            if wantsSnapshot { state.sequence.awaitingSnapshot = true }
+            return (credentials != before ? credentials : nil, wantsSnapshot ? .some(state.sequence.last) : nil)
+        }
+        if let rotated { announce(rotated) }
+        emit(.connected(desktopConnected: authOK["desktopConnected"]?.boolValue ?? false))
+        if let lastSeq = snapshotFrom, let sessionID = credentials?.sessionID {
+            try? await socket.sendText(Self.snapshotRequest(sessionID: sessionID, reason: "reconnected", lastSeq: lastSeq))
+        }
+    }
+
+    fileprivate func received(_ text: String, json: JSONValue?, socket: RelayWebSocket) async {
+        guard let json else { return emit(.unrecognized(text)) }
+        if json.type == "relay.desktop_status", let connected = json["desktopConnected"]?.boolValue {
+            return emit(.desktopStatus(connected: connected))
+        }
+        if let error = RelayErrorMessage(json: json) { return emit(.relayError(error)) }
+        guard let envelope = RelayEnvelope(text: text, json: json) else { return emit(.unrecognized(text)) }
+        let (outcome, askForSnapshot, sessionID) = state.withLock { state -> (DesktopSequence.Outcome, Bool, String?) in
+            let outcome = state.sequence.observe(seq: envelope.seq, isSnapshot: envelope.kind == .snapshot)
+            guard case .gap = outcome, !state.sequence.awaitingSnapshot else { return (outcome, false, nil) }
+            state.sequence.awaitingSnapshot = true
+            return (outcome, true, state.credentials?.sessionID)
+        }
+        emit(.envelope(envelope))
+        if case .gap(let expected, let received) = outcome {
+            emit(.sequenceGap(expected: expected, received: received))
+            if askForSnapshot, let sessionID {
+                try? await socket.sendText(Self.snapshotRequest(sessionID: sessionID, reason: "sequence_gap", lastSeq: expected - 1))
+            }
+        }
+    }
+
+    private func emit(_ event: RelayPhoneEvent) { continuation.yield(event) }
+
+    fileprivate func disconnected(_ disconnection: RelayDisconnection) {
+        state.withLock { $0.socket = nil }
+        emit(.disconnected(disconnection))
+    }
+
+    private func announce(_ credentials: RelayPhoneCredentials) {
+        onCredentialsChanged?(credentials)
+        emit(.credentialsChanged(credentials))
+    }
+
+    private static func snapshotRequest(sessionID: String, reason: String?, lastSeq: UInt64?) -> String {
+        var request: [String: JSONValue] = ["type": "relay.snapshot_request", "sessionID": .string(sessionID)]
+        if let reason { request["reason"] = .string(reason) }
+        if let lastSeq { request["lastSeq"] = .int(lastSeq) }
+        return JSONValue.object(request).serialized
+    }
+}
+
+/// The phone's side of ``SessionConnection``.
+private final class PhoneRole: SessionRole {
+    // Unowned would do: the phone outlives its run(). A strong reference keeps that obvious.
+    let phone: RelayPhoneClient
+    init(phone: RelayPhoneClient) { self.phone = phone }
+
+    var roleName: String { "mobile" }
+    func connectionTarget() throws -> (url: String, token: String, headers: [(String, String)]) { try phone.connectionTarget() }
+    func authenticated(_ authOK: JSONValue, socket: RelayWebSocket, isReconnect: Bool) async {
+        await phone.authenticated(authOK, socket: socket, isReconnect: isReconnect)
+    }
+    func received(_ text: String, json: JSONValue?, socket: RelayWebSocket) async {
+        await phone.received(text, json: json, socket: socket)
+    }
+    func disconnected(_ disconnection: RelayDisconnection) async { phone.disconnected(disconnection) }
+}
