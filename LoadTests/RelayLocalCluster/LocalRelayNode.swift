@@ -20,15 +20,19 @@ package final class LocalRelayNode: Sendable {
     package let process: ChildProcess
     /// The whole environment the process was started with.
     package let environment: [String: String]
+    /// How clients check the node's certificate when it serves TLS (`TLS_CERT_FILE` set).
+    package let clientTLS: RelayTLS
 
     /// The process id.
     package var pid: pid_t { process.pid }
-    /// `http://127.0.0.1:<port>`.
-    package var baseURL: String { "http://127.0.0.1:\(port)" }
-    /// `ws://127.0.0.1:<port>/ws`, the WebSocket endpoint.
-    package var socketURL: String { "ws://127.0.0.1:\(port)/ws" }
+    /// Whether the node serves TLS itself.
+    package var servesTLS: Bool { environment["TLS_CERT_FILE"] != nil }
+    /// `http://127.0.0.1:<port>` (`https` when the node serves TLS).
+    package var baseURL: String { "\(servesTLS ? "https" : "http")://127.0.0.1:\(port)" }
+    /// `ws://127.0.0.1:<port>/ws` (`wss` when the node serves TLS), the WebSocket endpoint.
+    package var socketURL: String { "\(servesTLS ? "wss" : "ws")://127.0.0.1:\(port)/ws" }
     /// An HTTP client for `baseURL`.
-    package var http: RelayHTTPClient { RelayHTTPClient(baseURL: baseURL) }
+    package var http: RelayHTTPClient { RelayHTTPClient(baseURL: baseURL, tls: clientTLS) }
     /// Whether the process has not ended yet.
     package var isRunning: Bool { process.isRunning }
     /// What the node logged so far: standard error, then standard output.
@@ -77,24 +81,29 @@ package final class LocalRelayNode: Sendable {
     ///   - arguments: command-line arguments (the relay reads its configuration from the
     ///     environment; this is for `--help` and the like).
     ///   - environment: the relay's configuration (`REDIS_URL`, `NATS_URL`, limits…).
+    ///   - clientTLS: how the harness's own requests check the node's certificate, when the
+    ///     environment sets `TLS_CERT_FILE`.
     /// - Throws: `LocalClusterError` when the executable is missing or cannot be started.
     package static func launch(
-        executable: String? = nil, port: Int, arguments: [String] = [], environment: [String: String] = [:]
+        executable: String? = nil, port: Int, arguments: [String] = [], environment: [String: String] = [:],
+        clientTLS: RelayTLS = .system
     ) throws -> LocalRelayNode {
         var full = environment
         full["PORT"] = "\(port)"
         full["HOST"] = full["HOST"] ?? "127.0.0.1"
-        full["PUBLIC_BASE_URL"] = full["PUBLIC_BASE_URL"] ?? "http://127.0.0.1:\(port)"
+        let scheme = full["TLS_CERT_FILE"] == nil ? "http" : "https"
+        full["PUBLIC_BASE_URL"] = full["PUBLIC_BASE_URL"] ?? "\(scheme)://127.0.0.1:\(port)"
         full["LOG_LEVEL"] = full["LOG_LEVEL"] ?? "warning"
         let process = try ChildProcess.launch(
             executable: try executable ?? defaultExecutable(), arguments: arguments, environment: full)
-        return LocalRelayNode(port: port, process: process, environment: full)
+        return LocalRelayNode(port: port, process: process, environment: full, clientTLS: clientTLS)
     }
 
-    private init(port: Int, process: ChildProcess, environment: [String: String]) {
+    private init(port: Int, process: ChildProcess, environment: [String: String], clientTLS: RelayTLS) {
         self.port = port
         self.process = process
         self.environment = environment
+        self.clientTLS = clientTLS
     }
 
     /// Waits until `/healthz` answers 200 (the process is up and serving HTTP).

@@ -11,38 +11,11 @@ import Testing
 /// against the CA and carries the traffic over TLS. Certificates are made here with openssl.
 @Suite("Redis over a TLS sidecar", .serialized, .timeLimit(.minutes(2)))
 struct RedisTLSSidecarTests {
-    /// Runs `program` and fails with its output unless it exits 0.
-    static func run(_ program: String, _ arguments: [String]) async throws {
-        let process = try ChildProcess.launch(executable: program, arguments: arguments, environment: nil)
-        let status = try await process.waitForExit(timeout: .seconds(60))
-        guard status == 0 else {
-            throw TestFailure("\(program) \(arguments.joined(separator: " ")) exited \(status): \(process.standardError.suffix(800))")
-        }
-    }
-
-    /// A CA, and a certificate for 127.0.0.1 it signed, in `directory`.
-    static func makeCertificates(in directory: String) async throws {
-        let openssl = try LocalDependencyServer.findExecutable("openssl")
-        try await run(openssl, [
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=relay test CA",
-            "-keyout", "\(directory)/ca.key", "-out", "\(directory)/ca.crt",
-        ])
-        try await run(openssl, [
-            "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
-            "-keyout", "\(directory)/server.key", "-out", "\(directory)/server.csr",
-        ])
-        try "subjectAltName=IP:127.0.0.1\n".write(toFile: "\(directory)/san.ext", atomically: true, encoding: .utf8)
-        try await run(openssl, [
-            "x509", "-req", "-in", "\(directory)/server.csr", "-CA", "\(directory)/ca.crt", "-CAkey", "\(directory)/ca.key",
-            "-CAcreateserial", "-days", "2", "-extfile", "\(directory)/san.ext", "-out", "\(directory)/server.crt",
-        ])
-    }
-
     @Test func theRelayPairsThroughStunnelToATLSOnlyRedis() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("relay-tls-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        try await Self.makeCertificates(in: directory)
+        let certificates = try await TestCertificates.make()
+        defer { certificates.remove() }
+        let directory = certificates.directory
+        _ = try await certificates.makeServerCertificate()
 
         // Redis with TLS only: no plain port.
         let tlsPort = try freeLoopbackPort()

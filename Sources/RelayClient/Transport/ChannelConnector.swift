@@ -107,6 +107,12 @@ final class TLSHandshakeWatcher: ChannelInboundHandler, RemovableChannelHandler 
         context.fireChannelInactive()
     }
 
+    /// A channel that never became active (a refused connect) ends here; a completed promise
+    /// ignores this.
+    func handlerRemoved(context: ChannelHandlerContext) {
+        promise.fail(RelayClientError.tlsFailed(host: authority, reason: "the connection ended before the handshake"))
+    }
+
     /// A sentence for an NIOSSL failure; a verification failure says what to check.
     static func reason(_ error: any Error) -> String {
         let text = "\(error)"

@@ -14,6 +14,9 @@ public struct RelayConfiguration: Sendable {
     public var port = 8787
     /// `PUBLIC_BASE_URL`: the URL clients reach, source of the default `wsURL` and allowed origin.
     public var publicBaseURL = "http://localhost:8787"
+    /// `TLS_CERT_FILE` and `TLS_KEY_FILE`: serve HTTPS and WSS with this certificate chain and key
+    /// (PEM), reloaded on SIGHUP; `nil` serves plain HTTP (behind an ingress that ends TLS).
+    public var tls: ServerTLSFiles?
     /// Whether `PUBLIC_BASE_URL` was set; if not, with `PORT=0` the default `wsURL` follows the
     /// port the listener was given.
     public var publicBaseURLConfigured = false
@@ -140,7 +143,9 @@ public struct RelayConfiguration: Sendable {
     public static let variables: [Variable] = [
         .init(name: "HOST", defaultValue: "0.0.0.0", help: "Bind address: an IP literal ([::] for IPv6) or a host name of this machine"),
         .init(name: "PORT", defaultValue: "8787", help: "Bind port (0-65535; 0: one the system chooses, logged at start)"),
-        .init(name: "PUBLIC_BASE_URL", defaultValue: "http://localhost:<PORT>", help: "http/https URL clients reach; source of the default wsURL and allowed origin"),
+        .init(name: "TLS_CERT_FILE", defaultValue: "(unset)", help: "PEM certificate chain: with TLS_KEY_FILE the relay serves HTTPS and WSS itself; SIGHUP reloads both"),
+        .init(name: "TLS_KEY_FILE", defaultValue: "(unset)", help: "PEM private key of TLS_CERT_FILE"),
+        .init(name: "PUBLIC_BASE_URL", defaultValue: "http://localhost:<PORT> (https with TLS_CERT_FILE)", help: "http/https URL clients reach; source of the default wsURL and allowed origin"),
         .init(name: "ALLOWED_ORIGINS", defaultValue: "<PUBLIC_BASE_URL origin>,http://localhost:4173,http://127.0.0.1:4173", help: "Comma-separated browser origins allowed; * allows all"),
         .init(name: "MAX_JSON_BYTES", defaultValue: "65536", help: "HTTP request body limit"),
         .init(name: "MAX_PAIR_REQUESTS_PER_MINUTE", defaultValue: "60", help: "Per-IP budget shared by the six POST endpoints"),
@@ -200,7 +205,7 @@ public struct RelayConfiguration: Sendable {
     /// Nil when the configuration named its address itself.
     public func listeningAddress(port bound: Int) -> (defaultWebSocketURL: String, origins: OriginPolicy?)? {
         guard port == 0, !publicBaseURLConfigured else { return nil }
-        let base = "http://localhost:\(bound)"
+        let base = "\(tls == nil ? "http" : "https")://localhost:\(bound)"
         return (
             Self.defaultWebSocketURL(publicBaseURL: base, port: bound),
             allowedOriginsConfigured ? nil : OriginPolicy(entries: Self.defaultOrigins(publicBaseURL: base)))
@@ -218,7 +223,17 @@ public struct RelayConfiguration: Sendable {
         if let port = try reader.integer("PORT", max: 65_535) {
             c.port = port
         }
-        c.publicBaseURL = "http://localhost:\(c.port)"
+        switch (reader.string("TLS_CERT_FILE"), reader.string("TLS_KEY_FILE")) {
+        case (nil, nil):
+            break
+        case (let certificate?, let key?):
+            c.tls = ServerTLSFiles(certificateFile: certificate, keyFile: key)
+        case (nil, _?):
+            throw ConfigurationError("TLS_KEY_FILE is set without TLS_CERT_FILE; set both to serve TLS, or neither.")
+        case (_?, nil):
+            throw ConfigurationError("TLS_CERT_FILE is set without TLS_KEY_FILE; set both to serve TLS, or neither.")
+        }
+        c.publicBaseURL = "\(c.tls == nil ? "http" : "https")://localhost:\(c.port)"
         if let base = reader.string("PUBLIC_BASE_URL") {
             guard let url = ParsedURL(base) else { throw ConfigurationError("PUBLIC_BASE_URL is invalid: \(base) is not a URL.") }
             guard url.scheme == "http" || url.scheme == "https" else {

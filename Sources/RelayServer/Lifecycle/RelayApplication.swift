@@ -54,6 +54,7 @@ public struct RelayApplication: Service {
     /// bus configuration is refused, or a service fails (the others are then cancelled).
     public func run() async throws {
         let address = try HostValidation.resolve(host: configuration.host, port: configuration.port)
+        let tls = try configuration.tls.map { files throws(ConfigurationError) in try ServerTLS(files: files) }
         let routes = HTTPRoutes(
             relay: relay, configuration: configuration, health: health, metrics: MetricsExporter(relay: relay, health: health),
             logger: logger)
@@ -64,10 +65,12 @@ public struct RelayApplication: Service {
             heartbeatTimeoutMillis: configuration.effectiveHeartbeatTimeoutMillis,
             outboundCapacity: configuration.effectiveOutboundQueue,
             writeStallTimeoutMillis: configuration.writeStallTimeoutMillis, logger: logger)
-        let child = RelayChildChannel(settings: HTTPConnectionSettings(
-            limits: configuration.http, maxBodyBytes: configuration.maxJSONBytes, routes: routes, webSocket: settings,
-            trustedProxyHops: configuration.trustedProxyHops, allowLegacyQueryToken: configuration.allowLegacyQueryTokenAuth,
-            gate: HTTPConnectionGate(limit: configuration.http.maxConnections), logger: logger))
+        let child = RelayChildChannel(
+            settings: HTTPConnectionSettings(
+                limits: configuration.http, maxBodyBytes: configuration.maxJSONBytes, routes: routes, webSocket: settings,
+                trustedProxyHops: configuration.trustedProxyHops, allowLegacyQueryToken: configuration.allowLegacyQueryTokenAuth,
+                gate: HTTPConnectionGate(limit: configuration.http.maxConnections), logger: logger),
+            tls: tls)
 
         let started = StartupSignal()
         let relay = self.relay, configuration = self.configuration, listeningPort = self.listeningPort
@@ -80,6 +83,7 @@ public struct RelayApplication: Service {
         }
         if let writes = dependencies.redisWrites { services.append(.init(service: RedisConnectionService(connection: writes))) }
         if let bus = dependencies.bus { services.append(.init(service: ClusterBusService(bus: bus))) }
+        if let tls { services.append(.init(service: TLSReloadService(tls: tls, logger: logger))) }
         services.append(.init(service: RelayWorkService(
             relay: relay, redis: [dependencies.redis, dependencies.redisWrites].compactMap { $0 }, sweepIntervalMillis: configuration.sweepIntervalMillis, started: started)))
         services.append(.init(service: HTTPServerService(

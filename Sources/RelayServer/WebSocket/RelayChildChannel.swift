@@ -21,6 +21,8 @@ struct RelayChildChannel: ServerChildChannel {
     }
 
     let settings: HTTPConnectionSettings
+    /// The relay's own TLS (`TLS_CERT_FILE`), in front of everything else on the connection.
+    let tls: ServerTLS?
     /// Every connection accepted and not yet closed; the shutdown waits for it to reach zero.
     let openChannels = OpenChannels()
 
@@ -37,6 +39,9 @@ struct RelayChildChannel: ServerChildChannel {
                 return Value(channel: channel)
             }
             try channel.syncOptions?.setOption(.recvAllocator, value: Self.receiveBuffers)
+            // The HTTP timers start with the connection, so a client that stalls the handshake is
+            // closed by the same header deadline as one that stalls its request.
+            if let tls { try channel.pipeline.syncOperations.addHandler(tls.makeHandler()) }
             let decoder = settings.makeDecoder()
             let encoder = HTTPResponseEncoder()
             let connection = HTTPConnectionHandler(settings: settings, decoder: decoder, encoder: encoder)
