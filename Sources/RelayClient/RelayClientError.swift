@@ -2,8 +2,8 @@
 
 /// An error raised by `RelayClient`.
 ///
-/// Every case renders a sentence through `description`, so a failing test prints what was
-/// expected and what actually arrived.
+/// Every case renders a sentence through `description` that says what was expected and what
+/// arrived (a log line an on-call engineer can act on); none carries a token.
 public enum RelayClientError: Error, Sendable, CustomStringConvertible {
     /// The URL string could not be parsed, or lacks a host.
     case invalidURL(String)
@@ -37,7 +37,7 @@ public enum RelayClientError: Error, Sendable, CustomStringConvertible {
     /// A send between connections (the client is reconnecting, or closed); nothing was sent.
     case notConnected(String)
     /// The relay refused an HTTP call: its status, and the `error` code and `message` of its JSON
-    /// body when it sent one (PROTOCOL §2: `pair_request_denied`, `join_token_expired`, …).
+    /// body when it sent one (`pair_request_denied`, `join_token_expired`, …).
     case requestRefused(operation: String, status: Int, code: String?, message: String?)
     /// Two tasks tried to read the same WebSocket at once; a socket has exactly one consumer.
     case concurrentReceive

@@ -4,7 +4,7 @@ import RelayProtocol
 
 /// A connection that ended: what the relay said, what the transport saw, and what happens next.
 public struct RelayDisconnection: Sendable, Equatable, CustomStringConvertible {
-    /// The reason of the relay's `disconnect` frame, if it sent one (PROTOCOL §4.11).
+    /// The reason of the relay's `disconnect` frame, if it sent one.
     public var reason: String?
     /// The WebSocket close code, if a close frame arrived (1012: the node is shutting down).
     public var closeCode: UInt16?
@@ -58,6 +58,11 @@ public enum RelayConnectionEnd: Sendable, Equatable, CustomStringConvertible {
     case ended(reason: String)
     /// ``RelayReconnectPolicy/maximumAttempts`` failures in a row; the last one's description.
     case gaveUp(attempts: Int, lastError: String)
+
+    /// The reason of ``ended(reason:)`` as a known value.
+    public var disconnectReason: DisconnectReason? {
+        if case .ended(let reason) = self { DisconnectReason(rawValue: reason) } else { nil }
+    }
 
     public var description: String {
         switch self {

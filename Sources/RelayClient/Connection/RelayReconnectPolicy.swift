@@ -5,7 +5,7 @@
 /// After the `n`th failure in a row the client waits a random time between half and all of
 /// `min(maximumDelay, initialDelay × multiplier^(n-1))`: the delay doubles while the relay stays
 /// away, and phones dropped together (a node lost) spread their returns instead of arriving at
-/// once. A `server_shutdown` (a node draining, DECISIONS 1) is tried again at once: the load
+/// once. A `server_shutdown` (a node draining) is tried again at once: the load
 /// balancer sends the new connection to another node.
 public struct RelayReconnectPolicy: Sendable, Equatable {
     /// The delay after the first failure, before jitter.

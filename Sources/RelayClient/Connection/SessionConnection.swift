@@ -47,7 +47,14 @@ struct SessionConnection: Sendable {
                 return .gaveUp(attempts: failures, lastError: "\(error)")
             }
             let attempt = await connectOnce(to: target, isReconnect: connectedBefore)
-            if closeSignal.isClosed || Task.isCancelled { return .closed }
+            if closeSignal.isClosed || Task.isCancelled {
+                // The app ended a live connection: it hears of it like of any other end.
+                if case .ended(var ended) = attempt {
+                    ended.error = ended.error ?? "closed by the app"
+                    await role.disconnected(ended)
+                }
+                return .closed
+            }
             var disconnection: RelayDisconnection
             switch attempt {
             case .ended(let ended):

@@ -4,7 +4,7 @@
 /// and passed back after a restart so paired phones keep working. The token never rotates.
 ///
 /// The description names the session, never the token.
-public struct RelayDesktopIdentity: Sendable, Equatable, CustomStringConvertible {
+public struct RelayDesktopIdentity: Sendable, Equatable, Codable, CustomStringConvertible {
     /// The session id (16 random bytes, base64url).
     public var sessionID: String
     /// The desktop session token (32 random bytes, base64url): it authenticates the desktop's
@@ -17,7 +17,7 @@ public struct RelayDesktopIdentity: Sendable, Equatable, CustomStringConvertible
         self.desktopSessionToken = desktopSessionToken
     }
 
-    /// A new identity from the system's secure random generator, shaped as PROTOCOL §1 asks.
+    /// A new identity from the system's secure random generator: a 16-byte session id and a 32-byte token, base64url.
     public static func generate() -> RelayDesktopIdentity {
         RelayDesktopIdentity(sessionID: RelayTokens.sessionID(), desktopSessionToken: RelayTokens.token())
     }

@@ -4,7 +4,7 @@
 import Foundation
 import RelayProtocol
 
-/// The pairing link of PROTOCOL §3: a page URL whose fragment carries the session id, the one-time
+/// The pairing link a desktop shows as a QR code: a page URL whose fragment carries the session id, the one-time
 /// join token and the relay's base URL, `https://app.example/pair#sid=…&jt=…&relay=…`.
 ///
 /// The fragment is read as a form-encoded list (`&`-separated `name=value`, percent escapes, `+` a

@@ -5,7 +5,7 @@ import RelayProtocol
 /// A command from a phone to its desktop: one case per name the relay accepts.
 ///
 /// ``RelayPhoneClient/send(_:commandID:)`` wraps it in the command envelope; a desktop receives it
-/// back as ``RelayIncomingCommand/command``. The relay checks each field as PROTOCOL §4.7 says
+/// back as ``RelayIncomingCommand/command``. The relay checks each field as the protocol says
 /// (compact identifiers, text within `MAX_REMOTE_COMMAND_TEXT_BYTES`); a refusal arrives as a
 /// ``RelayPhoneEvent/relayError(_:)``.
 public enum RelayCommand: Sendable, Equatable {

@@ -16,8 +16,18 @@ struct DesktopSequence: Sendable {
 
     /// The `seq` of the last envelope processed.
     private(set) var last: UInt64?
-    /// Whether a snapshot was asked for and has not arrived.
-    var awaitingSnapshot = false
+    /// When a snapshot was last asked for, until it arrives.
+    private var askedAt: ContinuousClock.Instant?
+
+    /// How long an unanswered request holds back the next one (a request can be lost: the
+    /// desktop dropped while it travelled).
+    static let requestPatience: Duration = .seconds(10)
+
+    /// Whether a snapshot was asked for recently and has not arrived: gaps meanwhile ask for no other.
+    var awaitingSnapshot: Bool {
+        get { askedAt.map { ContinuousClock.now - $0 < Self.requestPatience } ?? false }
+        set { askedAt = newValue ? ContinuousClock.now : nil }
+    }
 
     mutating func observe(seq: UInt64, isSnapshot: Bool) -> Outcome {
         defer { last = seq }

@@ -16,7 +16,7 @@ import Synchronization
 ///
 /// ``run()`` keeps one WebSocket to the relay up: it reconnects with backoff after a drop, at once
 /// when a node drains, and stops for good when the session ends for this phone (revoked, stopped,
-/// expired). Every connection rotates the device token (PROTOCOL §4.4): the callback and a
+/// expired). Every connection rotates the device token: the callback and a
 /// ``RelayPhoneEvent/credentialsChanged(_:)`` event give each new value, and a phone started
 /// again from stored credentials with ``init(relayURL:credentials:origin:configuration:onCredentialsChanged:)``
 /// carries on. Envelopes missed while away, or lost in a gap, are recovered by asking the desktop
@@ -38,6 +38,9 @@ public final class RelayPhoneClient: Sendable {
         var socket: RelayWebSocket?
         var commandSeq: UInt64 = 0
         var sequence = DesktopSequence()
+        /// A snapshot is wanted as soon as the desktop is online (this connection is new, and the
+        /// desktop was away when it was made, or refused the last request as offline).
+        var snapshotWhenDesktopOnline = false
         var hasRun = false
     }
 
@@ -194,48 +197,73 @@ public final class RelayPhoneClient: Sendable {
     }
 
     fileprivate func authenticated(_ authOK: JSONValue, socket: RelayWebSocket, isReconnect: Bool) async {
-        let (rotated, snapshotFrom) = state.withLock { state -> (RelayPhoneCredentials?, UInt64??) in
+        let desktopConnected = authOK["desktopConnected"]?.boolValue ?? false
+        let (rotated, snapshot) = state.withLock { state -> (RelayPhoneCredentials?, String?) in
             state.socket = socket
             state.commandSeq = 0
-            state.sequence.awaitingSnapshot = false
             guard var credentials = state.credentials else { return (nil, nil) }
             let before = credentials
             if let next = authOK["nextDeviceSessionToken"]?.stringValue { credentials.deviceSessionToken = next }
             if let deviceID = authOK["deviceID"]?.stringValue { credentials.deviceID = deviceID }
             if let sessionID = authOK["sessionID"]?.stringValue { credentials.sessionID = sessionID }
             state.credentials = credentials
-            // After a reconnect, whatever the desktop sent meanwhile is lost: ask for a snapshot.
-            let wantsSnapshot = isReconnect && authOK["desktopConnected"]?.boolValue == true
-            if wantsSnapshot { state.sequence.awaitingSnapshot = true }
-            return (credentials != before ? credentials : nil, wantsSnapshot ? .some(state.sequence.last) : nil)
+            // Whatever the desktop sent while this phone had no connection (its hello right after
+            // approving, or anything during a drop) is lost: ask for a snapshot, now or once the
+            // desktop is back.
+            state.snapshotWhenDesktopOnline = !desktopConnected
+            state.sequence.awaitingSnapshot = desktopConnected
+            let snapshot = desktopConnected ? Self.snapshotRequest(
+                sessionID: credentials.sessionID, reason: isReconnect ? "reconnected" : "connected", lastSeq: state.sequence.last) : nil
+            return (credentials != before ? credentials : nil, snapshot)
         }
         if let rotated { announce(rotated) }
-        emit(.connected(desktopConnected: authOK["desktopConnected"]?.boolValue ?? false))
-        if let lastSeq = snapshotFrom, let sessionID = credentials?.sessionID {
-            try? await socket.sendText(Self.snapshotRequest(sessionID: sessionID, reason: "reconnected", lastSeq: lastSeq))
-        }
+        emit(.connected(desktopConnected: desktopConnected))
+        if let snapshot { try? await socket.sendText(snapshot) }
     }
 
     fileprivate func received(_ text: String, json: JSONValue?, socket: RelayWebSocket) async {
         guard let json else { return emit(.unrecognized(text)) }
         if json.type == "relay.desktop_status", let connected = json["desktopConnected"]?.boolValue {
-            return emit(.desktopStatus(connected: connected))
+            emit(.desktopStatus(connected: connected))
+            // A desktop that is back may have sent what never arrived (a request to it may have
+            // been lost too): ask it for a snapshot.
+            let snapshot = state.withLock { state -> String? in
+                guard connected, let sessionID = state.credentials?.sessionID else { return nil }
+                state.snapshotWhenDesktopOnline = false
+                state.sequence.awaitingSnapshot = true
+                return Self.snapshotRequest(sessionID: sessionID, reason: "desktop_online", lastSeq: state.sequence.last)
+            }
+            if let snapshot { try? await socket.sendText(snapshot) }
+            return
         }
-        if let error = RelayErrorMessage(json: json) { return emit(.relayError(error)) }
+        if let error = RelayErrorMessage(json: json) {
+            // A snapshot request the relay refused is not pending any more: the next gap asks
+            // again, and a desktop that was offline is asked when it returns.
+            state.withLock { state in
+                switch error.knownCode {
+                case .desktopOffline:
+                    if state.sequence.awaitingSnapshot { state.snapshotWhenDesktopOnline = true }
+                    state.sequence.awaitingSnapshot = false
+                case .snapshotRateLimited, .invalidSnapshotRequest:
+                    state.sequence.awaitingSnapshot = false
+                default:
+                    break
+                }
+            }
+            return emit(.relayError(error))
+        }
         guard let envelope = RelayEnvelope(text: text, json: json) else { return emit(.unrecognized(text)) }
-        let (outcome, askForSnapshot, sessionID) = state.withLock { state -> (DesktopSequence.Outcome, Bool, String?) in
+        let (outcome, snapshot) = state.withLock { state -> (DesktopSequence.Outcome, String?) in
             let outcome = state.sequence.observe(seq: envelope.seq, isSnapshot: envelope.kind == .snapshot)
-            guard case .gap = outcome, !state.sequence.awaitingSnapshot else { return (outcome, false, nil) }
+            guard case .gap(let expected, _) = outcome, !state.sequence.awaitingSnapshot,
+                let sessionID = state.credentials?.sessionID
+            else { return (outcome, nil) }
             state.sequence.awaitingSnapshot = true
-            return (outcome, true, state.credentials?.sessionID)
+            return (outcome, Self.snapshotRequest(sessionID: sessionID, reason: "sequence_gap", lastSeq: expected - 1))
         }
         emit(.envelope(envelope))
-        if case .gap(let expected, let received) = outcome {
-            emit(.sequenceGap(expected: expected, received: received))
-            if askForSnapshot, let sessionID {
-                try? await socket.sendText(Self.snapshotRequest(sessionID: sessionID, reason: "sequence_gap", lastSeq: expected - 1))
-            }
-        }
+        if case .gap(let expected, let received) = outcome { emit(.sequenceGap(expected: expected, received: received)) }
+        if let snapshot { try? await socket.sendText(snapshot) }
     }
 
     private func emit(_ event: RelayPhoneEvent) { continuation.yield(event) }

@@ -2,11 +2,11 @@
 
 /// A paired phone's credentials: the app persists them (in the keychain) every time they change
 /// and passes them back to ``RelayPhoneClient/init(relayURL:credentials:origin:configuration:onCredentialsChanged:)``
-/// after a restart. ``deviceSessionToken`` changes on every successful connection (PROTOCOL §4.4):
+/// after a restart. ``deviceSessionToken`` changes on every successful connection:
 /// a stale copy stops working after the relay's grace period, so store each new value.
 ///
 /// The description names the session and device, never the token.
-public struct RelayPhoneCredentials: Sendable, Equatable, CustomStringConvertible {
+public struct RelayPhoneCredentials: Sendable, Equatable, Codable, CustomStringConvertible {
     /// The session the phone joined.
     public var sessionID: String
     /// The device id the relay issued at the join.
