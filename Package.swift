@@ -21,6 +21,7 @@ let package = Package(
     platforms: [.macOS(.v15), .iOS(.v18)],
     products: [
         .executable(name: "relay", targets: ["relay"]),
+        .executable(name: "relay-probe", targets: ["relay-probe"]),
         .library(name: "RelayProtocol", targets: ["RelayProtocol"]),
         .library(name: "RelayCore", targets: ["RelayCore"]),
         .library(name: "RelayServer", targets: ["RelayServer"]),
@@ -148,6 +149,21 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // A synthetic desktop and phone that prove a deployment works end to end: once (exit status),
+        // or every N seconds with its own Prometheus metrics (Deploy/kubernetes/components/relay-probe).
+        .executableTarget(
+            name: "relay-probe",
+            dependencies: [
+                "RelayClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
