@@ -38,15 +38,24 @@ package final class LocalRelayNode: Sendable {
     /// What the node logged so far: standard error, then standard output.
     package var logs: String { process.standardError + process.standardOutput }
 
-    /// The `relay` executable to run: `RELAY_BINARY` when set, else `relay` in the directory of
-    /// the running executable (`CommandLine.arguments[0]`, or `/proc/self/exe` when that is a bare
-    /// name), which is where SwiftPM puts it beside `relay-load` and the test bundle.
+    /// The `relay` executable to run: `RELAY_BINARY` when set, else `relay` beside the running
+    /// executable (see ``siblingExecutable(named:overriddenBy:)``).
     ///
     /// - Throws: `LocalClusterError` when that file is not executable, saying how to fix it.
     package static func defaultExecutable() throws -> String {
-        if let configured = getenv("RELAY_BINARY").map({ String(cString: $0) }), !configured.isEmpty {
+        try siblingExecutable(named: "relay", overriddenBy: "RELAY_BINARY")
+    }
+
+    /// A product of this package to run: the path in the environment variable `variable` when
+    /// set, else `name` in the directory of the running executable (`CommandLine.arguments[0]`, or
+    /// `/proc/self/exe` when that is a bare name), which is where SwiftPM puts every product beside
+    /// `relay-load` and the test bundle.
+    ///
+    /// - Throws: `LocalClusterError` when that file is not executable, saying how to fix it.
+    package static func siblingExecutable(named name: String, overriddenBy variable: String) throws -> String {
+        if let configured = getenv(variable).map({ String(cString: $0) }), !configured.isEmpty {
             guard access(configured, X_OK) == 0 else {
-                throw LocalClusterError("RELAY_BINARY=\(configured) is not an executable file")
+                throw LocalClusterError("\(variable)=\(configured) is not an executable file")
             }
             return configured
         }
@@ -57,13 +66,13 @@ package final class LocalRelayNode: Sendable {
         } else if let resolved = selfExecutablePath(), resolved.contains("/") {
             directory = String(resolved[..<resolved.lastIndex(of: "/")!])
         } else {
-            throw LocalClusterError("cannot tell where \(running) lives; set RELAY_BINARY to the relay executable")
+            throw LocalClusterError("cannot tell where \(running) lives; set \(variable) to the \(name) executable")
         }
-        let candidate = directory + "/relay"
+        let candidate = directory + "/" + name
         guard access(candidate, X_OK) == 0 else {
             throw LocalClusterError(
-                "no relay executable at \(candidate): build it (swift build --product relay, with the same "
-                    + "configuration) or set RELAY_BINARY to its path")
+                "no \(name) executable at \(candidate): build it (swift build --product \(name), with the same "
+                    + "configuration) or set \(variable) to its path")
         }
         return candidate
     }

@@ -91,12 +91,25 @@ struct Probe: Sendable {
                 try await desktop.decide(pairing, approve: true)
             }
             defer { approval.cancel() }
-            let phone = try await RelayPhoneClient.join(
-                link, deviceName: "relay-probe", origin: origin, configuration: configuration, timeout: stepTimeout
-            ) { credentials in session.tokens.withLock { $0.append(credentials.deviceSessionToken) } }
+            let record: @Sendable (RelayPhoneCredentials) -> Void = { credentials in
+                session.tokens.withLock { $0.append(credentials.deviceSessionToken) }
+            }
+            let joined = try await RelayPhoneClient.join(
+                link, deviceName: "relay-probe", origin: origin, configuration: configuration, timeout: stepTimeout,
+                onCredentialsChanged: record)
             try await approval.value
-            let events = EventMailbox(phone.events)
-            session.phone.withLock { $0 = (phone, events, Task { await phone.run() }) }
+            // The join names the session's WebSocket URL (the desktop's node); a phone probing
+            // another node connects to that node's own.
+            var phone = joined
+            if let phoneRelayURL, var credentials = joined.credentials {
+                credentials.wsURL = Self.webSocketURL(of: phoneRelayURL)
+                phone = RelayPhoneClient(
+                    relayURL: phoneRelayURL, credentials: credentials, origin: origin, configuration: configuration,
+                    onCredentialsChanged: record)
+            }
+            let client = phone
+            let events = EventMailbox(client.events)
+            session.phone.withLock { $0 = (client, events, Task { await client.run() }) }
         case "phone_connect":
             let phone = try session.currentPhone
             let connected = try await expect(phone.events, "the phone's auth_ok") { if case .connected = $0 { true } else { false } }
@@ -148,6 +161,15 @@ struct Probe: Sendable {
         default:
             throw ProbeFailure("unknown step \(step)")
         }
+    }
+
+    /// The relay's WebSocket endpoint for a base URL: `ws`/`wss` by its scheme, path `/ws`.
+    static func webSocketURL(of baseURL: String) -> String {
+        var url = baseURL
+        while url.hasSuffix("/") { url.removeLast() }
+        if url.lowercased().hasPrefix("https://") { return "wss://" + url.dropFirst(8) + "/ws" }
+        if url.lowercased().hasPrefix("http://") { return "ws://" + url.dropFirst(7) + "/ws" }
+        return url + "/ws"
     }
 
     /// Stops the session unless the probe did, and closes both clients.

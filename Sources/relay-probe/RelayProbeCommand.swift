@@ -37,7 +37,7 @@ struct RelayProbeCommand: AsyncParsableCommand {
     @Option(help: "The Origin the synthetic phone sends (default: the relay URL's origin).")
     var origin: String?
 
-    @Option(name: .customLong("phone-relay-url"), help: "Join the phone through this URL instead (another node of a cluster).")
+    @Option(name: .customLong("phone-relay-url"), help: "Join and connect the phone through this URL instead (another node of a cluster, to probe cross-node delivery).")
     var phoneRelayURL: String?
 
     @Option(help: "Seconds one step may take.")
