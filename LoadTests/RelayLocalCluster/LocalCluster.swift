@@ -1,6 +1,7 @@
 // Relay nodes sharing one Redis and one NATS, on loopback, to load, kill and restart.
 
 import Foundation
+import RelayTestClient
 import Synchronization
 
 /// `relay` processes, each on its own loopback port, in cluster mode over one Redis and one NATS.
@@ -42,12 +43,15 @@ package final class LocalCluster: Sendable {
     package let redisServer: LocalDependencyServer?
     /// The nats-server the cluster started, nil for an external one.
     package let natsServer: LocalDependencyServer?
+    /// How the harness checks the nodes' certificate when they serve TLS (`TLS_CERT_FILE`).
+    package let clientTLS: RelayTLS
     private let nodes: Mutex<[LocalRelayNode]>
 
     private init(
         executable: String, environment: [String: String], redisURL: String, natsURL: String, keyPrefix: String,
-        subjectPrefix: String, redisServer: LocalDependencyServer?, natsServer: LocalDependencyServer?
+        subjectPrefix: String, redisServer: LocalDependencyServer?, natsServer: LocalDependencyServer?, clientTLS: RelayTLS
     ) {
+        self.clientTLS = clientTLS
         self.executable = executable
         self.environment = environment
         self.redisURL = redisURL
@@ -76,7 +80,8 @@ package final class LocalCluster: Sendable {
     ///   - readyTimeout: how long each node may take to become ready.
     package static func start(
         nodes count: Int, redis: Dependency, nats: Dependency, environment: [String: String] = [:],
-        prefix: String = "relaylocal", executable: String? = nil, readyTimeout: Duration = .seconds(20)
+        prefix: String = "relaylocal", executable: String? = nil, readyTimeout: Duration = .seconds(20),
+        clientTLS: RelayTLS = .system
     ) async throws -> LocalCluster {
         let executable = try executable ?? LocalRelayNode.defaultExecutable()
         let redisServer = try server(for: redis, kind: { .redis(appendOnly: $0) }, name: "redis-server")
@@ -103,7 +108,8 @@ package final class LocalCluster: Sendable {
         let cluster = LocalCluster(
             executable: executable, environment: shared, redisURL: shared["REDIS_URL"] ?? redisURL,
             natsURL: shared["NATS_URL"] ?? natsURL, keyPrefix: shared["REDIS_KEY_PREFIX"] ?? "",
-            subjectPrefix: shared["NATS_SUBJECT_PREFIX"] ?? "", redisServer: redisServer, natsServer: natsServer)
+            subjectPrefix: shared["NATS_SUBJECT_PREFIX"] ?? "", redisServer: redisServer, natsServer: natsServer,
+            clientTLS: clientTLS)
         do {
             var ports: Set<Int> = []
             for _ in 0..<count {
@@ -156,8 +162,8 @@ package final class LocalCluster: Sendable {
 
     private func launch(port: Int, overrides: [String: String] = [:]) throws -> LocalRelayNode {
         var env = environment.merging(overrides) { _, override in override }
-        env["PUBLIC_BASE_URL"] = "http://127.0.0.1:\(port)"
-        return try LocalRelayNode.launch(executable: executable, port: port, environment: env)
+        env["PUBLIC_BASE_URL"] = "\(env["TLS_CERT_FILE"] == nil ? "http" : "https")://127.0.0.1:\(port)"
+        return try LocalRelayNode.launch(executable: executable, port: port, environment: env, clientTLS: clientTLS)
     }
 
     /// How many nodes the cluster has (stopped ones included).

@@ -48,8 +48,12 @@ struct RunbookConsistencyTests {
 
     /// Scrapes a relay node in cluster mode (Redis and NATS configured, so their metrics exist;
     /// Redis found through a Sentinel, as `components/redis-sentinel` runs it, so the Sentinel
-    /// metrics exist too) after requests to every kind of route.
+    /// metrics exist too; serving TLS, so the certificate's exist) after requests to every kind of
+    /// route, and a `relay-probe --every` probing it (`components/relay-probe`).
     static func exportedExposition() async throws -> String {
+        let certificates = try await TestCertificates.make()
+        defer { certificates.remove() }
+        let (certificate, key) = try await certificates.makeServerCertificate()
         let redisURL = try TestServices.redisURL()
         guard let redisPort = URL(string: redisURL)?.port else { throw TestFailure("RELAY_TEST_REDIS_URL=\(redisURL) has no port") }
         // Watches the shared test Redis and never fails it over (no replica, down-after 10 min).
@@ -60,13 +64,34 @@ struct RunbookConsistencyTests {
         defer { sentinel.terminateIfRunning() }
         let cluster = try await LocalCluster.start(
             nodes: 1, redis: .external(url: redisURL), nats: .external(url: try TestServices.natsURL()),
-            environment: ["REDIS_SENTINELS": "127.0.0.1:\(sentinel.port)"], prefix: "relaydeploytest")
+            environment: ["REDIS_SENTINELS": "127.0.0.1:\(sentinel.port)", "TLS_CERT_FILE": certificate, "TLS_KEY_FILE": key],
+            prefix: "relaydeploytest", clientTLS: try .certificateAuthorities(pemFile: certificates.caFile))
         defer { cluster.killAll() }
         let http = cluster.node(0).http
         for path in ["/healthz", "/livez", "/readyz"] { _ = try await http.get(path) }
         _ = try await http.postJSON(path: "/pair/join", body: ["sessionID": "x"])
+        let probed = try await probeExposition(relayURL: cluster.baseURL(0), caFile: certificates.caFile)
         let text = try await cluster.prometheus(0)
         _ = await cluster.shutdown(drainTimeout: .seconds(10))
+        return text + "\n" + probed
+    }
+
+    /// What `relay-probe --every` exports once it has probed `relayURL` (every series exists from
+    /// the start, failures at 0).
+    static func probeExposition(relayURL: String, caFile: String) async throws -> String {
+        let port = try freeLoopbackPort()
+        let probe = try ChildProcess.launch(
+            executable: try LocalRelayNode.siblingExecutable(named: "relay-probe", overriddenBy: "RELAY_PROBE_BINARY"),
+            arguments: ["--every", "1", "--ca-file", caFile, "--metrics-host", "127.0.0.1", "--metrics-port", "\(port)", relayURL],
+            environment: nil)
+        defer { probe.terminateIfRunning() }
+        let metrics = RelayHTTPClient(baseURL: "http://127.0.0.1:\(port)")
+        var text = ""
+        let probed = await eventually {
+            text = (try? await metrics.get("/metrics", timeout: .seconds(2)))?.bodyText ?? ""
+            return text.contains(#"relay_probe_runs_total{outcome="success"} 1"#)
+        }
+        guard probed else { throw TestFailure("relay-probe did not probe \(relayURL): \(text) \(probe.standardError.suffix(800))") }
         return text
     }
 
