@@ -5,7 +5,7 @@ SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := libssl-dev libhiredis-dev libnats-dev redis-server nats-server openssl stunnel4
 
-.PHONY: deps build release run test test-unit deploy-validate deploy-render clean harness \
+.PHONY: deps build release run probe test test-unit deploy-validate deploy-render clean harness \
 	load soak gate load-gated remote-control-load remote-control-soak remote-control-gate remote-control-load-gated \
 	load-throughput load-scale load-fanout load-pairing-rate load-slow-consumers load-cross-node soak-cluster \
 	drill-harness drills drill-node-loss drill-redis-restart drill-nats-restart drill-rolling-restart drill-secret-rotation \
@@ -28,6 +28,11 @@ release: deps
 ## run: one relay node on :8787 with in-memory state (set REDIS_URL and NATS_URL for a cluster node)
 run: release
 	./.build/release/relay
+
+## probe: relay-probe against RELAY_PROBE_URL (default the local relay on :8787); exit 0 when a phone can pair and talk
+probe: deps
+	$(SWIFT) build -c release --product relay-probe
+	./.build/release/relay-probe $${RELAY_PROBE_ARGS:-} $${RELAY_PROBE_URL:-http://localhost:8787}
 
 ## test: the whole suite, with Redis and NATS started on loopback ports for the cluster tests
 test: deps
