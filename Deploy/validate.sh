@@ -118,7 +118,8 @@ renders+=("secret-template=$here/kubernetes/base/secret.template.yaml")
   --rules-out "$work/rules" "${renders[@]}" || failed=1
 
 # Alert rules: PromQL syntax and semantics, then the unit tests (same rules in every overlay, so
-# the tests run against each overlay's rendered copy).
+# the tests run against each overlay's rendered copy: the relay's PrometheusRule and relay-probe's,
+# in one file per overlay).
 for rules in "$work"/rules/*.rules.yaml; do
   [ -e "$rules" ] || { log "no PrometheusRule rendered"; failed=1; break; }
   name="$(basename "$rules" .rules.yaml)"

@@ -9,11 +9,14 @@ Per document:
     package (unknown fields are errors);
   * monitoring.coreos.com/v1 ServiceMonitor and PrometheusRule (CRDs, not in those schemas): a
     structural check of the fields the Prometheus Operator requires, plus relay-specific checks;
-    each PrometheusRule's spec is written to --rules-out for promtool;
+    the groups of a render's PrometheusRules (the relay's, and relay-probe's where the component
+    is in) are written together to --rules-out as one file for promtool;
   * any other kind fails (nothing is skipped silently).
 Relay-specific checks: every rendered relay ConfigMap carries every variable of base/config.env
 and of PROTOCOL.md §8; the relay Deployment's probes, drain timing, security context (of every
-container of the pod, sidecars included) and references; the ServiceMonitor matches the Service;
+container of the pod, sidecars included) and references; the relay-probe Deployment's health
+probes, security context and URL reference; each ServiceMonitor matches its Service and scrapes
+the path its target serves;
 every alert has a summary and a runbook_url whose anchor exists in Runbooks/incident.md. That
 every metric the rules and runbooks name is one a running relay exports, and every command the
 runbooks name exists, is checked against the relay itself by the Swift test target DeployTests
@@ -35,6 +38,8 @@ ALLOWED_ORIGINS""".split()
 CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor"),
              ("monitoring.coreos.com/v1", "PrometheusRule")}
 DRAIN_MARGIN_SECONDS = 5
+# What each ServiceMonitor scrapes, by the app.kubernetes.io/name its selector matches.
+METRICS_PATHS = {"relay": "/metricsz", "relay-probe": "/metrics"}
 
 
 class Report:
@@ -168,10 +173,37 @@ def check_relay_deployment(doc, configmaps, drain_ms):
     return problems
 
 
+def probe_container(doc):
+    for c in doc["spec"]["template"]["spec"].get("containers", []):
+        if c.get("name") == "relay-probe":
+            return c
+    return None
+
+
+def check_probe_deployment(doc, configmaps):
+    """components/relay-probe: hardened like the relay, /healthz probes, the URL from a ConfigMap."""
+    pod = doc["spec"]["template"]["spec"]
+    c = probe_container(doc)
+    problems = container_hardening(c, pod.get("securityContext") or {})
+    for name in ("readinessProbe", "livenessProbe"):
+        if (c.get(name) or {}).get("httpGet", {}).get("path") != "/healthz":
+            problems.append(f"{name} must GET /healthz")
+    if "$(RELAY_PROBE_URL)" not in c.get("args", []):
+        problems.append("args must pass $(RELAY_PROBE_URL)")
+    refs = [((e.get("valueFrom") or {}).get("configMapKeyRef") or {}).get("name")
+            for e in c.get("env", []) if e.get("name") == "RELAY_PROBE_URL"]
+    if not refs or refs[0] not in configmaps:
+        problems.append("RELAY_PROBE_URL must come from a rendered ConfigMap")
+    elif not (configmaps[refs[0]].get("data") or {}).get("RELAY_PROBE_URL", "").startswith("https://"):
+        problems.append(f"ConfigMap {refs[0]}: RELAY_PROBE_URL must be https:// (its egress opens 443 only)")
+    return problems
+
+
 def check_servicemonitor(doc, services):
     spec = doc.get("spec") or {}
     problems = []
     selector = (spec.get("selector") or {}).get("matchLabels") or {}
+    expected_path = METRICS_PATHS.get(selector.get("app.kubernetes.io/name"), "/metricsz")
     endpoints = spec.get("endpoints")
     if not selector:
         problems.append("spec.selector.matchLabels missing")
@@ -185,8 +217,8 @@ def check_servicemonitor(doc, services):
         allowed = {"port", "path", "interval", "scrapeTimeout", "relabelings", "scheme"}
         if set(ep) - allowed:
             problems.append(f"unexpected endpoint fields {sorted(set(ep) - allowed)}")
-        if ep.get("path") != "/metricsz":
-            problems.append("endpoint path must be /metricsz")
+        if ep.get("path") != expected_path:
+            problems.append(f"endpoint path must be {expected_path}")
         ports = {p.get("name") for s in matched for p in s["spec"].get("ports", [])}
         if ep.get("port") not in ports:
             problems.append(f"endpoint port {ep.get('port')!r} is not a port of the Service")
@@ -246,6 +278,7 @@ def validate_render(report, where, docs, args, required_vars, anchors):
     configmaps = {d["metadata"]["name"]: d for d in docs if d.get("kind") == "ConfigMap"}
     services = [d for d in docs if d.get("kind") == "Service"]
     relay_configs = [cm for name, cm in configmaps.items() if name.startswith("relay-config")]
+    rule_groups = []
     for doc in docs:
         what = f"{doc.get('apiVersion')} {doc_id(doc)}"
         key = (doc.get("apiVersion"), doc.get("kind"))
@@ -257,12 +290,8 @@ def validate_render(report, where, docs, args, required_vars, anchors):
                     problems = check_servicemonitor(doc, services)
                 else:
                     problems, alerts = check_prometheusrule(doc, anchors)
-                    how += f", {alerts} alerts, runbook anchors"
-                    os.makedirs(args.rules_out, exist_ok=True)
-                    out = os.path.join(args.rules_out, f"{where}.rules.yaml")
-                    with open(out, "w", encoding="utf-8") as f:
-                        yaml.safe_dump(doc["spec"], f, sort_keys=False)
-                    how += " (promtool next)"
+                    how += f", {alerts} alerts, runbook anchors (promtool next)"
+                    rule_groups += doc["spec"]["groups"]
             else:
                 check_schema(doc, args.k8s_version)
                 how = f"schema k8s {args.k8s_version} strict"
@@ -273,6 +302,9 @@ def validate_render(report, where, docs, args, required_vars, anchors):
                     drain_ms = int(relay_configs[0]["data"].get("DRAIN_PERIOD_MS", "10000")) if relay_configs else 10000
                     problems = check_relay_deployment(doc, configmaps, drain_ms)
                     how += ", probes/drain/securityContext"
+                elif doc.get("kind") == "Deployment" and probe_container(doc) is not None:
+                    problems = check_probe_deployment(doc, configmaps)
+                    how += ", probes/securityContext/URL"
                 elif doc.get("kind") == "Secret":
                     missing = sorted(set(SECRET_KEYS) - set(doc.get("stringData") or doc.get("data") or {}))
                     problems = [f"missing keys: {' '.join(missing)}"] if missing else []
@@ -288,6 +320,10 @@ def validate_render(report, where, docs, args, required_vars, anchors):
                 report.fail(where, what, p)
         else:
             report.ok(where, what, how)
+    if rule_groups:
+        os.makedirs(args.rules_out, exist_ok=True)
+        with open(os.path.join(args.rules_out, f"{where}.rules.yaml"), "w", encoding="utf-8") as f:
+            yaml.safe_dump({"groups": rule_groups}, f, sort_keys=False)
 
 
 def main():
