@@ -16,6 +16,9 @@ final class FaultInjection: Sendable {
     /// The next `count` subscribe calls fail.
     func failSubscriptions(_ count: Int) { subscribeFailures.add(count, ordering: .relaxed) }
 
+    /// Subscribe calls succeed again (the failures still pending are dropped).
+    func stopFailingSubscriptions() { subscribeFailures.store(0, ordering: .relaxed) }
+
     /// True (and one fewer pending) when a subscribe should fail now.
     func takeSubscribeFailure() -> Bool {
         var pending = subscribeFailures.load(ordering: .relaxed)

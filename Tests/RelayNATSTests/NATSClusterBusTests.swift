@@ -98,8 +98,10 @@ import Testing
         let b = NATSClusterBus(
             configuration: try NATSClusterBusConfiguration(url: TestNATS.url(), subjectPrefix: prefix, secret: TestNATS.secret))
         let inbox = Mutex<[String]>([])
-        // The control subscription at start and the session subscription right after both fail once.
-        b.faults.failSubscriptions(2)
+        // The control subscription at start and the session subscription right after fail, and so
+        // does every retry until the messages meant to be lost have been published: on a busy
+        // machine a retry may otherwise land first.
+        b.faults.failSubscriptions(1_000_000)
         try await b.start(
             handler: { envelope in inbox.withLock { $0.append(String(decoding: envelope.payload, as: UTF8.self)) } },
             connectivity: { _ in })
@@ -108,6 +110,7 @@ import Testing
         a.bus.publish(a.envelope(.sessionRefresh, session: "session-retry", payload: "lost-control"))
         a.bus.publish(a.envelope(.desktop, session: "session-retry", payload: "lost-session"))
         #expect(await a.bus.flush())
+        b.faults.stopFailingSubscriptions()
 
         // Retried about a second later: probes go out until both subscriptions carry one.
         let retried = await eventually(timeout: .seconds(30)) {
