@@ -44,6 +44,12 @@ public enum RelayClientError: Error, Sendable, CustomStringConvertible {
     /// The server violated RFC 6455 (e.g. a continuation frame without a start frame).
     case protocolViolation(String)
 
+    /// The relay's error code of a ``requestRefused(operation:status:code:message:)`` as a known
+    /// value (`pair_request_denied`, `join_token_expired`, …).
+    public var httpErrorCode: HTTPErrorCode? {
+        if case .requestRefused(_, _, let code?, _) = self { HTTPErrorCode(rawValue: code) } else { nil }
+    }
+
     /// A human-readable explanation of the failure.
     public var description: String {
         switch self {

@@ -112,7 +112,8 @@ public final class RelayDesktopClient: Sendable {
     // MARK: The connection
 
     /// Keeps the desktop connected until the session ends, ``close()`` is called, the task is
-    /// cancelled, or the reconnect policy gives up; then finishes ``events``. Call it once, after
+    /// cancelled, or the reconnect policy gives up; then finishes ``events``. Call it once (a second
+    /// call returns `.closed` at once; connecting again takes a new client), after
     /// ``startPairing(lifetime:idleTimeoutSeconds:)`` or with an identity the relay knows.
     public func run() async -> RelayConnectionEnd {
         let first = state.withLock { state -> Bool in

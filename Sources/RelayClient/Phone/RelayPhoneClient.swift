@@ -82,7 +82,7 @@ public final class RelayPhoneClient: Sendable {
     ///   `desktop_not_connected`, `pair_request_timed_out`, …), or a transport error.
     public static func join(
         _ link: RelayJoinLink,
-        deviceName: String?,
+        deviceName: String? = nil,
         origin: String? = nil,
         configuration: RelayClientConfiguration = RelayClientConfiguration(),
         timeout: Duration = .seconds(60),
@@ -99,7 +99,7 @@ public final class RelayPhoneClient: Sendable {
     ///
     /// - Throws: see ``join(_:deviceName:origin:configuration:timeout:onCredentialsChanged:)``.
     @discardableResult
-    public func join(_ link: RelayJoinLink, deviceName: String?, timeout: Duration = .seconds(60)) async throws -> RelayPhoneCredentials {
+    public func join(_ link: RelayJoinLink, deviceName: String? = nil, timeout: Duration = .seconds(60)) async throws -> RelayPhoneCredentials {
         var body: [String: JSONValue] = ["sessionID": .string(link.sessionID), "joinToken": .string(link.joinToken)]
         if let deviceName { body["deviceName"] = .string(deviceName) }
         let response = try await http.postJSON(path: "/pair/join", body: .object(body), headers: originHeaders, timeout: timeout)
@@ -122,7 +122,9 @@ public final class RelayPhoneClient: Sendable {
     public var isConnected: Bool { state.withLock { $0.socket != nil } }
 
     /// Keeps the phone connected until the session ends for it, ``close()`` is called, the task is
-    /// cancelled, or the reconnect policy gives up; then finishes ``events``. Call it once.
+    /// cancelled, or the reconnect policy gives up; then finishes ``events``. Call it once: a second
+    /// call returns `.closed` at once, and connecting again after it returned takes a new client
+    /// (from the stored credentials).
     public func run() async -> RelayConnectionEnd {
         let first = state.withLock { state -> Bool in
             defer { state.hasRun = true }
