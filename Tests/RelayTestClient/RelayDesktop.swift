@@ -273,16 +273,7 @@ package final class RelayDesktop: Sendable {
     /// it byte for byte).
     @discardableResult
     package func sendEnvelope(seq: UInt64, payloadType: String, payload: [String: JSONValue] = [:]) async throws -> String {
-        var body = payload
-        body["type"] = .string(payloadType)
-        let envelope: JSONValue = [
-            "schemaVersion": 2,
-            "sessionID": .string(sessionID),
-            "seq": .int(seq),
-            "timestamp": .string(RelayTimestamp.now()),
-            "payload": .object(body),
-        ]
-        let text = envelope.serialized
+        let text = RelayEnvelope.serialize(sessionID: sessionID, seq: seq, kind: RelayEnvelopeKind(rawValue: payloadType), payload: payload)
         try await socket.sendText(text)
         return text
     }

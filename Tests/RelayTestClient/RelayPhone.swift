@@ -239,17 +239,10 @@ package final class RelayPhone: Sendable {
             return (state.sessionID, used)
         }
         guard let sessionID else { throw RelayClientError.notReady("phone has no session id") }
-        var command = fields
-        command["name"] = .string(name)
-        command["commandID"] = .string(commandID ?? "cmd-\(used)")
-        var envelope: [String: JSONValue] = [
-            "schemaVersion": 2,
-            "sessionID": .string(sessionID),
-            "seq": .int(used),
-            "payload": ["type": "command", "payload": .object(command)],
-        ]
-        if includeTimestamp { envelope["timestamp"] = .string(RelayTimestamp.now()) }
-        try await socket.sendText(JSONValue.object(envelope).serialized)
+        try await socket.sendText(
+            RelayCommand.envelope(
+                sessionID: sessionID, seq: used, name: name, commandID: commandID ?? "cmd-\(used)", fields: fields,
+                includeTimestamp: includeTimestamp))
         return used
     }
 

@@ -43,6 +43,25 @@ public enum RelayCommand: Sendable, Equatable {
         }
     }
 
+    /// The command envelope a phone sends:
+    /// `{"schemaVersion":2,"sessionID":…,"seq":n,"timestamp":…,"payload":{"type":"command","payload":{"name":…,"commandID":…,…fields}}}`
+    /// (without `timestamp` when `includeTimestamp` is false; the relay does not require it).
+    package static func envelope(
+        sessionID: String, seq: UInt64, name: String, commandID: String, fields: [String: JSONValue], includeTimestamp: Bool = true
+    ) -> String {
+        var command = fields
+        command["name"] = .string(name)
+        command["commandID"] = .string(commandID)
+        var envelope: [String: JSONValue] = [
+            "schemaVersion": 2,
+            "sessionID": .string(sessionID),
+            "seq": .int(seq),
+            "payload": ["type": "command", "payload": .object(command)],
+        ]
+        if includeTimestamp { envelope["timestamp"] = .string(RelayTimestamp.now()) }
+        return JSONValue.object(envelope).serialized
+    }
+
     /// Reads a command object (`name` plus fields); `nil` for a name or shape this version does
     /// not know (the desktop still gets the raw fields in ``RelayIncomingCommand``).
     public init?(name: String, fields: [String: JSONValue]) {

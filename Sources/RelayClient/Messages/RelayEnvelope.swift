@@ -49,7 +49,7 @@ public struct RelayEnvelope: Sendable, Equatable {
 
     /// The envelope a desktop sends: schema version 2, its session, `seq`, the time now, and
     /// `payload` with `type` set to `kind`.
-    static func serialize(sessionID: String, seq: UInt64, kind: RelayEnvelopeKind, payload: [String: JSONValue]) -> String {
+    package static func serialize(sessionID: String, seq: UInt64, kind: RelayEnvelopeKind, payload: [String: JSONValue]) -> String {
         var body = payload
         body["type"] = .string(kind.rawValue)
         let envelope: JSONValue = [

@@ -152,17 +152,8 @@ public final class RelayPhoneClient: Sendable {
             state.commandSeq += 1
             return (socket, sessionID, state.commandSeq)
         }
-        var fields = command.fields
-        fields["name"] = .string(command.name)
-        fields["commandID"] = .string(id)
-        let envelope: JSONValue = [
-            "schemaVersion": 2,
-            "sessionID": .string(sessionID),
-            "seq": .int(seq),
-            "timestamp": .string(RelayTimestamp.now()),
-            "payload": ["type": "command", "payload": .object(fields)],
-        ]
-        try await socket.sendText(envelope.serialized)
+        try await socket.sendText(
+            RelayCommand.envelope(sessionID: sessionID, seq: seq, name: command.name, commandID: id, fields: command.fields))
         return id
     }
 
