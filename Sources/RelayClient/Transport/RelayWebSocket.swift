@@ -40,7 +40,7 @@ package final class RelayWebSocket: Sendable {
     /// - Parameters:
     ///   - url: The WebSocket URL.
     ///   - tls: How a `wss://` relay's certificate is checked.
-    ///   - headers: Extra upgrade request headers, e.g. `("Origin", "http://localhost:4173")`.
+    ///   - headers: Extra upgrade request headers, e.g. `("Origin", "https://app.example")`.
     ///   - eventLoopGroup: The group to run on; share one across many sockets.
     ///   - maxFrameSize: Largest inbound frame and reassembled message accepted, in bytes.
     ///   - autoReplyPings: Answer each inbound ping with a pong (the ping is still delivered as an event).
