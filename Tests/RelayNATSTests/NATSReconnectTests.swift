@@ -69,10 +69,12 @@ import Testing
             server.stop()
             #expect(await eventually { !node.bus.isConnected })
             for index in 0..<100 { node.bus.publish(node.envelope(session: "session-outage", payload: "\(index)")) }
-            // Confirming does not wait for a server that is not there.
+            // Confirming does not wait for a server that is not there: waiting would take the whole
+            // flush bound (1 s); returning at once takes a bus-thread round trip, however busy the
+            // machine is.
             let confirming = ContinuousClock.now
             await node.subscribe("session-outage-2")
-            #expect(ContinuousClock.now - confirming < .milliseconds(500))
+            #expect(ContinuousClock.now - confirming < .seconds(1))
 
             let started = ContinuousClock.now
             await node.bus.shutdown()

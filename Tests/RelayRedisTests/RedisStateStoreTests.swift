@@ -292,8 +292,10 @@ struct RedisStateStoreTests {
             let store = fixture.store
             try await store.save(Records.plain("session-unpaired"), version: 1)
             try await store.save(Records.paired("session-paired"), version: 1)
+            // Shortened, not to the edge of expiry: on a busy machine the keys must still exist when
+            // the keep-alive runs.
             for id in ["session-unpaired", "session-paired"] {
-                for key in [store.recordKey(id), store.versionKey(id)] { _ = try await fixture.raw.send("PEXPIRE", key, "500") }
+                for key in [store.recordKey(id), store.versionKey(id)] { _ = try await fixture.raw.send("PEXPIRE", key, "20000") }
             }
             try await store.keepAlive([Records.plain("session-unpaired"), Records.paired("session-paired")])
             for key in [store.recordKey("session-unpaired"), store.versionKey("session-unpaired")] {
