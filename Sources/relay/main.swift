@@ -22,7 +22,8 @@ struct RelayCommand: AsyncParsableCommand {
             \(RelayConfiguration.variables.map { v in
                 "  \(v.name)=\(v.defaultValue)\n      \(v.help)"
             }.joined(separator: "\n"))
-            """
+            """,
+        version: BuildInfo.description
     )
 
     func run() async throws {
