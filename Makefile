@@ -1,15 +1,23 @@
 # The relay's entry points. `make run` and `make test` work on a fresh machine that has Swift:
 # each installs the Debian packages it needs first.
 
+# `make` alone lists the targets: every `## target: description` line below.
+.DEFAULT_GOAL := help
+
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := libssl-dev libhiredis-dev libnats-dev redis-server nats-server openssl stunnel4
 
-.PHONY: deps build release run probe test test-unit deploy-validate deploy-render clean harness \
+.PHONY: help deps build release run probe test test-unit deploy-validate deploy-render clean harness \
 	load soak gate load-gated remote-control-load remote-control-soak remote-control-gate remote-control-load-gated \
 	load-throughput load-scale load-fanout load-pairing-rate load-slow-consumers load-cross-node soak-cluster \
 	drill-harness drills drill-node-loss drill-redis-restart drill-nats-restart drill-rolling-restart drill-secret-rotation \
 	drill-redis-failover bench bench-floor bench-allocations bench-check
+
+## help: list the targets with what each does
+help:
+	@echo "make <target>; the README's two commands are 'make run' and 'make test'."
+	@awk '/^## [a-z][a-z0-9-]*: / { sub(/^## /, ""); i = index($$0, ": "); printf "  %-26s %s\n", substr($$0, 1, i - 1), substr($$0, i + 2) }' $(MAKEFILE_LIST)
 
 ## deps: install the Debian packages the build and the tests need (only the missing ones)
 deps:
@@ -19,9 +27,11 @@ deps:
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
+## build: debug build of every product
 build: deps
 	$(SWIFT) build
 
+## release: release build of the relay
 release: deps
 	$(SWIFT) build -c release --product relay
 
@@ -71,6 +81,7 @@ load-gated: load
 soak: harness
 	$(LOAD_DEFAULTS) $(HARNESS) soak
 
+## remote-control-load: the reference script's name for load (also -soak, -gate, -load-gated)
 remote-control-load: load
 remote-control-soak: soak
 remote-control-gate: gate
@@ -78,18 +89,25 @@ remote-control-load-gated: load-gated
 
 ## Benchmark modes: each writes output/remote-control/relay-<mode>-result.json (the §9.1 shape
 ## plus its own figures) and exits 1 when it misses its target. Variables: LoadTests/README.md.
+## load-throughput: open-loop messages per second at a latency budget
 load-throughput: harness
 	$(HARNESS) throughput
+## load-scale: idle sockets per node and their memory
 load-scale: harness
 	$(HARNESS) scale
+## load-fanout: one desktop to many phones
 load-fanout: harness
 	$(HARNESS) fanout
+## load-pairing-rate: pairings per second
 load-pairing-rate: harness
 	$(HARNESS) pairing-rate
+## load-slow-consumers: phones that stop reading beside ones that do not
 load-slow-consumers: harness
 	$(HARNESS) slow-consumers
+## load-cross-node: round trips with the phone and the desktop on different nodes
 load-cross-node: harness
 	$(HARNESS) cross-node
+## soak-cluster: Redis, NATS, three nodes: churn, a node kill, a rolling restart; fails on any loss
 soak-cluster: harness
 	$(HARNESS) cluster-soak
 
@@ -98,14 +116,17 @@ soak-cluster: harness
 ## allocation benchmarks against Benchmarks/Thresholds (output/bench/allocations.txt).
 ## Both always run (and write their artifacts); the exit status is 1 if either missed.
 FLOOR := RELAY_LOAD_RESULTS_PATH=$${RELAY_LOAD_RESULTS_PATH:-$(CURDIR)/output/bench/relay-floor-result.json} $(HARNESS) floor
+## bench: CPU per message against relay-floor, then allocations per frame (both reported)
 bench: harness
 	$(SWIFT) build -c release --product relay-floor
 	@status=0; $(FLOOR) || status=1; bash scripts/bench-allocations.sh table || status=1; exit $$status
 
+## bench-floor: only the comparison with relay-floor
 bench-floor: harness
 	$(SWIFT) build -c release --product relay-floor
 	$(FLOOR)
 
+## bench-allocations: only the allocation table
 bench-allocations: deps
 	bash scripts/bench-allocations.sh table
 
@@ -119,6 +140,7 @@ bench-check: deps
 ## RELAY_DRILL_* variables: LoadTests/README.md.
 DRILL := ./.build/release/relay-drill
 
+## drill-harness: release builds of the relay and relay-drill
 drill-harness: deps
 	$(SWIFT) build -c release --product relay
 	$(SWIFT) build -c release --product relay-drill
@@ -156,8 +178,10 @@ drills: drill-harness
 deploy-validate:
 	bash Deploy/validate.sh
 
+## deploy-render: print an overlay's manifests (OVERLAY=production by default)
 deploy-render:
 	kubectl kustomize Deploy/kubernetes/overlays/$(or $(OVERLAY),production)
 
+## clean: remove the build and the run artifacts
 clean:
 	rm -rf .build output
