@@ -6,9 +6,12 @@
 # For every overlay: `kubectl kustomize` renders it; every rendered document is validated
 # (Deploy/validate_manifests.py, one output line per document): built-in kinds strictly against
 # the Kubernetes JSON schemas of the kubernetes-validate package, the Prometheus Operator CRDs
-# (ServiceMonitor, PrometheusRule) structurally, plus relay-specific checks; the alert rules go
-# through `promtool check rules` and the alert unit tests in Deploy/alerts.test.yaml through
-# `promtool test rules`. Deploy/kubernetes/base/secret.template.yaml is validated too.
+# (ServiceMonitor, PrometheusRule) structurally, plus relay-specific checks (among them the
+# recommended labels, the HPA against Deploy/kubernetes/prometheus-adapter/rules.yaml and the
+# Grafana dashboard's JSON); the alert rules go through `promtool check rules` and the alert unit
+# tests in Deploy/alerts.test.yaml through `promtool test rules`; the dashboard's queries and the
+# adapter's metricsQuery through `promtool check rules` as well (parsed as PromQL).
+# Deploy/kubernetes/base/secret.template.yaml is validated too.
 # Exits non-zero on any failure.
 #
 # Tools are installed when missing, into a cache outside the repository
@@ -133,6 +136,19 @@ for rules in "$work"/rules/*.rules.yaml; do
     printf 'ok    %-20s %-52s %s\n' "$name" "promtool test rules Deploy/alerts.test.yaml" "$(grep -c 'alertname:' "$here/alerts.test.yaml") alert cases"
   else
     printf 'FAIL  %-20s %-52s\n' "$name" "promtool test rules Deploy/alerts.test.yaml"; cat "$work/test.out"; failed=1
+  fi
+done
+
+# Dashboard queries and the prometheus-adapter query: written by validate_manifests.py as recording
+# rules only so that promtool parses them (variables and templates filled in).
+for queries in "$work"/rules/*.promql.yaml; do
+  [ -e "$queries" ] || { log "no dashboard or adapter query written"; failed=1; break; }
+  base="$(basename "$queries" .promql.yaml)" # NAME.WHAT: production.dashboard, prometheus-adapter.metricsQuery
+  name="${base%.*}" what="promtool check rules: ${base##*.} PromQL"
+  if "$promtool" check rules "$queries" >"$work/check.out" 2>&1; then
+    printf 'ok    %-20s %-52s %s\n' "$name" "$what" "$(grep -o '[0-9]* rules found' "$work/check.out" | sed 's/ rules found/ queries parse/')"
+  else
+    printf 'FAIL  %-20s %-52s\n' "$name" "$what"; cat "$work/check.out"; failed=1
   fi
 done
 

@@ -17,12 +17,21 @@ and of PROTOCOL.md §8; the relay Deployment's probes, drain timing, security co
 container of the pod, sidecars included) and references; the relay-probe Deployment's health
 probes, security context and URL reference; each ServiceMonitor matches its Service and scrapes
 the path its target serves;
-every alert has a summary and a runbook_url whose anchor exists in Runbooks/incident.md. That
-every metric the rules and runbooks name is one a running relay exports, and every command the
-runbooks name exists, is checked against the relay itself by the Swift test target DeployTests
-(`make test`).
+every alert has a summary and a runbook_url whose anchor exists in Runbooks/incident.md; the
+recommended labels (app.kubernetes.io/name, instance, component, part-of, managed-by on every
+object and pod template, version = the relay image's tag on the relay's and relay-probe's) and
+never in a selector; the HPA: every Pods metric is served by a rule of
+Deploy/kubernetes/prometheus-adapter/rules.yaml, the socket target is 0.6 x the render's
+MAX_ACTIVE_WEBSOCKET_CONNECTIONS, and CPU is a metric too; the Grafana dashboard ConfigMap
+(label grafana_dashboard=1): JSON, the datasource and namespace variables, a query in every panel,
+each filtered by the namespace variable. The dashboard's queries and the adapter's metricsQuery
+(templates filled in) are written to --rules-out as *.promql.yaml recording rules, for
+`promtool check rules` to parse. That every metric the rules, dashboard and runbooks name is one a
+running relay exports, and every command the runbooks name exists, is checked against the relay
+itself by the Swift test target DeployTests (`make test`).
 """
 import argparse
+import json
 import os
 import re
 import sys
@@ -40,6 +49,20 @@ CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor"),
 DRAIN_MARGIN_SECONDS = 5
 # What each ServiceMonitor scrapes, by the app.kubernetes.io/name its selector matches.
 METRICS_PATHS = {"relay": "/metricsz", "relay-probe": "/metrics"}
+# Recommended labels (https://kubernetes.io/docs/concepts/overview/working-with-objects/common-labels/)
+# every rendered object and pod template carries; `version` only on the relay build's objects.
+RECOMMENDED_LABELS = ["app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/component",
+                      "app.kubernetes.io/part-of", "app.kubernetes.io/managed-by"]
+VERSION_LABEL = "app.kubernetes.io/version"
+RELAY_BUILD_NAMES = {"relay", "relay-probe"}
+# Labels that change per environment or release: never in a selector (Deployment and StatefulSet
+# selectors are immutable, and a selector on them would lose pods at the next release).
+NEVER_IN_SELECTORS = {"app.kubernetes.io/instance", VERSION_LABEL, "app.kubernetes.io/managed-by",
+                      "app.kubernetes.io/part-of"}
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+# The HPA's socket target as a fraction of MAX_ACTIVE_WEBSOCKET_CONNECTIONS (Runbooks/capacity.md).
+HPA_SOCKET_TARGET_FRACTION = 0.6
+ADAPTER_RULES = os.path.join("Deploy", "kubernetes", "prometheus-adapter", "rules.yaml")
 
 
 class Report:
@@ -267,6 +290,170 @@ def check_prometheusrule(doc, anchors):
     return problems, alerts
 
 
+def pod_template(doc):
+    if doc.get("kind") in ("Deployment", "StatefulSet"):
+        return (doc.get("spec") or {}).get("template")
+    return None
+
+
+def relay_image_tag(docs):
+    """The tag of the relay container's image in a render (what the version label must say)."""
+    for d in docs:
+        if d.get("kind") == "Deployment" and relay_container(d) is not None:
+            image = relay_container(d).get("image", "").split("@", 1)[0]  # without a digest
+            return image.rsplit(":", 1)[1] if ":" in image.rsplit("/", 1)[-1] else None
+    return None
+
+
+def check_labels(doc, tag):
+    """Recommended labels on the object and its pod template; none of the per-environment ones in
+    a selector or a StatefulSet volumeClaimTemplate (both immutable)."""
+    problems = []
+    meta_labels = doc["metadata"].get("labels") or {}
+    template = pod_template(doc)
+    places = [("", meta_labels)]
+    if template is not None:
+        places.append(("pod template: ", (template.get("metadata") or {}).get("labels") or {}))
+    build = meta_labels.get("app.kubernetes.io/name") in RELAY_BUILD_NAMES and doc.get("kind") != "Namespace"
+    for where, labels in places:
+        missing = [k for k in RECOMMENDED_LABELS if not labels.get(k)]
+        if missing:
+            problems.append(f"{where}missing labels {missing}")
+        if build:
+            version = labels.get(VERSION_LABEL)
+            if version != tag:
+                problems.append(f"{where}{VERSION_LABEL}={version!r}, the relay image's tag is {tag!r} "
+                                "(copied by the overlay's `replacements:`; an image pinned by digest cannot be)")
+            elif not LABEL_VALUE.match(version) or len(version) > 63:
+                problems.append(f"{where}{VERSION_LABEL}={version!r} is not a valid label value (a digest instead of a tag?)")
+    spec = doc.get("spec") or {}
+    selectors = []
+    if doc.get("kind") in ("Deployment", "StatefulSet", "PodDisruptionBudget", "ServiceMonitor"):
+        selectors.append((spec.get("selector") or {}).get("matchLabels") or {})
+    if doc.get("kind") == "Service":
+        selectors.append(spec.get("selector") or {})
+    if doc.get("kind") == "NetworkPolicy":
+        selectors.append((spec.get("podSelector") or {}).get("matchLabels") or {})
+        for rule in (spec.get("ingress") or []) + (spec.get("egress") or []):
+            for peer in (rule.get("from") or []) + (rule.get("to") or []):
+                selectors.append((peer.get("podSelector") or {}).get("matchLabels") or {})
+    if template is not None:
+        tspec = template.get("spec") or {}
+        for c in tspec.get("topologySpreadConstraints") or []:
+            selectors.append((c.get("labelSelector") or {}).get("matchLabels") or {})
+    for selector in selectors:
+        bad = sorted(NEVER_IN_SELECTORS & set(selector))
+        if bad:
+            problems.append(f"selector uses {bad} (includeSelectors must stay false)")
+    for vct in spec.get("volumeClaimTemplates") or []:
+        bad = sorted(NEVER_IN_SELECTORS & set((vct.get("metadata") or {}).get("labels") or {}))
+        if bad:
+            problems.append(f"volumeClaimTemplate {vct['metadata'].get('name')} labelled {bad}: immutable in a "
+                            "live StatefulSet (label pod templates through `fields`, not includeTemplates)")
+    return problems
+
+
+def load_adapter_rules(repo):
+    """The prometheus-adapter rules (Helm values, `rules.custom`): the metric names they serve and
+    their metricsQuery with the templates filled in, or problems."""
+    path = os.path.join(repo, ADAPTER_RULES)
+    try:
+        values = yaml.safe_load(open(path, encoding="utf-8"))
+        rules = values["rules"]["custom"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as e:
+        return {}, [f"cannot read rules.custom: {e!r}"]
+    served, problems = {}, []
+    for i, rule in enumerate(rules or []):
+        series = re.match(r"^\s*([a-zA-Z_:][a-zA-Z0-9_:]*)", rule.get("seriesQuery") or "")
+        query = rule.get("metricsQuery") or ""
+        overrides = ((rule.get("resources") or {}).get("overrides") or {})
+        if not series or not query:
+            problems.append(f"rule {i}: seriesQuery (starting with the metric name) and metricsQuery required")
+            continue
+        if (overrides.get("pod") or {}).get("resource") != "pod" or (overrides.get("namespace") or {}).get("resource") != "namespace":
+            problems.append(f"rule {i}: resources.overrides must map the pod and namespace labels")
+        name = ((rule.get("name") or {}).get("as")) or series.group(1)
+        filled = (query.replace("<<.Series>>", series.group(1))
+                  .replace("<<.LabelMatchers>>", 'namespace="relay",pod=~"relay-.*"')
+                  .replace("<<.GroupBy>>", "pod"))
+        if "<<" in filled:
+            problems.append(f"rule {i}: metricsQuery uses a template other than .Series, .LabelMatchers, .GroupBy")
+        served[name] = filled
+    return served, problems
+
+
+def check_hpa(doc, relay_configs, adapter_metrics):
+    problems = []
+    metrics = (doc.get("spec") or {}).get("metrics") or []
+    kinds = {(m.get("type"), ((m.get("resource") or {}).get("name"))) for m in metrics}
+    if ("Resource", "cpu") not in kinds:
+        problems.append("no CPU metric (the one that works without prometheus-adapter)")
+    cap = None
+    if relay_configs:
+        cap = int(relay_configs[0]["data"].get("MAX_ACTIVE_WEBSOCKET_CONNECTIONS", "0"))
+    for m in metrics:
+        if m.get("type") != "Pods":
+            continue
+        name = m["pods"]["metric"]["name"]
+        if name not in adapter_metrics:
+            problems.append(f"Pods metric {name} is served by no rule of {ADAPTER_RULES}")
+        if name == "relay_active_websockets" and cap:
+            target = m["pods"]["target"].get("averageValue")
+            want = round(HPA_SOCKET_TARGET_FRACTION * cap)
+            if str(target) != str(want):
+                problems.append(f"{name} averageValue {target} != {HPA_SOCKET_TARGET_FRACTION} x "
+                                f"MAX_ACTIVE_WEBSOCKET_CONNECTIONS ({cap}) = {want}")
+    return problems
+
+
+def dashboard_panels(panels):
+    for p in panels or []:
+        yield p
+        yield from dashboard_panels(p.get("panels"))
+
+
+def check_dashboard(doc):
+    """Each key of a grafana_dashboard ConfigMap: a dashboard JSON whose every panel queries
+    Prometheus through the datasource variable, filtered by the namespace variable. Returns the
+    problems, a summary and the queries (for promtool)."""
+    problems, queries, summary = [], [], []
+    for key, text in (doc.get("data") or {}).items():
+        try:
+            dash = json.loads(text)
+        except ValueError as e:
+            problems.append(f"{key}: not JSON: {e}")
+            continue
+        variables = {v.get("name"): v for v in (dash.get("templating") or {}).get("list", [])}
+        if (variables.get("datasource") or {}).get("type") != "datasource":
+            problems.append(f"{key}: no `datasource` variable of type datasource")
+        if "namespace" not in variables:
+            problems.append(f"{key}: no `namespace` variable")
+        panels = [p for p in dashboard_panels(dash.get("panels")) if p.get("type") != "row"]
+        if not panels:
+            problems.append(f"{key}: no panels")
+        for p in panels:
+            title = p.get("title") or f"panel {p.get('id')}"
+            targets = [t for t in p.get("targets") or [] if (t.get("expr") or "").strip()]
+            if not targets:
+                problems.append(f"{key}: panel {title!r} has no query")
+            if (p.get("datasource") or {}).get("uid") != "${datasource}":
+                problems.append(f"{key}: panel {title!r} does not use the datasource variable")
+            for t in targets:
+                if 'namespace="$namespace"' not in t["expr"]:
+                    problems.append(f"{key}: panel {title!r} query {t.get('refId')} is not filtered by namespace=\"$namespace\"")
+                queries.append((f"{p.get('id')}{t.get('refId', '')}", title, t["expr"]))
+        summary.append(f"{key}: {len(panels)} panels, {len(queries)} queries")
+    return problems, "; ".join(summary), queries
+
+
+def write_promql(path, group, queries):
+    """Queries as recording rules, only for `promtool check rules` to parse them."""
+    rules = [{"record": f"check:{re.sub(r'[^a-zA-Z0-9_]', '_', name)}", "expr": expr} for name, expr in queries]
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        yaml.safe_dump({"groups": [{"name": group, "rules": rules}]}, f, sort_keys=False)
+
+
 # --- Driver -----------------------------------------------------------------------------------
 
 def load(path):
@@ -274,11 +461,13 @@ def load(path):
         return [d for d in yaml.safe_load_all(f) if d]
 
 
-def validate_render(report, where, docs, args, required_vars, anchors):
+def validate_render(report, where, docs, args, required_vars, anchors, adapter_metrics, labelled):
     configmaps = {d["metadata"]["name"]: d for d in docs if d.get("kind") == "ConfigMap"}
     services = [d for d in docs if d.get("kind") == "Service"]
     relay_configs = [cm for name, cm in configmaps.items() if name.startswith("relay-config")]
+    tag = relay_image_tag(docs)
     rule_groups = []
+    dashboard_queries = []
     for doc in docs:
         what = f"{doc.get('apiVersion')} {doc_id(doc)}"
         key = (doc.get("apiVersion"), doc.get("kind"))
@@ -309,6 +498,16 @@ def validate_render(report, where, docs, args, required_vars, anchors):
                     missing = sorted(set(SECRET_KEYS) - set(doc.get("stringData") or doc.get("data") or {}))
                     problems = [f"missing keys: {' '.join(missing)}"] if missing else []
                     how += ", relay keys present"
+                elif doc.get("kind") == "HorizontalPodAutoscaler":
+                    problems = check_hpa(doc, relay_configs, adapter_metrics)
+                    how += ", metrics (adapter rule, socket target)"
+                elif doc.get("kind") == "ConfigMap" and (doc["metadata"].get("labels") or {}).get("grafana_dashboard") == "1":
+                    problems, summary, queries = check_dashboard(doc)
+                    dashboard_queries += queries
+                    how += f", dashboard ({summary}; promtool next)"
+            if labelled:
+                problems = problems + check_labels(doc, tag)
+                how += ", labels"
         except kubernetes_validate.SchemaNotFoundError as e:
             problems = [f"no schema and no CRD check for this kind ({e})"]
         except kubernetes_validate.ValidationError as e:
@@ -324,6 +523,10 @@ def validate_render(report, where, docs, args, required_vars, anchors):
         os.makedirs(args.rules_out, exist_ok=True)
         with open(os.path.join(args.rules_out, f"{where}.rules.yaml"), "w", encoding="utf-8") as f:
             yaml.safe_dump({"groups": rule_groups}, f, sort_keys=False)
+    if dashboard_queries:
+        # The variables as Grafana fills them in.
+        filled = [(name, expr.replace("$namespace", "relay")) for name, _, expr in dashboard_queries]
+        write_promql(os.path.join(args.rules_out, f"{where}.dashboard.promql.yaml"), "dashboard", filled)
 
 
 def main():
@@ -347,10 +550,20 @@ def main():
             report.fail("spec", "PROTOCOL.md §8", f"variables missing from base/config.env: {sorted(missing)}")
         required_vars |= spec_vars
     anchors = markdown_anchors(os.path.join(args.repo, "Runbooks", "incident.md"))
+    adapter_metrics, problems = load_adapter_rules(args.repo)
+    if problems:
+        for p in problems:
+            report.fail("prometheus-adapter", ADAPTER_RULES, p)
+    else:
+        report.ok("prometheus-adapter", ADAPTER_RULES, f"serves {sorted(adapter_metrics)} (promtool next)")
+        write_promql(os.path.join(args.rules_out, "prometheus-adapter.metricsQuery.promql.yaml"), "prometheus-adapter",
+                     sorted(adapter_metrics.items()))
 
     for item in args.renders:
         where, path = item.split("=", 1)
-        validate_render(report, where, load(path), args, sorted(required_vars), anchors)
+        # Overlay renders carry the recommended labels; secret.template.yaml is created by hand.
+        validate_render(report, where, load(path), args, sorted(required_vars), anchors, adapter_metrics,
+                        labelled=(where != "secret-template"))
 
     print(f"manifest checks: {report.documents} documents ok, {report.failures} problems")
     return 1 if report.failures else 0
