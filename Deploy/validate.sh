@@ -92,6 +92,14 @@ ensure_promtool() {
   [ -x "$promtool" ] || die "promtool missing from the prometheus package"
 }
 
+# `Deploy/validate.sh --promtool`: only make sure promtool is there and print its path (the metrics
+# tests check the relay's exposition with `promtool check metrics`).
+if [ "${1:-}" = "--promtool" ]; then
+  ensure_promtool
+  printf '%s\n' "$promtool"
+  exit 0
+fi
+
 ensure_kubernetes_validate
 ensure_kubectl
 ensure_promtool

@@ -67,7 +67,7 @@ public final class Relay: Sendable {
         do {
             try await directory.restore()
         } catch {
-            context.logger.error("state store unavailable at start; retrying", metadata: ["error": "\(error)"])
+            context.logger.error("state_store_unavailable_at_start; retrying", metadata: ["error": "\(error)"])
             let directory = self.directory, clock = context.clock, logger = context.logger
             context.work.submit {
                 var delay: Int64 = 100
@@ -75,7 +75,7 @@ public final class Relay: Sendable {
                     guard (try? await clock.sleep(millis: delay + Int64.random(in: 0...(delay / 2)))) != nil else { return }
                     do {
                         try await directory.restore()
-                        logger.notice("state store reachable; sessions restored")
+                        logger.notice("state_store_reachable; sessions restored")
                         return
                     } catch {
                         delay = min(delay * 2, 5000)
@@ -122,14 +122,14 @@ public final class Relay: Sendable {
     /// behind them (the old master took writes it never replicated). Every local copy gives up
     /// its version, so the next read of it is taken whatever its version, and all are read again.
     public func storeWasReplaced() {
-        context.logger.notice("state store replaced; reloading every session")
+        context.logger.notice("state_store_replaced; reloading every session")
         directory.forgetStoredVersions()
         let directory = self.directory, logger = context.logger
         context.work.submit {
             do {
                 try await directory.reloadAll()
             } catch {
-                logger.warning("state store read failed after a failover", metadata: ["error": "\(error)"])
+                logger.warning("state_store_read_failed after a failover", metadata: ["error": "\(error)"])
             }
         }
     }

@@ -112,7 +112,7 @@ final class RedisConnectionCore: @unchecked Sendable {
         lock.withLock { state in
             state.reconnectNow = true
             guard state.socket >= 0 else { return }
-            logger.notice("redis connection dropped to reconnect", metadata: ["reason": "\(reason)"])
+            logger.notice("redis_connection_dropped", metadata: ["reason": "\(reason)"])
             _ = Glibc.shutdown(state.socket, Int32(SHUT_RDWR))
         }
         lock.broadcast()
@@ -217,7 +217,7 @@ final class RedisConnectionCore: @unchecked Sendable {
                     redisFree(context)
                     break
                 }
-                logger.info("redis connected", metadata: ["failed_attempts": "\(failedAttempts)"])
+                logger.info("redis_connected", metadata: ["failed_attempts": "\(failedAttempts)"])
                 let changed = lock.withLock { state -> [@Sendable () -> Void] in
                     defer { state.serverChanged = false }
                     return state.serverChanged ? state.serverChangeHandlers : []
@@ -240,7 +240,7 @@ final class RedisConnectionCore: @unchecked Sendable {
                 }
                 redisFree(context)
                 if !shuttingDown {
-                    logger.warning("redis connection lost", metadata: ["error": "\(loss.message)"])
+                    logger.warning("redis_connection_lost", metadata: ["error": "\(loss.message)"])
                     onAvailabilityChange?(false)
                 }
                 for pending in unanswered + queued { pending.continuation.resume(returning: .failure(loss)) }
@@ -253,10 +253,10 @@ final class RedisConnectionCore: @unchecked Sendable {
                 if lastWarning.map({ now - $0 >= 60_000_000_000 }) ?? true {
                     lastWarning = now
                     logger.warning(
-                        "redis connect failed; retrying with backoff",
+                        "redis_connect_failed; retrying with backoff",
                         metadata: ["error": "\(error.message)", "failed_attempts": "\(failedAttempts)"])
                 } else {
-                    logger.debug("redis connect failed", metadata: ["error": "\(error.message)", "failed_attempts": "\(failedAttempts)"])
+                    logger.debug("redis_connect_failed", metadata: ["error": "\(error.message)", "failed_attempts": "\(failedAttempts)"])
                 }
             }
             sleepBeforeReconnect(attempt: max(failedAttempts - 1, 0))

@@ -154,7 +154,7 @@ final class RedisSentinel: Sendable {
         }
         guard start else { return }
         if !startThread(name: "relay-sentinel", { self.listen() }) {
-            logger.error("cannot start the Sentinel watcher thread; failovers are followed at the next connection error")
+            logger.error("redis_sentinel_watcher_not_started; failovers are followed at the next connection error")
         }
     }
 

@@ -262,7 +262,7 @@ public final class RedisStateStore: StateStore {
         for id in sessionIDs { command.append(Array(id.utf8)) }
         let removed = try await connection.send(command).throwingServerError()
         if let count = removed.integer, count > 0 {
-            logger.debug("pruned expired sessions from the index", metadata: ["count": "\(count)"])
+            logger.debug("expired_sessions_pruned", metadata: ["count": "\(count)"])
         }
     }
 

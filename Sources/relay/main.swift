@@ -45,7 +45,7 @@ struct RelayCommand: AsyncParsableCommand {
         do {
             try await group.run()
         } catch let error as ConfigurationError {
-            logger.critical("relay cannot start: \(error.description)")
+            logger.critical("start_failed: \(error.description)")
             FileHandleWriter.standardError("relay: configuration error: \(error.description)\n")
             throw ExitCode(2)
         }

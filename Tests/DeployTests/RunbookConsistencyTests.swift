@@ -20,11 +20,12 @@ struct RunbookConsistencyTests {
         return runbooks + ["Deploy/README.md", "README.md", "LoadTests/README.md"]
     }
 
-    /// Every YAML file under Deploy/ (the PrometheusRule, the alert unit tests, the manifests).
+    /// Every YAML and JSON file under Deploy/ (the PrometheusRules, the alert unit tests, the
+    /// manifests, the adapter rule, the Grafana dashboard).
     static func deployYAML() -> [String] {
         let deploy = root.appendingPathComponent("Deploy")
         let files = FileManager.default.enumerator(atPath: deploy.path)?.compactMap { $0 as? String } ?? []
-        return files.filter { $0.hasSuffix(".yaml") }.sorted().map { "Deploy/\($0)" }
+        return files.filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".json") }.sorted().map { "Deploy/\($0)" }
     }
 
     static func read(_ path: String) throws -> String {
@@ -165,6 +166,16 @@ struct RunbookConsistencyTests {
     /// The targets the Makefile defines.
     static func makeTargets() throws -> Set<String> {
         Set(matches("^([A-Za-z0-9_.-]+):(?!=)", in: try read("Makefile"), group: 1))
+    }
+
+    @Test func makeAloneListsTheTargetsAndRunsNothing() async throws {
+        let process = try ChildProcess.launch(executable: "/usr/bin/env", arguments: ["make", "-C", Self.root.path, "--no-print-directory"], environment: nil)
+        #expect(try await process.waitForExit(timeout: .seconds(60)) == 0, "\(process.standardError)")
+        let listed = Set(Self.matches("^  ([a-z][a-z0-9-]*) +\\S", in: process.standardOutput, group: 1))
+        // The reference script's aliases share one line.
+        let targets = try Self.makeTargets().filter { !$0.hasPrefix(".") && !$0.hasPrefix("remote-control-") }
+        #expect(targets.subtracting(listed).isEmpty, "make lists no description for: \(targets.subtracting(listed).sorted())")
+        #expect(!process.standardOutput.contains("apt-get"), "\(process.standardOutput)")
     }
 
     /// `relay-load`'s subcommands, from its own help.

@@ -82,8 +82,8 @@ struct LifecycleTests {
         try await withRelay({ $0["ALLOWED_ORIGINS"] = nil }) { relay in
             #expect(relay.port > 0)
             #expect(relay.application.boundPort == relay.port)
-            #expect(relay.logs.contains("relay listening"))
-            #expect(relay.logs.lines.contains { $0.contains("relay listening") && $0.contains("port=\(relay.port)") })
+            #expect(relay.logs.contains("listening"))
+            #expect(relay.logs.lines.contains { $0.contains("listening") && $0.contains("port=\(relay.port)") })
             let desktop = RelayDesktop(baseURL: relay.baseURL)
             let started = try await desktop.startPairing()
             let body = try started.json()
@@ -110,7 +110,7 @@ struct LifecycleTests {
         await stopped
         #expect(ContinuousClock.now - started < .seconds(5))
         #expect(relay.application.health.isDraining)
-        #expect(relay.logs.contains("drained sockets"))
+        #expect(relay.logs.contains("drained_sockets"))
         // A drain never deletes what a restarted node would need: the session is still known here.
         #expect(relay.application.relay.snapshot().sessions == 2)
     }

@@ -55,7 +55,7 @@ final class Pairing: NodePart, Sendable {
         do {
             return try await directory.reloadSession(sessionID)
         } catch {
-            logger.error("state store read failed", metadata: ["session": "\(Identifiers.redacted(sessionID))", "error": "\(error)"])
+            logger.error("state_store_read_failed", metadata: ["session": "\(Identifiers.redacted(sessionID))", "error": "\(error)"])
             throw .stateStoreUnavailable
         }
     }
@@ -100,7 +100,7 @@ final class Pairing: NodePart, Sendable {
             case .rejected(let rejection):
                 throw rejection
             case .unavailable(let cause):
-                logger.error("state store write failed", metadata: ["session": "\(Identifiers.redacted(sessionID))", "error": "\(cause)"])
+                logger.error("state_store_write_failed", metadata: ["session": "\(Identifiers.redacted(sessionID))", "error": "\(cause)"])
                 whenUnavailable()
                 throw .stateStoreUnavailable
             }
@@ -138,7 +138,7 @@ final class Pairing: NodePart, Sendable {
         do {
             inUseElsewhere = try await presence.readOrThrow(record.sessionID).hasActiveParticipant
         } catch {
-            logger.error("state store read failed", metadata: ["session": "\(Identifiers.redacted(record.sessionID))", "error": "\(error)"])
+            logger.error("state_store_read_failed", metadata: ["session": "\(Identifiers.redacted(record.sessionID))", "error": "\(error)"])
             throw .stateStoreUnavailable
         }
         let outcome = try await write(record.sessionID, goneReason: .replacedByNewPairStart) {
@@ -260,7 +260,7 @@ final class Pairing: NodePart, Sendable {
             return r.relayWebSocketURL
         }
         router.publishSessionRefresh(session.id)
-        logger.info("device paired", metadata: ["session": "\(Identifiers.redacted(session.id))", "device": "\(deviceID)"])
+        logger.info("device_paired", metadata: ["session": "\(Identifiers.redacted(session.id))", "device": "\(deviceID)"])
         return Self.body([
             "accepted": .bool(true), "sessionID": .string(session.id), "deviceID": .string(deviceID),
             "deviceSessionToken": .string(token), "wsURL": .string(wsURL),

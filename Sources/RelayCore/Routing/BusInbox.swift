@@ -49,7 +49,7 @@ final class BusInbox: NodePart, Sendable {
                 do {
                     try await directory.reloadSession(sessionID, goneReason: goneReason)
                 } catch {
-                    logger.warning("state store read failed on session refresh", metadata: ["error": "\(error)"])
+                    logger.warning("state_store_read_failed on session refresh", metadata: ["error": "\(error)"])
                 }
             }
         case .desktopStatusProbe:
@@ -117,10 +117,10 @@ extension BusInbox {
     /// clients resync.
     func connectivityChanged(up: Bool) {
         if up {
-            logger.notice("cluster bus connected; resyncing held sessions")
+            logger.notice("cluster_bus_connected; resyncing held sessions")
             context.work.submit { [self] in await resyncAfterBusOutage() }
         } else {
-            logger.warning("cluster bus disconnected; remote desktops marked offline")
+            logger.warning("cluster_bus_disconnected; remote desktops marked offline")
             for session in directory.allSessions {
                 let mobiles: [any RelayConnection] = session.state.withLock { s in
                     guard !s.closed, s.desktop == nil, s.remoteDesktopNode != nil else { return [] }
@@ -139,7 +139,7 @@ extension BusInbox {
             do {
                 try await directory.reloadSession(session.id)
             } catch {
-                logger.warning("state store read failed during resync", metadata: ["error": "\(error)"])
+                logger.warning("state_store_read_failed during resync", metadata: ["error": "\(error)"])
             }
             let hasDesktop = session.state.withLock { !$0.closed && $0.desktop != nil }
             if hasDesktop {

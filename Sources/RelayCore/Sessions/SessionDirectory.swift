@@ -119,7 +119,7 @@ final class SessionDirectory: NodePart, Sendable {
         do {
             try await updateStored(session.id) { (record: inout SessionRecord?) throws(Never) in record?.touch(now) }
         } catch {
-            logger.error("state store write failed", metadata: ["session": "\(Identifiers.redacted(session.id))", "error": "\(error)"])
+            logger.error("state_store_write_failed", metadata: ["session": "\(Identifiers.redacted(session.id))", "error": "\(error)"])
         }
     }
 
@@ -128,7 +128,7 @@ final class SessionDirectory: NodePart, Sendable {
         do {
             try await context.store.delete(sessionID: sessionID, version: version)
         } catch {
-            logger.error("state store delete failed", metadata: ["session": "\(Identifiers.redacted(sessionID))", "error": "\(error)"])
+            logger.error("state_store_delete_failed", metadata: ["session": "\(Identifiers.redacted(sessionID))", "error": "\(error)"])
         }
     }
 
@@ -146,14 +146,14 @@ final class SessionDirectory: NodePart, Sendable {
     func reloadAll() async throws {
         try await reloadGate.run { [self] in
             let count = try await adoptEveryStoredSession()
-            if count > 0 { logger.debug("reloaded sessions from store", metadata: ["count": "\(count)"]) }
+            if count > 0 { logger.debug("sessions_reloaded", metadata: ["count": "\(count)"]) }
         }
     }
 
     /// Loads every stored session once (the node's start) and logs how many there were.
     func restore() async throws {
         let count = try await adoptEveryStoredSession()
-        if count > 0 { logger.info("restored sessions from store", metadata: ["count": "\(count)"]) }
+        if count > 0 { logger.info("sessions_restored", metadata: ["count": "\(count)"]) }
     }
 
     private func adoptEveryStoredSession() async throws -> Int {
@@ -257,7 +257,7 @@ final class SessionDirectory: NodePart, Sendable {
             socket.terminate(reason)
         }
         router.unsubscribe(session.id)
-        logger.info("session closed", metadata: ["session": "\(Identifiers.redacted(session.id))", "reason": "\(reason.rawValue)"])
+        logger.info("session_closed", metadata: ["session": "\(Identifiers.redacted(session.id))", "reason": "\(reason.rawValue)"])
         return closed.version
     }
 

@@ -66,7 +66,7 @@ final class SocketAdmission: NodePart, Sendable {
         } catch {
             // The credentials may be fine: the client is told to retry (1011), not that its
             // session is gone.
-            logger.warning("state store read failed; token not looked up", metadata: ["error": "\(error)"])
+            logger.warning("state_store_read_failed; token not looked up", metadata: ["error": "\(error)"])
             return .rejected(.tokenRotationPersistFailed)
         }
         guard let owner else { return .rejected(.tokenNotFound) }
@@ -101,7 +101,7 @@ final class SocketAdmission: NodePart, Sendable {
                 guard let current = try await directory.reloadSession(found.id) else { return .rejected(.desktopSessionMissing) }
                 session = current
             } catch {
-                logger.warning("state store read failed; authenticating from the local copy", metadata: ["error": "\(error)"])
+                logger.warning("state_store_read_failed; authenticating from the local copy", metadata: ["error": "\(error)"])
             }
         }
         let replacing = session.state.withLock { $0.desktop != nil }

@@ -66,7 +66,7 @@ final class Sweeper: NodePart, Sendable {
                 stored?.pruneRetiredTokens(now: now)
             }
         } catch {
-            logger.warning("state store write failed", metadata: ["session": "\(Identifiers.redacted(session.id))", "error": "\(error)"])
+            logger.warning("state_store_write_failed", metadata: ["session": "\(Identifiers.redacted(session.id))", "error": "\(error)"])
         }
     }
 
@@ -80,7 +80,7 @@ final class Sweeper: NodePart, Sendable {
         do {
             try await context.store.keepAlive(held)
         } catch {
-            logger.warning("state store keep-alive failed", metadata: ["sessions": "\(held.count)", "error": "\(error)"])
+            logger.warning("state_store_keep_alive_failed", metadata: ["sessions": "\(held.count)", "error": "\(error)"])
         }
     }
 }

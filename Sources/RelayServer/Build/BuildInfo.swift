@@ -1,6 +1,6 @@
 // What this binary is: its version, the commit it was built from, and the compiler that built it.
 
-/// The build of this binary, for `relay --version`, the `relay listening` log line and
+/// The build of this binary, for `relay --version`, the `listening` log line and
 /// `relay_build_info`.
 public enum BuildInfo {
     /// The release version; the release process raises it with the image tag.

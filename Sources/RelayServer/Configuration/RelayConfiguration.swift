@@ -10,7 +10,7 @@ public struct RelayConfiguration: Sendable {
     /// `HOST`: the bind address, an IP literal or a host name of this machine.
     public var host = "0.0.0.0"
     /// `PORT`: the bind port; 0 lets the system choose one (``RelayApplication/boundPort`` and the
-    /// `relay listening` log line give it).
+    /// `listening` log line give it).
     public var port = 8787
     /// `PUBLIC_BASE_URL`: the URL clients reach, source of the default `wsURL` and allowed origin.
     public var publicBaseURL = "http://localhost:8787"

@@ -170,7 +170,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
                 reject(.malformedRequest, status: .badRequest)
             }
         } else {
-            settings.logger.debug("http connection error", metadata: ["error": "\(error)"])
+            settings.logger.debug("http_connection_error", metadata: ["error": "\(error)"])
             context.close(promise: nil)
         }
     }
@@ -462,7 +462,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             pipeline.removeHandler(decoder, promise: nil)
         } catch {
             if !handedOver { gate.release() }
-            settings.logger.debug("websocket upgrade failed", metadata: ["error": "\(error)"])
+            settings.logger.debug("websocket_upgrade_failed", metadata: ["error": "\(error)"])
             channel.close(promise: nil)
         }
     }

@@ -103,7 +103,7 @@ struct HTTPRoutes: Sendable {
             } catch let error as APIError {
                 return json(error.body, status: HTTPResponseStatus(statusCode: error.status))
             } catch {
-                logger.error("unexpected error", metadata: ["route": "\(route.rawValue)", "error": "\(error)"])
+                logger.error("unexpected_error", metadata: ["route": "\(route.rawValue)", "error": "\(error)"])
                 return plain(.internalServerError, "Internal error")
             }
         }

@@ -36,7 +36,7 @@ struct ClusterDependencies: Sendable {
         }
         if let nats = configuration.nats {
             if nats.secret == nil {
-                logger.warning("NATS_HMAC_SECRET is not set: cross-node envelopes are neither signed nor checked")
+                logger.warning("nats_unsigned: NATS_HMAC_SECRET is not set; cross-node envelopes are neither signed nor checked")
             }
             dependencies.bus = NATSClusterBus(configuration: nats, logger: logger)
         }

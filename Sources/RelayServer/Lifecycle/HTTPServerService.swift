@@ -26,20 +26,24 @@ struct HTTPServerService: Service {
         let logger = self.logger, relay = self.relay, onListening = self.onListening, child = self.child
         // The node's own loops (EVENT_LOOP_THREADS), shut down once the server has stopped.
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
+        // Hummingbird's own info line ("Server started and listening…") repeats our `listening`
+        // in another naming scheme: the server logs from notice up.
+        var serverLogger = logger
+        serverLogger.logLevel = max(logger.logLevel, .notice)
         let server = Server(
             childChannelSetup: child,
             configuration: ServerConfiguration(address: .hostname(address, port: configuration.port)),
             onServerRunning: { channel in
                 // With PORT=0 this is the port the system chose.
                 let port = channel.localAddress?.port ?? 0
-                logger.info("relay listening", metadata: [
+                logger.info("listening", metadata: [
                     "address": "\(channel.localAddress?.description ?? "?")", "port": "\(port)",
                     "persistence": "\(relay.persistenceEnabled ? "shared" : "memory")",
                     "bus": "\(relay.crossInstanceBusEnabled ? "enabled" : "disabled")",
                 ])
                 await onListening(port)
             },
-            eventLoopGroup: group, logger: logger)
+            eventLoopGroup: group, logger: serverLogger)
         let health = self.health, period = configuration.drainPeriodMillis
         let outcome: Result<Void, any Error>
         do {
@@ -81,6 +85,6 @@ struct HTTPServerService: Service {
                 socket.terminate(.serverShutdown)
             }
         }
-        logger.notice("drained sockets", metadata: ["count": "\(sockets.count)", "batches": "\(batches)"])
+        logger.notice("drained_sockets", metadata: ["count": "\(sockets.count)", "batches": "\(batches)"])
     }
 }

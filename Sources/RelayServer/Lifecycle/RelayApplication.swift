@@ -99,6 +99,6 @@ public struct RelayApplication: Service {
             },
             logger: logger)))
         try await ServiceGroup(configuration: .init(services: services, logger: logger)).run()
-        logger.notice("relay stopped")
+        logger.notice("stopped")
     }
 }

@@ -14,6 +14,10 @@ final class MetricsExporter: Sendable {
     private let gauges: [String: CoreMetrics.Gauge]
     /// `relay_dependency_up{dependency}`: 1 while Redis / NATS answer, one series per configured one.
     private let dependencyGauges: [String: CoreMetrics.Gauge]
+    /// `relay_build_info{version,revision,swift_version}`, always 1.
+    private let buildInfo = CoreMetrics.Gauge(
+        label: "relay_build_info",
+        dimensions: [("version", BuildInfo.version), ("revision", BuildInfo.revision), ("swift_version", BuildInfo.swiftVersion)])
 
     private static let gaugeNames = [
         "relay_sessions", "relay_sessions_with_desktop", "relay_sessions_with_mobile", "relay_active_websockets",
@@ -32,9 +36,11 @@ final class MetricsExporter: Sendable {
             dependencyGauges[name] = CoreMetrics.Gauge(label: "relay_dependency_up", dimensions: [("dependency", name)])
         }
         self.dependencyGauges = dependencyGauges
+        buildInfo.record(1)
     }
 
-    /// The Prometheus text exposition, with the gauges refreshed first.
+    /// The Prometheus text exposition, with the gauges refreshed first, every family's HELP line
+    /// (``MetricCatalog``) and the `process_*` families.
     func prometheusText() -> [UInt8] {
         let s = relay.snapshot()
         let values: [String: Int] = [
@@ -52,6 +58,8 @@ final class MetricsExporter: Sendable {
         var buffer: [UInt8] = []
         buffer.reserveCapacity(16_384)
         registry.emit(into: &buffer)
+        buffer = MetricCatalog.annotate(buffer)
+        buffer.append(contentsOf: ProcessMetrics.exposition().utf8)
         return buffer
     }
 

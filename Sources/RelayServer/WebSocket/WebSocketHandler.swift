@@ -319,7 +319,7 @@ final class WebSocketHandler: ChannelInboundHandler {
         // Once a termination is under way its own deadline closes the socket; bytes the peer
         // keeps sending meanwhile must not cut off the disconnect and close frame.
         guard !connection.isClosed else { return }
-        settings.logger.debug("websocket error", metadata: ["error": "\(error)"])
+        settings.logger.debug("websocket_error", metadata: ["error": "\(error)"])
         context.close(promise: nil)
     }
 
