@@ -8,7 +8,7 @@ SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := libssl-dev libhiredis-dev libnats-dev redis-server nats-server openssl stunnel4
 
-.PHONY: help deps build release run probe test test-unit deploy-validate deploy-render clean harness \
+.PHONY: help deps build release run probe test test-unit deploy-validate deploy-render image-check clean harness \
 	load soak gate load-gated remote-control-load remote-control-soak remote-control-gate remote-control-load-gated \
 	load-throughput load-scale load-fanout load-pairing-rate load-slow-consumers load-cross-node soak-cluster \
 	drill-harness drills drill-node-loss drill-redis-restart drill-nats-restart drill-rolling-restart drill-secret-rotation \
@@ -177,6 +177,12 @@ drills: drill-harness
 ## deploy-validate: render every overlay and validate it offline
 deploy-validate:
 	bash Deploy/validate.sh
+
+## image-check: the runtime image's root filesystem without a container engine (debootstrap + chroot): libraries, --version, a pairing
+image-check: deps
+	$(SWIFT) build -c release --product relay
+	$(SWIFT) build -c release --product relay-probe
+	$(SUDO) bash scripts/image-check.sh
 
 ## deploy-render: print an overlay's manifests (OVERLAY=production by default)
 deploy-render:
