@@ -188,7 +188,7 @@ package final class RelayDesktop: Sendable {
     /// that send their own first frame.
     ///
     /// - Parameters:
-    ///   - autoReplyPings: See ``RelayWebSocket/connect(to:headers:eventLoopGroup:maxFrameSize:autoReplyPings:receiveBufferSize:connectTimeout:)``;
+    ///   - autoReplyPings: See ``RelayWebSocket/connect(to:headers:tls:eventLoopGroup:maxFrameSize:autoReplyPings:receiveBufferSize:connectTimeout:)``;
     ///     `false` lets a test provoke `heartbeat_timeout`.
     ///   - receiveBufferSize: `SO_RCVBUF` for the socket; small values make ``RelayWebSocket/pauseReading()``
     ///     back the relay up quickly (slow-consumer tests).
