@@ -102,7 +102,7 @@ struct Probe: Sendable {
             // another node connects to that node's own.
             var phone = joined
             if let phoneRelayURL, var credentials = joined.credentials {
-                credentials.wsURL = Self.webSocketURL(of: phoneRelayURL)
+                credentials.wsURL = RelayEndpoint.defaultWebSocketURL(baseURL: phoneRelayURL)
                 phone = RelayPhoneClient(
                     relayURL: phoneRelayURL, credentials: credentials, origin: origin, configuration: configuration,
                     onCredentialsChanged: record)
@@ -161,15 +161,6 @@ struct Probe: Sendable {
         default:
             throw ProbeFailure("unknown step \(step)")
         }
-    }
-
-    /// The relay's WebSocket endpoint for a base URL: `ws`/`wss` by its scheme, path `/ws`.
-    static func webSocketURL(of baseURL: String) -> String {
-        var url = baseURL
-        while url.hasSuffix("/") { url.removeLast() }
-        if url.lowercased().hasPrefix("https://") { return "wss://" + url.dropFirst(8) + "/ws" }
-        if url.lowercased().hasPrefix("http://") { return "ws://" + url.dropFirst(7) + "/ws" }
-        return url + "/ws"
     }
 
     /// Stops the session unless the probe did, and closes both clients.

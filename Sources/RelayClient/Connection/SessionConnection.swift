@@ -5,8 +5,6 @@ import RelayProtocol
 
 /// What differs between the phone and the desktop on a session socket.
 protocol SessionRole: AnyObject, Sendable {
-    /// `mobile` or `desktop`, for messages.
-    var roleName: String { get }
     /// Where to connect, the token to present and the upgrade's headers, read afresh before each
     /// attempt (a phone's token rotates on every connection).
     func connectionTarget() throws -> (url: String, token: String, headers: [(String, String)])
@@ -69,7 +67,7 @@ struct SessionConnection: Sendable {
                 await role.disconnected(disconnection)
                 return .ended(reason: disconnection.reason ?? "closed")
             }
-            if let limit = configuration.reconnect.maximumAttempts, failures >= limit || (limit == 0) {
+            if let limit = configuration.reconnect.maximumAttempts, failures >= limit {
                 await role.disconnected(disconnection)
                 return .gaveUp(attempts: failures, lastError: disconnection.description)
             }

@@ -121,7 +121,7 @@ public final class RelayDesktopClient: Sendable {
             return !state.hasRun
         }
         guard first else { return .closed }
-        let end = await SessionConnection(configuration: configuration, role: DesktopRole(desktop: self), closeSignal: closeSignal).run()
+        let end = await SessionConnection(configuration: configuration, role: self, closeSignal: closeSignal).run()
         state.withLock { $0.socket = nil }
         continuation.finish()
         return end
@@ -186,19 +186,19 @@ public final class RelayDesktopClient: Sendable {
         return RelayTimestamp.rfc3339(Date().addingTimeInterval(seconds))
     }
 
-    fileprivate func connectionTarget() throws -> (url: String, token: String, headers: [(String, String)]) {
+    func connectionTarget() throws -> (url: String, token: String, headers: [(String, String)]) {
         guard let url = state.withLock({ $0.wsURL }) ?? RelayEndpoint.defaultWebSocketURL(baseURL: relayURL) else {
             throw RelayClientError.invalidURL(relayURL)
         }
         return (url, identity.desktopSessionToken, [])
     }
 
-    fileprivate func authenticated(socket: RelayWebSocket) {
+    func authenticated(_ authOK: JSONValue, socket: RelayWebSocket, isReconnect: Bool) async {
         state.withLock { $0.socket = socket }
         emit(.connected)
     }
 
-    fileprivate func received(_ text: String, json: JSONValue?) {
+    func received(_ text: String, json: JSONValue?, socket: RelayWebSocket) async {
         guard let json else { return emit(.unrecognized(text)) }
         switch json.type {
         case "relay.pair_request":
@@ -219,20 +219,10 @@ public final class RelayDesktopClient: Sendable {
 
     private func emit(_ event: RelayDesktopEvent) { continuation.yield(event) }
 
-    fileprivate func disconnected(_ disconnection: RelayDisconnection) {
+    func disconnected(_ disconnection: RelayDisconnection) {
         state.withLock { $0.socket = nil }
         emit(.disconnected(disconnection))
     }
 }
 
-/// The desktop's side of ``SessionConnection``.
-private final class DesktopRole: SessionRole {
-    let desktop: RelayDesktopClient
-    init(desktop: RelayDesktopClient) { self.desktop = desktop }
-
-    var roleName: String { "desktop" }
-    func connectionTarget() throws -> (url: String, token: String, headers: [(String, String)]) { try desktop.connectionTarget() }
-    func authenticated(_ authOK: JSONValue, socket: RelayWebSocket, isReconnect: Bool) async { desktop.authenticated(socket: socket) }
-    func received(_ text: String, json: JSONValue?, socket: RelayWebSocket) async { desktop.received(text, json: json) }
-    func disconnected(_ disconnection: RelayDisconnection) async { desktop.disconnected(disconnection) }
-}
+extension RelayDesktopClient: SessionRole {}

@@ -131,7 +131,7 @@ public final class RelayPhoneClient: Sendable {
             return !state.hasRun
         }
         guard first else { return .closed }
-        let end = await SessionConnection(configuration: configuration, role: PhoneRole(phone: self), closeSignal: closeSignal).run()
+        let end = await SessionConnection(configuration: configuration, role: self, closeSignal: closeSignal).run()
         state.withLock { $0.socket = nil }
         continuation.finish()
         return end
@@ -177,11 +177,11 @@ public final class RelayPhoneClient: Sendable {
         await socket?.close()
     }
 
-    // MARK: Internals the role uses
+    // MARK: The phone's side of SessionConnection
 
     private var originHeaders: [(String, String)] { origin.map { [("Origin", $0)] } ?? [] }
 
-    fileprivate func connectionTarget() throws -> (url: String, token: String, headers: [(String, String)]) {
+    func connectionTarget() throws -> (url: String, token: String, headers: [(String, String)]) {
         guard let credentials = credentials else { throw RelayClientError.notReady("the phone has not joined a session") }
         guard let url = credentials.wsURL ?? RelayEndpoint.defaultWebSocketURL(baseURL: relayURL) else {
             throw RelayClientError.invalidURL(relayURL)
@@ -189,7 +189,7 @@ public final class RelayPhoneClient: Sendable {
         return (url, credentials.deviceSessionToken, originHeaders)
     }
 
-    fileprivate func authenticated(_ authOK: JSONValue, socket: RelayWebSocket, isReconnect: Bool) async {
+    func authenticated(_ authOK: JSONValue, socket: RelayWebSocket, isReconnect: Bool) async {
         let desktopConnected = authOK["desktopConnected"]?.boolValue ?? false
         let (rotated, snapshot) = state.withLock { state -> (RelayPhoneCredentials?, String?) in
             state.socket = socket
@@ -214,7 +214,7 @@ public final class RelayPhoneClient: Sendable {
         if let snapshot { try? await socket.sendText(snapshot) }
     }
 
-    fileprivate func received(_ text: String, json: JSONValue?, socket: RelayWebSocket) async {
+    func received(_ text: String, json: JSONValue?, socket: RelayWebSocket) async {
         guard let json else { return emit(.unrecognized(text)) }
         if json.type == "relay.desktop_status", let connected = json["desktopConnected"]?.boolValue {
             emit(.desktopStatus(connected: connected))
@@ -261,7 +261,7 @@ public final class RelayPhoneClient: Sendable {
 
     private func emit(_ event: RelayPhoneEvent) { continuation.yield(event) }
 
-    fileprivate func disconnected(_ disconnection: RelayDisconnection) {
+    func disconnected(_ disconnection: RelayDisconnection) {
         state.withLock { $0.socket = nil }
         emit(.disconnected(disconnection))
     }
@@ -279,19 +279,4 @@ public final class RelayPhoneClient: Sendable {
     }
 }
 
-/// The phone's side of ``SessionConnection``.
-private final class PhoneRole: SessionRole {
-    // Unowned would do: the phone outlives its run(). A strong reference keeps that obvious.
-    let phone: RelayPhoneClient
-    init(phone: RelayPhoneClient) { self.phone = phone }
-
-    var roleName: String { "mobile" }
-    func connectionTarget() throws -> (url: String, token: String, headers: [(String, String)]) { try phone.connectionTarget() }
-    func authenticated(_ authOK: JSONValue, socket: RelayWebSocket, isReconnect: Bool) async {
-        await phone.authenticated(authOK, socket: socket, isReconnect: isReconnect)
-    }
-    func received(_ text: String, json: JSONValue?, socket: RelayWebSocket) async {
-        await phone.received(text, json: json, socket: socket)
-    }
-    func disconnected(_ disconnection: RelayDisconnection) async { phone.disconnected(disconnection) }
-}
+extension RelayPhoneClient: SessionRole {}

@@ -3,7 +3,7 @@
 import Foundation
 
 /// A parsed `http(s)://` or `ws(s)://` URL.
-struct RelayEndpoint: Sendable {
+package struct RelayEndpoint: Sendable {
     /// Which pair of schemes a caller accepts.
     enum Kind: Sendable {
         case http, webSocket
@@ -68,7 +68,7 @@ extension RelayEndpoint {
 
     /// The session WebSocket URL a relay at `baseURL` serves by default (PROTOCOL §2.5): `ws` or
     /// `wss` by the base URL's scheme, path `/ws`.
-    static func defaultWebSocketURL(baseURL: String) -> String? {
+    package static func defaultWebSocketURL(baseURL: String) -> String? {
         guard let endpoint = try? parse(baseURL, kind: .http) else { return nil }
         return (endpoint.isSecure ? "wss://" : "ws://") + endpoint.hostHeader + "/ws"
     }
