@@ -45,6 +45,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-transport-services.git", from: "1.28.0"),
         // Allocation benchmarks (Benchmarks/); the interposer counts every malloc.
         .package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.0", traits: ["MallocInterposer"]),
+        // Traces: the API in the core, the OTLP/HTTP exporter in the server (no gRPC: it would
+        // add grpc-swift and minutes to every clean build).
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.0"),
+        .package(url: "https://github.com/swift-otel/swift-otel.git", from: "1.6.0", traits: ["OTLPHTTP"]),
     ],
     targets: [
         // Wire contract as types: envelopes, relay.* messages, error codes, validation, JSON.
@@ -56,6 +60,7 @@ let package = Package(
                 "RelayProtocol",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ],
             swiftSettings: hotPathSettings
         ),
@@ -109,6 +114,8 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "OTel", package: "swift-otel"),
             ],
             swiftSettings: hotPathSettings
         ),
@@ -256,6 +263,9 @@ let package = Package(
             dependencies: [
                 "RelayServer", "RelayCore", "RelayTestClient", "RelayProtocol", "RelayRedis", "RelayNATS", "RelayLocalCluster",
                 "RelayTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -3,6 +3,7 @@
 import Logging
 import RelayProtocol
 import Synchronization
+import Tracing
 
 /// One relay node's logic. It knows no HTTP library, no socket and no Redis or NATS: the
 /// transport hands it decoded requests and frames, and it reaches sockets through
@@ -34,17 +35,20 @@ public final class Relay: Sendable {
     private let started = Mutex(false)
 
     /// Creates a node. `bus` nil means this node runs alone (`crossInstanceBusEnabled` false).
-    /// `clock` is what every expiry, budget, sweep and approval timeout is measured by.
+    /// `clock` is what every expiry, budget, sweep and approval timeout is measured by. With a
+    /// `tracer`, the pairing flow and socket auth are traced; without one nothing is.
     public init(
         configuration: CoreConfiguration, store: any StateStore, bus: (any ClusterBus)?, logger: Logger,
-        clock: any RelayClock = SystemClock()
+        clock: any RelayClock = SystemClock(), tracer: (any Tracer)? = nil
     ) {
         self.configuration = configuration
         let stats = RelayStats()
         self.stats = stats
+        let nodeID = bus?.instanceID ?? Identifiers.shortID()
         let context = NodeContext(
             configuration: configuration, stats: stats, logger: logger, clock: clock, store: store, bus: bus,
-            work: BackgroundWork(), address: PublicAddress(configuration), nodeID: bus?.instanceID ?? Identifiers.shortID())
+            work: BackgroundWork(), address: PublicAddress(configuration), nodeID: nodeID,
+            tracer: tracer.map { NodeTracer(tracer: $0, nodeID: nodeID) })
         self.context = context
         router = Router(context: context)
         presence = ClusterPresence(context: context)

@@ -9,7 +9,9 @@ enum EnvelopeCodec {
     static let schemaVersion: UInt8 = 1
 
     /// The signed material (§6.5): the compact envelope without `signature`, keys in the contract's
-    /// order, `target_device_id` `null` when absent, strings escaped as serde_json does.
+    /// order, `target_device_id` `null` when absent, strings escaped as serde_json does. Our one
+    /// extension, `traceparent`, follows `nonce` only when present, so the signature covers it and
+    /// an envelope without it signs exactly as the contract says.
     static func canonical(_ envelope: BusEnvelope, schemaVersion: UInt8 = EnvelopeCodec.schemaVersion) -> [UInt8] {
         var buffer: [UInt8] = []
         buffer.reserveCapacity(envelope.payload.count + envelope.sessionID.utf8.count + 192)
@@ -68,6 +70,12 @@ enum EnvelopeCodec {
         case .string(let value)?: nonce = value
         default: return nil
         }
+        var traceparent: String?
+        switch members["traceparent"] {
+        case nil, .null?: traceparent = nil
+        case .string(let value)?: traceparent = value
+        default: return nil
+        }
         var signature: String?
         switch members["signature"] {
         case nil, .null?: signature = nil
@@ -76,7 +84,7 @@ enum EnvelopeCodec {
         }
         let envelope = BusEnvelope(
             sessionID: sessionID, sourceInstanceID: sourceInstanceID, target: target, targetDeviceID: targetDeviceID,
-            payload: Array(payload.utf8), issuedAtMillis: issuedAtMillis, nonce: nonce)
+            payload: Array(payload.utf8), issuedAtMillis: issuedAtMillis, nonce: nonce, traceparent: traceparent)
         return WireEnvelope(schemaVersion: schemaVersion, envelope: envelope, signature: signature)
     }
 
@@ -103,6 +111,10 @@ enum EnvelopeCodec {
         append(String(envelope.issuedAtMillis), to: &buffer)
         append(#","nonce":"#, to: &buffer)
         appendJSONString(envelope.nonce, to: &buffer)
+        if let traceparent = envelope.traceparent {
+            append(#","traceparent":"#, to: &buffer)
+            appendJSONString(traceparent, to: &buffer)
+        }
         buffer.append(UInt8(ascii: "}"))
     }
 

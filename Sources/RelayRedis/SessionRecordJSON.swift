@@ -67,6 +67,11 @@ public enum SessionRecordJSON {
         out.append(contentsOf: String(record.createdAtMillis).utf8)
         out.append(contentsOf: #","last_activity_at_ms":"#.utf8)
         out.append(contentsOf: String(record.lastActivityAtMillis).utf8)
+        // Ours, and only in our layout: the reference's records keep exactly its fields.
+        if !plain, let traceparent = record.pairingTraceparent {
+            out.append(contentsOf: #","pairing_traceparent":"#.utf8)
+            appendJSONString(traceparent, to: &out)
+        }
         out.append(contentsOf: #","devices":{"#.utf8)
         // Sorted by UTF-8 bytes so the same record always serializes to the same bytes.
         let deviceIDs = record.devices.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
@@ -159,7 +164,8 @@ public enum SessionRecordJSON {
             relayWebSocketURL: try string(object, "relay_web_socket_url"),
             idleTimeoutSeconds: try integer(object, "idle_timeout_seconds", as: UInt64.self),
             createdAtMillis: try integer(object, "created_at_ms", as: Int64.self),
-            lastActivityAtMillis: try integer(object, "last_activity_at_ms", as: Int64.self), devices: devices)
+            lastActivityAtMillis: try integer(object, "last_activity_at_ms", as: Int64.self), devices: devices,
+            pairingTraceparent: object["pairing_traceparent"]?.stringValue)
     }
 
     private static func string(_ object: [String: JSONValue], _ key: String) throws(DecodingError) -> String {

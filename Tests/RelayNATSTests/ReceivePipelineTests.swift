@@ -111,6 +111,31 @@ import Testing
         #expect(pipeline().check(Array(tampered.utf8), now: Self.now) == .reject(.signature))
     }
 
+    /// Our extension: a pairing envelope's `traceparent` is signed with the rest, so a node cannot be
+    /// made to continue another trace; an envelope without it (any node that does not trace) signs
+    /// and verifies exactly as the contract says.
+    @Test func traceparentIsCoveredByTheSignature() {
+        var traced = envelope()
+        traced.traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        let good = String(decoding: signed(traced), as: UTF8.self)
+        #expect(good.contains(#","nonce":"nonce-0001","traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01","signature":"#))
+        #expect(pipeline().check(Array(good.utf8), now: Self.now) == .accept(traced))
+
+        let tampered = good.replacingOccurrences(of: "b7ad6b7169203331", with: "b7ad6b7169203332", lastOnly: false)
+        #expect(pipeline().check(Array(tampered.utf8), now: Self.now) == .reject(.signature))
+        let stripped = good.replacingOccurrences(
+            of: #","traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01""#, with: "", lastOnly: false)
+        #expect(pipeline().check(Array(stripped.utf8), now: Self.now) == .reject(.signature))
+
+        // Without the field the canonical form is the contract's, byte for byte.
+        #expect(!String(decoding: EnvelopeCodec.canonical(envelope()), as: UTF8.self).contains("traceparent"))
+        // Unsigned clusters carry it too; a field of the wrong type is not an envelope.
+        #expect(pipeline(signed: false).check(Array(String(decoding: signed(traced, with: nil), as: UTF8.self).utf8), now: Self.now) == .accept(traced))
+        let numeric = good.replacingOccurrences(
+            of: #""traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01""#, with: #""traceparent":7"#, lastOnly: false)
+        #expect(pipeline().check(Array(numeric.utf8), now: Self.now) == .reject(.decode))
+    }
+
     @Test func previousSecretIsAcceptedDuringARotation() throws {
         let old = "old-secret-old-secret-old-secret-old"
         let oldSigner = try #require(EnvelopeSigner(secret: old))

@@ -155,6 +155,21 @@ struct RedisStateStoreTests {
         }
     }
 
+    /// The pairing's trace context is ours: kept in our layout, left out of the reference's.
+    @Test func thePairingTraceContextIsKeptInTheDigestLayoutOnly() throws {
+        var record = Records.plain()
+        record.pairingTraceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        let digest = SessionRecordJSON.encode(record)
+        #expect(String(decoding: digest, as: UTF8.self).contains(#","pairing_traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01","devices""#))
+        #expect(try SessionRecordJSON.decode(digest) == SessionRecord(
+            sessionID: record.sessionID, joinToken: StoredToken(digest: record.joinToken.digest), joinTokenExpiresAtMillis: 10_000,
+            desktopSessionToken: StoredToken(digest: record.desktopSessionToken.digest), relayWebSocketURL: record.relayWebSocketURL,
+            idleTimeoutSeconds: 1800, createdAtMillis: 1_000, lastActivityAtMillis: 1_000, pairingTraceparent: record.pairingTraceparent))
+        let plain = SessionRecordJSON.encode(record, layout: .plain)
+        #expect(!String(decoding: plain, as: UTF8.self).contains("traceparent"))
+        #expect(try SessionRecordJSON.decode(plain).pairingTraceparent == nil)
+    }
+
     @Test func aPlainRecordIsReadByADigestStoreAndRewrittenAsDigests() async throws {
         try await RedisStoreFixture.with { fixture in
             let plain = RedisStateStore(connection: fixture.store.connection, keyPrefix: fixture.prefix, tokenStorage: .plain)

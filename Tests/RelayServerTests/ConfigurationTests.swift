@@ -57,6 +57,27 @@ struct ConfigurationTests {
 
     // MARK: Defaults
 
+    @Test func tracingIsOffUnlessAnOTLPEndpointIsNamed() throws {
+        #expect(try Self.load([:]).tracing == nil)
+        let base = try #require(try Self.load(["OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"]).tracing)
+        #expect(base == TracingSettings(tracesURL: "http://collector:4318/v1/traces", wireProtocol: "http/protobuf", serviceName: "relay"))
+        #expect(try Self.load(["OTEL_EXPORTER_OTLP_ENDPOINT": "https://c/otlp/"]).tracing?.tracesURL == "https://c/otlp/v1/traces")
+        let specific = try Self.load([
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://traces:9000/in",
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json", "OTEL_SERVICE_NAME": "relay-eu",
+        ])
+        #expect(specific.tracing == TracingSettings(tracesURL: "http://traces:9000/in", wireProtocol: "http/json", serviceName: "relay-eu"))
+        #expect(try Self.load(["OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_SDK_DISABLED": "true"]).tracing == nil)
+        #expect(try Self.load(["OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_TRACES_EXPORTER": "none"]).tracing == nil)
+
+        #expect(Self.refusal(["OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"])?
+            .contains("OTEL_EXPORTER_OTLP_PROTOCOL must be http/protobuf or http/json") == true)
+        #expect(Self.refusal(["OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"])?
+            .contains("OTEL_EXPORTER_OTLP_ENDPOINT must be an http or https URL") == true)
+        #expect(Self.refusal(["OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_TRACES_EXPORTER": "zipkin"])?
+            .contains("OTEL_TRACES_EXPORTER must be otlp or none") == true)
+    }
+
     @Test func eventLoopThreadsDefaultsToOneAndRefusesZeroAndTooMany() throws {
         #expect(try Self.load([:]).eventLoopThreads == 1)
         #expect(try Self.load(["EVENT_LOOP_THREADS": "4"]).eventLoopThreads == 4)

@@ -40,7 +40,7 @@ struct ProbeTests {
         let (certificate, key) = try await certificates.makeServerCertificate()
         let node = try await TLSTests.launchRelay(
             certificate: certificate, key: key, trust: try RelayTLS.certificateAuthorities(pemFile: certificates.caFile))
-        defer { try? node.process.terminateIfRunning() }
+        defer { node.process.terminateIfRunning() }
 
         let probe = try Self.launchProbe(["--json", "--ca-file", certificates.caFile, node.baseURL])
         #expect(try await probe.waitForExit(timeout: .seconds(60)) == 0, "\(probe.standardOutput) \(probe.standardError)")

@@ -32,7 +32,7 @@ struct TLSTests {
         let (certificate, key) = try await certificates.makeServerCertificate()
         let trust = try RelayTLS.certificateAuthorities(pemFile: certificates.caFile)
         let node = try await Self.launchRelay(certificate: certificate, key: key, trust: trust)
-        defer { try? node.process.terminateIfRunning() }
+        defer { node.process.terminateIfRunning() }
         #expect(node.baseURL.hasPrefix("https://"))
 
         let pair = try await LibraryPair.make(relayURL: node.baseURL, configuration: LibraryPair.configuration(tls: trust))
@@ -53,7 +53,7 @@ struct TLSTests {
         let (certificate, key) = try await certificates.makeServerCertificate()
         let node = try await Self.launchRelay(
             certificate: certificate, key: key, trust: try RelayTLS.certificateAuthorities(pemFile: certificates.caFile))
-        defer { try? node.process.terminateIfRunning() }
+        defer { node.process.terminateIfRunning() }
 
         // The wrong CA: the desktop's first call fails in the handshake, and says so.
         let wrongCA = RelayDesktopClient(
@@ -101,7 +101,7 @@ struct TLSTests {
         try FileManager.default.copyItem(atPath: first.key, toPath: live.key)
         let trust = try RelayTLS.certificateAuthorities(pemFile: certificates.caFile)
         let node = try await Self.launchRelay(certificate: live.certificate, key: live.key, trust: trust)
-        defer { try? node.process.terminateIfRunning() }
+        defer { node.process.terminateIfRunning() }
 
         let pair = try await LibraryPair.make(relayURL: node.baseURL, configuration: LibraryPair.configuration(tls: trust))
         let firstPin = try RelayTLS.pinnedCertificate(sha256: try await certificates.fingerprint(of: first.certificate))

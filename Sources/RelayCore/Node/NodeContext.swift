@@ -21,6 +21,8 @@ struct NodeContext: Sendable {
     /// This node's id: the bus's instance id, which presence claims and their lease are made
     /// under, so a `relay.desktop_status` from a node names the node holding the desktop.
     let nodeID: String
+    /// nil: this node traces nothing.
+    let tracer: NodeTracer?
 
     var now: Int64 { clock.nowMillis() }
 

@@ -3,6 +3,7 @@
 import Logging
 import RelayProtocol
 import Synchronization
+import Tracing
 
 /// The six POST endpoints of PROTOCOL §2, each in the contract's exact check order, and the one
 /// pending approval a session may have. Success returns the JSON body; failure throws the
@@ -115,7 +116,20 @@ final class Pairing: NodePart, Sendable {
 
     /// `POST /pair/start` (PROTOCOL §2.5): creates, or replaces, a session.
     func pairStart(_ request: PairStartRequest, meta: RequestMeta) async throws(APIError) -> [UInt8] {
+        let span = TraceSpan("POST /pair/start", kind: .server, parent: meta.traceparent, tracer: context.tracer)
+        do {
+            let body = try await start(request, meta: meta, span: span)
+            span.end(status: 200)
+            return body
+        } catch {
+            span.end(refusedWith: error.code.rawValue, status: error.status)
+            throw error
+        }
+    }
+
+    private func start(_ request: PairStartRequest, meta: RequestMeta, span: TraceSpan) async throws(APIError) -> [UInt8] {
         stats.pairRequest(.start)
+        span.set("relay.session", Identifiers.redacted(request.sessionID))
         let now = try open(
             .pairStart, schemaVersion: request.schemaVersion, meta: meta,
             .sessionID(request.sessionID), .token(request.joinToken), .token(request.desktopSessionToken))
@@ -125,7 +139,7 @@ final class Pairing: NodePart, Sendable {
         let record = SessionRecord(
             sessionID: request.sessionID, joinToken: context.storedToken(request.joinToken), joinTokenExpiresAtMillis: joinTokenExpiry,
             desktopSessionToken: context.storedToken(request.desktopSessionToken), relayWebSocketURL: wsURL, idleTimeoutSeconds: idle,
-            createdAtMillis: now, lastActivityAtMillis: now)
+            createdAtMillis: now, lastActivityAtMillis: now, pairingTraceparent: span.traceparent)
 
         // Steps 10–12: the conflict rule and the replacement, atomically against the stored record
         // (DECISIONS 4), so two nodes cannot both claim one sessionID. A session is in use if a
@@ -164,18 +178,22 @@ final class Pairing: NodePart, Sendable {
     /// `POST /pair/join` (PROTOCOL §2.6): waits for the desktop's decision, then trusts the device.
     func pairJoin(_ request: PairJoinRequest, meta: RequestMeta) async throws(APIError) -> [UInt8] {
         stats.pairRequest(.join)
+        // The join belongs to the trace its session was paired in, known once the session is read.
+        let trace = PendingSpan("POST /pair/join", kind: .server, tracer: context.tracer)
         do {
-            let body = try await join(request, meta: meta)
+            let body = try await join(request, meta: meta, trace: trace)
             stats.pairSuccess(.join)
+            trace.span.end(status: 200)
             return body
         } catch {
             stats.pairJoinFailure(error.code)
             logger.info("pair_join_failure code=\(error.code.rawValue) status=\(error.status)")
+            trace.start(parent: meta.traceparent).end(refusedWith: error.code.rawValue, status: error.status)
             throw error
         }
     }
 
-    private func join(_ request: PairJoinRequest, meta: RequestMeta) async throws(APIError) -> [UInt8] {
+    private func join(_ request: PairJoinRequest, meta: RequestMeta, trace: PendingSpan) async throws(APIError) -> [UInt8] {
         var now = try open(
             .pairJoin, schemaVersion: nil, meta: meta, .sessionID(request.sessionID), .token(request.joinToken))
         let deviceName = Self.sanitizedDeviceName(request.deviceName)
@@ -187,6 +205,8 @@ final class Pairing: NodePart, Sendable {
         defer { if reserved { stats.pendingJoinWaiters.subtract(1, ordering: .relaxed) } }
 
         guard let session = try await currentSession(request.sessionID) else { throw .sessionNotFound }
+        let span = trace.start(parent: session.state.withLock { $0.record.pairingTraceparent } ?? meta.traceparent)
+        span.set("relay.session", Identifiers.redacted(session.id))
         let requestID = Identifiers.shortID()
         let clustered = context.bus != nil
         let pending: PendingJoin = try session.state.withLock { (s) throws(APIError) -> PendingJoin in
@@ -210,10 +230,14 @@ final class Pairing: NodePart, Sendable {
                 sessionID: s.record.sessionID, requestID: requestID, deviceName: deviceName, requesterIP: meta.clientIP,
                 requestedAt: Timestamp.format(millis: now), expiresAt: Timestamp.format(millis: now + timeout))
             var delivered = false
-            if let desktop = s.desktop { delivered = router.deliver(frame, to: desktop) }
+            let traceparent = span.traceparent
+            if let desktop = s.desktop {
+                delivered = router.deliver(frame, to: desktop)
+                if delivered, let traceparent { s.pairRequestTrace = (requestID, traceparent) }
+            }
             if !delivered {
                 guard clustered else { throw .desktopNotConnected }
-                router.publish(.desktop, sessionID: s.record.sessionID, payload: frame)
+                router.publish(.desktop, sessionID: s.record.sessionID, payload: frame, traceparent: traceparent)
             }
             s.pendingJoin = pending
             return pending
@@ -260,6 +284,7 @@ final class Pairing: NodePart, Sendable {
             return r.relayWebSocketURL
         }
         router.publishSessionRefresh(session.id)
+        span.set("relay.device", deviceID)
         logger.info("device_paired", metadata: ["session": "\(Identifiers.redacted(session.id))", "device": "\(deviceID)"])
         return Self.body([
             "accepted": .bool(true), "sessionID": .string(session.id), "deviceID": .string(deviceID),
@@ -295,12 +320,28 @@ final class Pairing: NodePart, Sendable {
     /// A desktop's decision: resolve the local pending join, echo `relay.pair_result` to the
     /// deciding socket when it names a request, and tell the other nodes.
     func handlePairDecision(_ decision: PairDecision, frame: [UInt8], session: Session, from connection: any RelayConnection) {
+        // Traced as a step of the join it answers, when this node handed the desktop that request.
+        var span = TraceSpan.none
+        if context.tracer != nil {
+            let parent: String? = session.state.withLock { s in
+                guard let trace = s.pairRequestTrace, let requestID = decision.requestID,
+                    Identifiers.constantTimeEqual(trace.requestID, requestID)
+                else { return nil }
+                s.pairRequestTrace = nil
+                return trace.traceparent
+            }
+            span = TraceSpan("relay.pair_decision", kind: .server, parent: parent, tracer: context.tracer)
+            span.set("relay.session", Identifiers.redacted(session.id))
+            span.set("relay.approved", decision.approved ? "true" : "false")
+        }
         if let requestID = decision.requestID {
-            applyPairDecision(sessionID: session.id, requestID: requestID, approved: decision.approved)
+            let matched = applyPairDecision(sessionID: session.id, requestID: requestID, approved: decision.approved)
+            span.set("relay.matched_here", matched ? "true" : "false")
             // A pair_result that does not fit is dropped silently (PROTOCOL §4.10).
             _ = connection.send(ServerMessage.pairResult(sessionID: session.id, requestID: requestID, approved: decision.approved))
         }
-        router.publish(.pairDecision, sessionID: session.id, payload: frame)
+        router.publish(.pairDecision, sessionID: session.id, payload: frame, traceparent: span.traceparent)
+        span.end()
     }
 
     // MARK: /pair/refresh

@@ -7,9 +7,12 @@ public struct RequestMeta: Sendable {
     public var clientIP: String
     /// The request's `Origin` header; nil when absent (allowed for the POST endpoints).
     public var origin: String?
+    /// The request's W3C `traceparent` header, if any: the trace its spans join.
+    public var traceparent: String?
     /// The facts of one request.
-    public init(clientIP: String, origin: String?) {
+    public init(clientIP: String, origin: String?, traceparent: String? = nil) {
         self.clientIP = clientIP
         self.origin = origin
+        self.traceparent = traceparent
     }
 }

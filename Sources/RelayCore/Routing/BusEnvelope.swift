@@ -18,12 +18,17 @@ public struct BusEnvelope: Sendable, Equatable {
     public var issuedAtMillis: Int64
     /// A random id per envelope: with `sourceInstanceID`, what replay protection remembers.
     public var nonce: String
+    /// The W3C `traceparent` of the span that published it: set only on the pairing flow's
+    /// envelopes while the node traces, so one pairing is one trace across nodes. Our extension
+    /// of the contract: nodes that do not know it ignore the field.
+    public var traceparent: String?
 
     /// An envelope with every field given; `targetDeviceID` stays nil except for a revocation.
     public init(
         sessionID: String, sourceInstanceID: String, target: BusTarget, targetDeviceID: String? = nil,
-        payload: [UInt8], issuedAtMillis: Int64, nonce: String
+        payload: [UInt8], issuedAtMillis: Int64, nonce: String, traceparent: String? = nil
     ) {
+        self.traceparent = traceparent
         self.sessionID = sessionID
         self.sourceInstanceID = sourceInstanceID
         self.target = target

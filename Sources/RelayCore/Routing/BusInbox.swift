@@ -2,6 +2,7 @@
 
 import Logging
 import Synchronization
+import Tracing
 import RelayProtocol
 
 /// What arrives from other nodes (PROTOCOL §6.6): session traffic for the sockets this node
@@ -33,7 +34,15 @@ final class BusInbox: NodePart, Sendable {
             else { return }
             var approved = false
             if case .bool(let b)? = fields["approved"] { approved = b }
-            pairing.applyPairDecision(sessionID: envelope.sessionID, requestID: requestID, approved: approved)
+            let matched = pairing.applyPairDecision(sessionID: envelope.sessionID, requestID: requestID, approved: approved)
+            // Every node hears a decision; the one whose pending join it resolved traces it.
+            if matched, let traceparent = envelope.traceparent, context.tracer != nil {
+                let span = TraceSpan("relay.pair_decision receive", kind: .consumer, parent: traceparent, tracer: context.tracer)
+                span.set("relay.session", Identifiers.redacted(envelope.sessionID))
+                span.set("relay.source_node", envelope.sourceInstanceID)
+                span.set("relay.approved", approved ? "true" : "false")
+                span.end()
+            }
         case .sessionRefresh:
             // DECISIONS 3: every node, with or without a copy, takes the stored record now.
             guard context.store.isShared else { return }
@@ -102,8 +111,30 @@ final class BusInbox: NodePart, Sendable {
             }
             return s.mobileConnections
         }
+        // Before the delivery: the desktop's decision may come back at once and continues this span.
+        var span = TraceSpan.none
+        if let traceparent = envelope.traceparent, envelope.target == .desktop, context.tracer != nil {
+            span = tracePairRequest(payload, traceparent: traceparent, source: envelope.sourceInstanceID, session: session, delivering: !recipients.isEmpty)
+        }
         for connection in recipients { router.deliver(payload, to: connection) }
+        span.end()
         if let reason = scan.disconnectReason { directory.closeSession(session, reason: reason) }
+    }
+
+    /// A traced `relay.pair_request` from the joining node: a span of the join's trace, kept for
+    /// the desktop's decision to continue. The caller ends it once the request is handed over.
+    private func tracePairRequest(_ payload: [UInt8], traceparent: String, source: String, session: Session, delivering: Bool) -> TraceSpan {
+        guard case .object(let fields)? = try? JSONValue.parse(payload), case .string("relay.pair_request")? = fields["type"],
+            case .string(let requestID)? = fields["requestID"]
+        else { return .none }
+        let span = TraceSpan("relay.pair_request receive", kind: .consumer, parent: traceparent, tracer: context.tracer)
+        span.set("relay.session", Identifiers.redacted(session.id))
+        span.set("relay.source_node", source)
+        span.set("relay.delivered", delivering ? "true" : "false")
+        if delivering, let continued = span.traceparent {
+            session.state.withLock { $0.pairRequestTrace = (requestID, continued) }
+        }
+        return span
     }
 }
 

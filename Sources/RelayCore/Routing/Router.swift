@@ -44,11 +44,12 @@ final class Router: NodePart, Sendable {
     }
 
     /// Publishes a frame or control body for other nodes, if there are any.
-    func publish(_ target: BusTarget, sessionID: String, payload: [UInt8], targetDeviceID: String? = nil) {
+    /// `traceparent` is the span it continues on the receiving node, on the pairing flow's envelopes.
+    func publish(_ target: BusTarget, sessionID: String, payload: [UInt8], targetDeviceID: String? = nil, traceparent: String? = nil) {
         guard let bus = context.bus else { return }
         bus.publish(BusEnvelope(
             sessionID: sessionID, sourceInstanceID: bus.instanceID, target: target, targetDeviceID: targetDeviceID,
-            payload: payload, issuedAtMillis: wallClockMillis(), nonce: Identifiers.shortID()))
+            payload: payload, issuedAtMillis: wallClockMillis(), nonce: Identifiers.shortID(), traceparent: traceparent))
     }
 
     /// Sends `disconnect` with `reason` to the session's sockets on every other node.

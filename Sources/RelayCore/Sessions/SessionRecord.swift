@@ -30,13 +30,17 @@ public struct SessionRecord: Sendable, Equatable {
     public var lastActivityAtMillis: Int64
     /// The trusted devices, by device id.
     public var devices: [String: DeviceRecord]
+    /// The W3C `traceparent` of the `/pair/start` that made the session, when that node traced:
+    /// the desktop's first connection and the phone's join, on whichever node, join its trace.
+    public var pairingTraceparent: String?
 
     /// A record with every field given; a new session has an unused join token and no devices.
     public init(
         sessionID: String, joinToken: StoredToken, joinTokenExpiresAtMillis: Int64, joinTokenUsedAtMillis: Int64? = nil,
         desktopSessionToken: StoredToken, relayWebSocketURL: String, idleTimeoutSeconds: UInt64, createdAtMillis: Int64,
-        lastActivityAtMillis: Int64, devices: [String: DeviceRecord] = [:]
+        lastActivityAtMillis: Int64, devices: [String: DeviceRecord] = [:], pairingTraceparent: String? = nil
     ) {
+        self.pairingTraceparent = pairingTraceparent
         self.sessionID = sessionID
         self.joinToken = joinToken
         self.joinTokenExpiresAtMillis = joinTokenExpiresAtMillis

@@ -23,6 +23,9 @@ struct SessionState {
     var sessionCommandBucket: RateWindow?
     var snapshotBuckets: [String: RateWindow] = [:]
     var pendingJoin: PendingJoin?
+    /// The trace of the `relay.pair_request` last handed to this node's desktop, while tracing:
+    /// the desktop's decision continues it.
+    var pairRequestTrace: (requestID: String, traceparent: String)?
 
     var desktopConnected: Bool { desktop != nil || remoteDesktopNode != nil }
     var hasLocalSockets: Bool { desktop != nil || !mobiles.isEmpty }

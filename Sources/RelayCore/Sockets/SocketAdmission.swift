@@ -3,6 +3,7 @@
 import Logging
 import RelayProtocol
 import Synchronization
+import Tracing
 
 /// Socket admission and authentication (PROTOCOL §4.2): the token lookup, the node-wide socket
 /// cap, the per-IP budget for wrong credentials, and each role's checks, ending with the socket
@@ -38,12 +39,17 @@ final class SocketAdmission: NodePart, Sendable {
             recordAuthFailure(.authRateLimited, peer: peer)
             return .rejected(.authRateLimited)
         }
-        let outcome = await authenticateUnlogged(token: token, peer: peer, connection: connection)
+        // The span's parent is known once the token names a session (see `traceParent`).
+        let trace = PendingSpan("relay.auth", kind: .server, tracer: context.tracer)
+        let outcome = await authenticateUnlogged(token: token, peer: peer, connection: connection, trace: trace)
         switch outcome {
         case .rejected(let reason):
             if reason.spendsFailureBudget { _ = authFailureLimiter.consume(ip: peer.remoteIP, limit: limit, now: context.now) }
             recordAuthFailure(reason, peer: peer)
-        case .authenticated: stats.authSuccess()
+            trace.start(parent: peer.traceparent).end(refusedWith: reason.rawValue)
+        case .authenticated:
+            stats.authSuccess()
+            trace.span.end()
         }
         return outcome
     }
@@ -56,7 +62,19 @@ final class SocketAdmission: NodePart, Sendable {
         logger.warning("ws_auth_failure reason=\(reason.rawValue) \(extra)remote_ip=\(peer.remoteIP) user_agent=\(peer.userAgent ?? "-")")
     }
 
-    private func authenticateUnlogged(token: String, peer: SocketPeer, connection: any RelayConnection) async -> AuthOutcome {
+    /// The trace a socket's auth joins: the upgrade's own `traceparent`, else, for a desktop whose
+    /// session has not paired a phone yet, the trace of its `/pair/start`.
+    private func traceParent(_ session: Session, role: String, peer: SocketPeer, trace: PendingSpan) {
+        guard context.tracer != nil else { return }
+        let paired = role == "desktop" ? session.state.withLock { s in s.record.joinTokenUsedAtMillis == nil ? s.record.pairingTraceparent : nil } : nil
+        let span = trace.start(parent: peer.traceparent ?? paired)
+        span.set("relay.role", role)
+        span.set("relay.session", Identifiers.redacted(session.id))
+    }
+
+    private func authenticateUnlogged(
+        token: String, peer: SocketPeer, connection: any RelayConnection, trace: PendingSpan
+    ) async -> AuthOutcome {
         guard Identifiers.isOpaqueToken(token, minLength: 22) else { return .rejected(.invalidAuthPayload) }
         // The token is digested once; every lookup and comparison from here on uses the digest.
         let digest = TokenDigest(of: token)
@@ -72,8 +90,11 @@ final class SocketAdmission: NodePart, Sendable {
         guard let owner else { return .rejected(.tokenNotFound) }
         switch owner {
         case .desktop(let session):
+            traceParent(session, role: "desktop", peer: peer, trace: trace)
             return await authenticateDesktop(session, token: digest, connection: connection)
         case .device(let session, let deviceID):
+            traceParent(session, role: "mobile", peer: peer, trace: trace)
+            trace.span.set("relay.device", deviceID)
             return await authenticateMobile(session, deviceID: deviceID, token: digest, peer: peer, connection: connection)
         }
     }

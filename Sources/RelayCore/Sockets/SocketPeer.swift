@@ -9,10 +9,13 @@ public struct SocketPeer: Sendable {
     public var origin: String?
     /// The upgrade request's `User-Agent` header, for auth-failure log lines.
     public var userAgent: String?
+    /// The upgrade request's W3C `traceparent` header, if any: the trace the auth span joins.
+    public var traceparent: String?
     /// The facts of one connecting socket.
-    public init(remoteIP: String, origin: String?, userAgent: String?) {
+    public init(remoteIP: String, origin: String?, userAgent: String?, traceparent: String? = nil) {
         self.remoteIP = remoteIP
         self.origin = origin
         self.userAgent = userAgent
+        self.traceparent = traceparent
     }
 }

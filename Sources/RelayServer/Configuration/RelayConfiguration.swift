@@ -111,6 +111,9 @@ public struct RelayConfiguration: Sendable {
     public var logLevel = "info"
     /// `LOG_FORMAT`: `text` or `json`.
     public var logFormat = "text"
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` and the variables beside it: set means traces of the pairing
+    /// flow and socket auth go to that collector; nil traces nothing.
+    public var tracing: TracingSettings?
     /// The limits the core enforces.
     public var core = CoreConfiguration()
     /// Time and size limits of HTTP connections before they become WebSockets.
@@ -198,6 +201,11 @@ public struct RelayConfiguration: Sendable {
         .init(name: "RELAY_ENV", defaultValue: "development", help: "development, staging or production"),
         .init(name: "LOG_LEVEL", defaultValue: "info", help: "trace, debug, info, notice, warning, error or critical (RUST_LOG is read too)"),
         .init(name: "LOG_FORMAT", defaultValue: "text", help: "text or json"),
+        .init(name: "OTEL_EXPORTER_OTLP_ENDPOINT", defaultValue: "(unset)", help: "OTLP/HTTP collector base URL (v1/traces appended): traces of pairing and socket auth; unset traces nothing"),
+        .init(name: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", defaultValue: "(unset)", help: "Full OTLP/HTTP traces URL, used as given instead of the base URL"),
+        .init(name: "OTEL_EXPORTER_OTLP_PROTOCOL", defaultValue: "http/protobuf", help: "http/protobuf or http/json (no gRPC exporter is built in)"),
+        .init(name: "OTEL_SERVICE_NAME", defaultValue: "relay", help: "service.name of the exported spans"),
+        .init(name: "OTEL_SDK_DISABLED", defaultValue: "false", help: "true: no traces whatever else is set (also OTEL_TRACES_EXPORTER=none)"),
     ]
 
     /// With `PORT=0` and no `PUBLIC_BASE_URL`, what the defaults become once the listener has
@@ -397,6 +405,7 @@ public struct RelayConfiguration: Sendable {
         guard c.logFormat == "text" || c.logFormat == "json" else {
             throw ConfigurationError("LOG_FORMAT must be text or json (got \(c.logFormat)).")
         }
+        c.tracing = try TracingSettings.read(reader)
         return c
     }
 

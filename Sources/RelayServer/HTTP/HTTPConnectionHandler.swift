@@ -438,7 +438,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             remoteIP: ClientAddress.resolve(
                 peer: channel.remoteAddress, forwardedFor: head.headers["X-Forwarded-For"], trustedHops: settings.trustedProxyHops),
             origin: head.headers.first(name: "Origin"),
-            userAgent: head.headers.first(name: "User-Agent"))
+            userAgent: head.headers.first(name: "User-Agent"), traceparent: head.headers.first(name: "traceparent"))
         let token = settings.allowLegacyQueryToken ? RelayChildChannel.queryToken(head.uri) : nil
         let pipeline = channel.pipeline.syncOperations
         let decoder = self.decoder

@@ -95,7 +95,7 @@ struct HTTPRoutes: Sendable {
                 clientIP: ClientAddress.resolve(
                     peer: remoteAddress, forwardedFor: request.head.headers["X-Forwarded-For"],
                     trustedHops: configuration.trustedProxyHops),
-                origin: origin)
+                origin: origin, traceparent: request.head.headers["traceparent"].first)
             do {
                 return json(try await call(route, body: body, meta: meta))
             } catch let error as BodyShapeError {

@@ -22,6 +22,8 @@ public struct RelayApplication: Service {
     let logger: Logger
     let onListening: (@Sendable (Int) async -> Void)?
     let dependencies: ClusterDependencies
+    /// Trace export, when `OTEL_EXPORTER_OTLP_ENDPOINT` asks for it.
+    let tracing: TracingBackend?
     private let listeningPort = ListeningPort()
 
     /// Builds a node: alone with in-memory state, or a cluster node when the configuration names
@@ -40,9 +42,19 @@ public struct RelayApplication: Service {
         _ = RelayMetricsSystem.registry
         let dependencies = ClusterDependencies.make(configuration, logger: logger)
         self.dependencies = dependencies
+        var tracing: TracingBackend?
+        if let settings = configuration.tracing {
+            do {
+                tracing = try TracingBackend.make(settings, logger: logger)
+                logger.notice("tracing_enabled url=\(settings.tracesURL) protocol=\(settings.wireProtocol) service=\(settings.serviceName)")
+            } catch {
+                logger.error("tracing_disabled reason=\"\(error)\"")
+            }
+        }
+        self.tracing = tracing
         self.relay = Relay(
             configuration: configuration.core, store: store ?? dependencies.store ?? InMemoryStateStore(),
-            bus: bus ?? dependencies.bus, logger: logger, clock: clock)
+            bus: bus ?? dependencies.bus, logger: logger, clock: clock, tracer: tracing?.tracer)
         dependencies.register(with: health)
     }
 
@@ -76,6 +88,8 @@ public struct RelayApplication: Service {
         let relay = self.relay, configuration = self.configuration, listeningPort = self.listeningPort
         let onListening = self.onListening
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        // First, so it stops last: spans of the drain are exported before the exporter goes.
+        if let tracing { services.append(.init(service: tracing.service)) }
         if let redis = dependencies.redis {
             // A promoted replica may be behind what this node read from the old master.
             redis.onServerChange { [weak relay] in relay?.storeWasReplaced() }
