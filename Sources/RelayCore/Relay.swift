@@ -111,8 +111,16 @@ public final class Relay: Sendable {
     /// closing sockets and the restore retry. Cancelling it cancels those jobs and returns once
     /// they ended.
     public func runBackgroundWork(sweepIntervalMillis: Int64) async {
-        let sweeper = self.sweeper, clock = context.clock, lease = self.lease
+        let sweeper = self.sweeper, clock = context.clock, lease = self.lease, directory = self.directory
         context.work.submit { await lease.run() }
+        // Extension 10: a phone's sockets close within a quarter second of its grant's end. The
+        // cadence is real time; the ends are judged by the node's clock.
+        context.work.submit {
+            while true {
+                do { try await Task.sleep(for: .milliseconds(250)) } catch { return }
+                directory.closeExpiredGrants(now: clock.nowMillis())
+            }
+        }
         await context.work.run(clock: clock, sweepIntervalMillis: sweepIntervalMillis) {
             await sweeper.sweep(now: clock.nowMillis())
         }
@@ -195,6 +203,11 @@ public final class Relay: Sendable {
     /// `POST /devices/list`: trusted devices, oldest first.
     public func devicesList(_ request: DesktopCredentialsRequest, meta: RequestMeta) async throws(APIError) -> [UInt8] {
         try await pairing.devicesList(request, meta: meta)
+    }
+
+    /// `POST /devices/scope` (extension 10): changes what a device may do, on every node.
+    public func devicesScope(_ request: DeviceScopeRequest, meta: RequestMeta) async throws(APIError) -> [UInt8] {
+        try await pairing.devicesScope(request, meta: meta)
     }
 
     /// `POST /devices/revoke`: forgets a device everywhere and closes its socket.

@@ -65,6 +65,11 @@ extension APIError {
     public static let invalidPairRefreshExpiry = APIError(400, .invalidPairRefresh, "joinTokenExpiresAt must be a valid RFC3339 timestamp.")
     public static let invalidPairStopIdentifiers = APIError(400, .invalidPairStop, "sessionID and desktopSessionToken are required.")
     public static let invalidDevicesListIdentifiers = APIError(400, .invalidDevicesList, "sessionID and desktopSessionToken are required.")
+    /// Ours (extension 10): `/devices/scope` without usable identifiers.
+    public static let invalidDeviceScopeIdentifiers = APIError(
+        400, .invalidScope, "sessionID, desktopSessionToken, and deviceID are required.")
+    /// Ours (extension 10): grant fields `/devices/scope` cannot use; `message` says which.
+    public static func invalidScope(_ message: String) -> APIError { APIError(400, .invalidScope, message) }
     public static let invalidDeviceRevokeIdentifiers = APIError(
         400, .invalidDeviceRevoke, "sessionID, desktopSessionToken, and deviceID are required.")
 }

@@ -138,3 +138,28 @@ public struct DeviceRevokeRequest: Sendable, Equatable {
         deviceID = try o.string("deviceID")
     }
 }
+
+/// `POST /devices/scope` (extension 10): a device's new grant. The grant fields are kept as sent;
+/// the relay checks them (400 `invalid_scope`), so a wrong value gets a message naming it.
+public struct DeviceScopeRequest: Sendable, Equatable {
+    public var schemaVersion: UInt32?
+    public var sessionID: String
+    public var desktopSessionToken: String
+    public var deviceID: String
+    public var scope: JSONValue?
+    public var allowedCommands: JSONValue?
+    public var grantExpiresAt: JSONValue?
+
+    /// Decodes the body strictly: only these keys, identifiers as strings.
+    public init(json: JSONValue) throws(BodyShapeError) {
+        let o = try StrictObject(
+            json, allowed: ["schemaVersion", "sessionID", "desktopSessionToken", "deviceID", "scope", "allowedCommands", "grantExpiresAt"])
+        schemaVersion = try o.schemaVersion()
+        sessionID = try o.string("sessionID")
+        desktopSessionToken = try o.string("desktopSessionToken")
+        deviceID = try o.string("deviceID")
+        scope = json["scope"]
+        allowedCommands = json["allowedCommands"]
+        grantExpiresAt = json["grantExpiresAt"]
+    }
+}

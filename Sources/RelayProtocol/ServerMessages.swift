@@ -15,9 +15,10 @@ public enum ServerMessage {
     }
 
     /// `auth_ok` for a mobile socket, carrying the rotated token for its next connection.
+    /// A device with a grant (extension 10) gets its fields after the contract's keys.
     public static func mobileAuthOK(
         sessionID: String, deviceID: String, nextDeviceSessionToken: String, connectedDeviceCount: Int,
-        desktopConnected: Bool
+        desktopConnected: Bool, grant: DeviceGrant? = nil
     ) -> [UInt8] {
         var b = Writer()
         b.raw(#"{"type":"auth_ok","role":"mobile","sessionID":"#)
@@ -28,7 +29,19 @@ public enum ServerMessage {
         b.string(nextDeviceSessionToken)
         b.raw(#","connectedDeviceCount":"#)
         b.raw(String(connectedDeviceCount))
-        b.raw(desktopConnected ? #","desktopConnected":true}"# : #","desktopConnected":false}"#)
+        b.raw(desktopConnected ? #","desktopConnected":true"# : #","desktopConnected":false"#)
+        if let grant { b.grantFields(grant) }
+        b.raw("}")
+        return b.bytes
+    }
+
+    /// `relay.scope` (extension 10) to a device's open sockets when the desktop changes its grant.
+    public static func scope(sessionID: String, grant: DeviceGrant) -> [UInt8] {
+        var b = Writer()
+        b.raw(#"{"type":"relay.scope","sessionID":"#)
+        b.string(sessionID)
+        b.grantFields(grant)
+        b.raw("}")
         return b.bytes
     }
 
@@ -106,5 +119,13 @@ public enum ServerMessage {
         init() { bytes.reserveCapacity(192) }
         mutating func raw(_ s: String) { bytes.append(contentsOf: s.utf8) }
         mutating func string(_ s: String) { appendJSONString(s, to: &bytes) }
+        mutating func grantFields(_ grant: DeviceGrant) {
+            for field in grant.wireFields {
+                raw(",")
+                string(field.key)
+                raw(":")
+                raw(field.value.serialized)
+            }
+        }
     }
 }

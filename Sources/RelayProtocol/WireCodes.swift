@@ -12,6 +12,10 @@ public enum MobileErrorCode: String, Sendable, CaseIterable {
     case commandRateLimited = "command_rate_limited"
     case invalidSnapshotRequest = "invalid_snapshot_request"
     case snapshotRateLimited = "snapshot_rate_limited"
+    /// Ours (extension 10): the device's grant does not allow the command.
+    case scopeDenied = "scope_denied"
+    /// Ours (extension 10), to a desktop: its decision's grant fields cannot be used.
+    case invalidScope = "invalid_scope"
 }
 
 /// Reasons carried by `{"reason":…,"type":"disconnect"}` frames (PROTOCOL §4.11).
@@ -31,6 +35,8 @@ public enum DisconnectReason: String, Sendable, CaseIterable {
     case idleTimeout = "idle_timeout"
     case retentionExpired = "retention_expired"
     case removedFromPersistence = "removed_from_persistence"
+    /// Ours (extension 10): the device's grant reached its `grantExpiresAt`.
+    case deviceExpired = "device_expired"
 
     /// The WebSocket close code sent after the `disconnect` text (DECISIONS 8).
     public var closeCode: UInt16 {
@@ -41,7 +47,7 @@ public enum DisconnectReason: String, Sendable, CaseIterable {
         case .desktopReconnected, .deviceReconnected, .stoppedByDesktop, .replacedByNewPairStart,
             .idleTimeout, .retentionExpired, .removedFromPersistence:
             1000
-        case .sessionExpired, .deviceRevoked, .slowConsumer, .socketRateLimited:
+        case .sessionExpired, .deviceRevoked, .slowConsumer, .socketRateLimited, .deviceExpired:
             1008
         case .messageTooLarge: 1009  // RFC 6455 §7.4.1: a message too big to process
         }
@@ -66,6 +72,8 @@ public enum AuthFailureReason: String, Sendable, CaseIterable, Error {
     case tokenRotationPersistFailed = "token_rotation_persist_failed"
     /// Ours: the client IP spent its `MAX_WS_AUTH_FAILURES_PER_MINUTE`; refused before any lookup.
     case authRateLimited = "auth_rate_limited"
+    /// Ours (extension 10): the device's grant has expired; its tokens no longer authenticate.
+    case deviceExpired = "device_expired"
 
     /// Failures that say the credential was wrong: they spend the client IP's auth-failure budget.
     public var spendsFailureBudget: Bool {
@@ -74,7 +82,7 @@ public enum AuthFailureReason: String, Sendable, CaseIterable, Error {
             .deviceRecordMissing:
             true
         case .authTimeoutOrMissingPayload, .relayOverCapacity, .mobileOriginNotAllowed, .deviceCapReached,
-            .tokenRotationPersistFailed, .authRateLimited:
+            .tokenRotationPersistFailed, .authRateLimited, .deviceExpired:
             false
         }
     }
@@ -107,4 +115,6 @@ public enum HTTPErrorCode: String, Sendable, CaseIterable {
     case deviceNotFound = "device_not_found"
     /// Ours (DECISIONS 6): the state store is unreachable, so pairing is refused rather than lost.
     case stateStoreUnavailable = "state_store_unavailable"
+    /// Ours (extension 10): `/devices/scope` was given identifiers or grant fields it cannot use.
+    case invalidScope = "invalid_scope"
 }

@@ -96,6 +96,19 @@ public enum SessionRecordJSON {
             out.append(contentsOf: String(device.joinedAtMillis).utf8)
             out.append(contentsOf: #","last_seen_at_ms":"#.utf8)
             out.append(contentsOf: String(device.lastSeenAtMillis).utf8)
+            // Extension 10, only for a device with a grant: every node enforces what is stored.
+            if let grant = device.grant {
+                out.append(contentsOf: #","scope":"#.utf8)
+                appendJSONString(grant.scope.rawValue, to: &out)
+                if let commands = grant.allowedCommands {
+                    out.append(contentsOf: #","allowed_commands":"#.utf8)
+                    out.append(contentsOf: JSONValue.array(commands.map(JSONValue.string)).serialized.utf8)
+                }
+                if let expiry = grant.expiresAtMillis {
+                    out.append(contentsOf: #","grant_expires_at_ms":"#.utf8)
+                    out.append(contentsOf: String(expiry).utf8)
+                }
+            }
             out.append(UInt8(ascii: "}"))
         }
         out.append(contentsOf: "}}".utf8)
@@ -155,7 +168,7 @@ public enum SessionRecordJSON {
             devices[deviceID] = DeviceRecord(
                 deviceID: deviceID, currentToken: try token(device, "current_session_token"), retiredTokens: retired,
                 name: try string(device, "name"), joinedAtMillis: try integer(device, "joined_at_ms", as: Int64.self),
-                lastSeenAtMillis: try integer(device, "last_seen_at_ms", as: Int64.self))
+                lastSeenAtMillis: try integer(device, "last_seen_at_ms", as: Int64.self), grant: try grant(device))
         }
         return SessionRecord(
             sessionID: try string(object, "session_id"), joinToken: try token(object, "join_token"),
@@ -166,6 +179,25 @@ public enum SessionRecordJSON {
             createdAtMillis: try integer(object, "created_at_ms", as: Int64.self),
             lastActivityAtMillis: try integer(object, "last_activity_at_ms", as: Int64.self), devices: devices,
             pairingTraceparent: object["pairing_traceparent"]?.stringValue)
+    }
+
+    /// A device's grant (extension 10); nil when the record has none. A grant that cannot be read
+    /// fails the record: reading it as "no grant" would give the device full access.
+    private static func grant(_ device: [String: JSONValue]) throws(DecodingError) -> DeviceGrant? {
+        guard let scopeValue = device["scope"], !scopeValue.isNull else { return nil }
+        guard let scope = scopeValue.stringValue.flatMap(DeviceScope.init(rawValue:)) else {
+            throw DecodingError(description: "scope is neither control nor view")
+        }
+        var commands: [String]?
+        if let list = device["allowed_commands"], !list.isNull {
+            guard let names = list.arrayValue?.compactMap(\.stringValue), names.count == list.arrayValue?.count else {
+                throw DecodingError(description: "allowed_commands is not an array of strings")
+            }
+            commands = names
+        }
+        var expiry: Int64?
+        if let value = device["grant_expires_at_ms"], !value.isNull { expiry = try integer(device, "grant_expires_at_ms", as: Int64.self) }
+        return DeviceGrant(scope: scope, allowedCommands: commands, expiresAtMillis: expiry)
     }
 
     private static func string(_ object: [String: JSONValue], _ key: String) throws(DecodingError) -> String {

@@ -1,3 +1,4 @@
+import Foundation
 import RelayCore
 import RelayProtocol
 import RelayTestSupport
@@ -168,6 +169,21 @@ struct RedisStateStoreTests {
         let plain = SessionRecordJSON.encode(record, layout: .plain)
         #expect(!String(decoding: plain, as: UTF8.self).contains("traceparent"))
         #expect(try SessionRecordJSON.decode(plain).pairingTraceparent == nil)
+    }
+
+    /// Extension 10: a device's grant is durable, and one that cannot be read fails the record
+    /// instead of reading as full access.
+    @Test func aDevicesGrantRoundTripsAndAnUnreadableOneIsRefused() throws {
+        var record = Records.paired()
+        record.devices["dev_0123456789ab"]?.grant = DeviceGrant(scope: .view, allowedCommands: ["thread.select"], expiresAtMillis: 90_000)
+        let bytes = SessionRecordJSON.encode(record)
+        let text = String(decoding: bytes, as: UTF8.self)
+        #expect(text.contains(#""last_seen_at_ms":3000,"scope":"view","allowed_commands":["thread.select"],"grant_expires_at_ms":90000}"#))
+        #expect(try SessionRecordJSON.decode(bytes).devices["dev_0123456789ab"]?.grant == record.devices["dev_0123456789ab"]?.grant)
+        let broken = text.replacingOccurrences(of: #""scope":"view""#, with: #""scope":"admin""#)
+        #expect(throws: SessionRecordJSON.DecodingError.self) { try SessionRecordJSON.decode(Array(broken.utf8)) }
+        // A device without a grant is written exactly as before.
+        #expect(!String(decoding: SessionRecordJSON.encode(Records.paired()), as: UTF8.self).contains("scope"))
     }
 
     @Test func aPlainRecordIsReadByADigestStoreAndRewrittenAsDigests() async throws {

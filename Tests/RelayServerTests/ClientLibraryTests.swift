@@ -86,6 +86,33 @@ struct ClientLibraryTests {
         }
     }
 
+    /// Extension 10 through the library: the desktop grants `view`, the phone hears its grant and
+    /// is refused, the desktop widens it and the phone's command arrives; an expired grant ends the
+    /// phone for good.
+    @Test func theDesktopGrantsAndChangesAPhonesScope() async throws {
+        try await withRelay { relay in
+            let pair = try await LibraryPair.make(relayURL: relay.baseURL, origin: allowedOrigin, grant: DeviceGrant(scope: .view))
+            let deviceID = try #require(pair.phone.credentials?.deviceID)
+            _ = try await pair.phoneEvents.first { if case .grant(let g) = $0, g.scope == .view { true } else { nil } }
+            #expect(try await pair.desktop.listDevices().first?.grant == DeviceGrant(scope: .view))
+
+            _ = try await pair.phone.send(.selectThread(threadID: "t1"))
+            let refusal = try await pair.phoneEvents.first { if case .relayError(let e) = $0 { e } else { nil } }
+            #expect(refusal.code == "scope_denied")
+
+            let end = Date().addingTimeInterval(2)
+            let stored = try await pair.desktop.setScope(of: deviceID, to: DeviceGrant(scope: .control, allowedCommands: ["thread.select"], expiresAt: end))
+            #expect(stored.allowedCommands == ["thread.select"])
+            #expect(stored.expiresAtMillis == Int64((end.timeIntervalSince1970 * 1000).rounded(.down)))
+            _ = try await pair.phoneEvents.first { if case .grant(let g) = $0, g.scope == .control { true } else { nil } }
+            let commandID = try await pair.phone.send(.selectThread(threadID: "t2"))
+            _ = try await pair.desktopEvents.first { if case .command(let c) = $0, c.commandID == commandID { true } else { nil } }
+
+            #expect(await pair.phoneRun.value == .ended(reason: "device_expired"))
+            await pair.close()
+        }
+    }
+
     @Test func aStoppedSessionEndsBothClients() async throws {
         try await withRelay { relay in
             let pair = try await LibraryPair.make(relayURL: relay.baseURL, origin: allowedOrigin)

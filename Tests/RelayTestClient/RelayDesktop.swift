@@ -176,6 +176,16 @@ package final class RelayDesktop: Sendable {
         return try await http.postJSON(path: "/devices/revoke", body: .object(body), headers: originHeaders)
     }
 
+    /// `POST /devices/scope` (extension 10) for `deviceID` with the grant `fields` as given
+    /// (`scope`, `allowedCommands`, `grantExpiresAt`, or anything else a test sends).
+    @discardableResult
+    package func setScope(_ deviceID: String, fields: [String: JSONValue]) async throws -> RelayHTTPResponse {
+        var body = credentials(schemaVersion: 2)
+        body["deviceID"] = .string(deviceID)
+        body.merge(fields) { $1 }
+        return try await http.postJSON(path: "/devices/scope", body: .object(body), headers: originHeaders)
+    }
+
     private func credentials(schemaVersion: Int?) -> [String: JSONValue] {
         var body: [String: JSONValue] = ["sessionID": .string(sessionID), "desktopSessionToken": .string(desktopSessionToken)]
         if let schemaVersion { body["schemaVersion"] = .int(schemaVersion) }
@@ -257,15 +267,17 @@ package final class RelayDesktop: Sendable {
         }
     }
 
-    /// Sends `relay.pair_decision` for `requestID` with this session id.
-    package func decide(requestID: String, approved: Bool) async throws {
-        let decision: JSONValue = [
+    /// Sends `relay.pair_decision` for `requestID` with this session id, plus `fields` (the grant
+    /// of extension 10: `scope`, `allowedCommands`, `grantExpiresAt`).
+    package func decide(requestID: String, approved: Bool, fields: [String: JSONValue] = [:]) async throws {
+        var decision: [String: JSONValue] = [
             "type": "relay.pair_decision",
             "sessionID": .string(sessionID),
             "requestID": .string(requestID),
             "approved": .bool(approved),
         ]
-        try await socket.sendText(decision.serialized)
+        decision.merge(fields) { $1 }
+        try await socket.sendText(JSONValue.object(decision).serialized)
     }
 
     /// Sends a desktop envelope `{"schemaVersion":2,"sessionID":…,"seq":…,"timestamp":…,

@@ -68,7 +68,8 @@ package enum RelayPairing {
     /// The same flow for a desktop and a phone that may talk to different relay nodes: `/pair/start`
     /// goes to the desktop's `baseURL`, `/pair/join` to the phone's, and each socket to
     /// `desktopSocketURL` / `phoneSocketURL` (default: the `wsURL` the relay returned).
-    /// `idleTimeoutSeconds` goes into `/pair/start` when given.
+    /// `idleTimeoutSeconds` goes into `/pair/start` when given; `decisionFields` into the
+    /// desktop's approval (a grant, extension 10).
     package static func pairConnected(
         desktop: RelayDesktop,
         phone: RelayPhone,
@@ -76,6 +77,7 @@ package enum RelayPairing {
         phoneSocketURL: String? = nil,
         deviceName: String? = "Relay Test iPhone",
         idleTimeoutSeconds: Int? = nil,
+        decisionFields: [String: JSONValue] = [:],
         timeout: Duration = .seconds(30),
         settleTimeout: Duration = .seconds(5),
         drainIdle: Duration = .milliseconds(50)
@@ -91,6 +93,7 @@ package enum RelayPairing {
                 desktop: desktop,
                 phone: phone,
                 deviceName: deviceName,
+                decisionFields: decisionFields,
                 timeout: timeout
             )
             let phoneAuthOK = try await phone.connect(url: phoneSocketURL, authTimeout: timeout)
@@ -156,6 +159,7 @@ package enum RelayPairing {
         desktop: RelayDesktop,
         phone: RelayPhone,
         deviceName: String?,
+        decisionFields: [String: JSONValue] = [:],
         timeout: Duration
     ) async throws -> (RelayPairRequest, RelayHTTPResponse) {
         let sessionID = desktop.sessionID
@@ -166,7 +170,7 @@ package enum RelayPairing {
             }
             group.addTask {
                 let request = try await desktop.nextPairRequest(timeout: timeout)
-                try await desktop.decide(requestID: request.requestID, approved: true)
+                try await desktop.decide(requestID: request.requestID, approved: true, fields: decisionFields)
                 return .approved(request)
             }
             var pairRequest: RelayPairRequest?

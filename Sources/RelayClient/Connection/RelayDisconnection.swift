@@ -35,7 +35,7 @@ public struct RelayDisconnection: Sendable, Equatable, CustomStringConvertible {
     var endsSession: Bool {
         switch knownReason {
         case .deviceRevoked, .stoppedByDesktop, .sessionExpired, .replacedByNewPairStart, .idleTimeout,
-            .retentionExpired, .removedFromPersistence, .deviceReconnected, .desktopReconnected:
+            .retentionExpired, .removedFromPersistence, .deviceReconnected, .desktopReconnected, .deviceExpired:
             true
         case .relayOverCapacity, .slowConsumer, .heartbeatTimeout, .socketRateLimited, .messageTooLarge, .serverShutdown,
             nil:

@@ -131,12 +131,34 @@ public final class RelayDesktopClient: Sendable {
     public var isConnected: Bool { state.withLock { $0.socket != nil } }
 
     /// Approves or denies a phone's request to join.
-    public func decide(_ request: RelayPairingRequest, approve: Bool) async throws {
-        let decision: JSONValue = [
+    ///
+    /// With a `grant` (extension 10), an approved phone gets only that access: `view` to watch,
+    /// `allowedCommands` to limit what it may send, an end after which its sockets close with
+    /// `device_expired`. Without one it gets the contract's full access (or the relay's
+    /// `DEFAULT_DEVICE_SCOPE`). A relay that cannot use the grant answers with a
+    /// ``RelayDesktopEvent/relayError(_:)`` `invalid_scope`, and the request stays pending.
+    public func decide(_ request: RelayPairingRequest, approve: Bool, grant: DeviceGrant? = nil) async throws {
+        var decision: [String: JSONValue] = [
             "type": "relay.pair_decision", "sessionID": .string(identity.sessionID), "requestID": .string(request.requestID),
             "approved": .bool(approve),
         ]
-        try await currentSocket().sendText(decision.serialized)
+        if approve, let grant { for field in grant.wireFields { decision[field.key] = field.value } }
+        try await currentSocket().sendText(JSONValue.object(decision).serialized)
+    }
+
+    /// `POST /devices/scope` (extension 10): replaces what a paired phone may do, on every node
+    /// within a second; its open sockets receive `relay.scope`. Returns the grant the relay stored.
+    ///
+    /// - Throws: ``RelayClientError/requestRefused(operation:status:code:message:)`` with
+    ///   `invalid_scope` for a grant the relay cannot use (an end in the past), `device_not_found`
+    ///   for an unknown device.
+    @discardableResult
+    public func setScope(of deviceID: String, to grant: DeviceGrant) async throws -> DeviceGrant {
+        var body = credentialsBody()
+        body["deviceID"] = .string(deviceID)
+        for field in grant.wireFields { body[field.key] = field.value }
+        let json = try await post("/devices/scope", body)
+        return DeviceGrant(fields: json) ?? grant
     }
 
     /// Sends an envelope of `kind` with `payload` to every connected phone and returns its `seq`.

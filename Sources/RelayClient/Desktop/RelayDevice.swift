@@ -14,6 +14,8 @@ public struct RelayDevice: Sendable, Equatable {
     public var joinedAt: String?
     /// When it last authenticated (RFC 3339).
     public var lastSeenAt: String?
+    /// What the desktop allowed it (extension 10); nil: the contract's full access.
+    public var grant: DeviceGrant?
 
     init?(json: JSONValue) {
         guard let deviceID = json["deviceID"]?.stringValue else { return nil }
@@ -22,5 +24,6 @@ public struct RelayDevice: Sendable, Equatable {
         self.connected = json["connected"]?.boolValue ?? false
         self.joinedAt = json["joinedAt"]?.stringValue
         self.lastSeenAt = json["lastSeenAt"]?.stringValue
+        self.grant = DeviceGrant(fields: json)
     }
 }

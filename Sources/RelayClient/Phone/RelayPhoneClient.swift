@@ -211,11 +211,13 @@ public final class RelayPhoneClient: Sendable {
         }
         if let rotated { announce(rotated) }
         emit(.connected(desktopConnected: desktopConnected))
+        if let grant = DeviceGrant(fields: authOK) { emit(.grant(grant)) }
         if let snapshot { try? await socket.sendText(snapshot) }
     }
 
     func received(_ text: String, json: JSONValue?, socket: RelayWebSocket) async {
         guard let json else { return emit(.unrecognized(text)) }
+        if json.type == "relay.scope", let grant = DeviceGrant(fields: json) { return emit(.grant(grant)) }
         if json.type == "relay.desktop_status", let connected = json["desktopConnected"]?.boolValue {
             emit(.desktopStatus(connected: connected))
             // A desktop that is back may have sent what never arrived (a request to it may have

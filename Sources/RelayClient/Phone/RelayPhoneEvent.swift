@@ -9,6 +9,10 @@ public enum RelayPhoneEvent: Sendable, Equatable {
     /// (``credentialsChanged(_:)`` came first). `desktopConnected` says whether commands can be
     /// delivered now.
     case connected(desktopConnected: Bool)
+    /// What the desktop allows this phone (extension 10): after ``connected(desktopConnected:)``
+    /// when the phone has a grant, and whenever the desktop changes it. A `view` grant refuses
+    /// commands with `scope_denied`; one with an end closes the connection with `device_expired`.
+    case grant(DeviceGrant)
     /// The desktop came online or went away.
     case desktopStatus(connected: Bool)
     /// An envelope from the desktop (`hello`, `snapshot`, `event`, `command_ack`).

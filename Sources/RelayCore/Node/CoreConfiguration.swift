@@ -1,5 +1,7 @@
 // The limits and timings the core enforces, as the environment configures them.
 
+import RelayProtocol
+
 /// The limits and timings the core enforces; the server builds it from the environment.
 public struct CoreConfiguration: Sendable {
     /// Trusted devices, and concurrent phone sockets, per session (`MAX_DEVICES_PER_SESSION`).
@@ -52,6 +54,8 @@ public struct CoreConfiguration: Sendable {
     public var defaultWebSocketURL = "ws://localhost:8787/ws"
     /// The origin allowlist (`ALLOWED_ORIGINS`).
     public var origins = OriginPolicy(entries: ["http://localhost:4173"])
+    /// `DEFAULT_DEVICE_SCOPE` (extension 10): the scope of a device whose approval names none.
+    public var defaultDeviceScope = DeviceScope.control
 
     /// Every field at its default; the server then applies the environment.
     public init() {}

@@ -37,6 +37,10 @@ public final class RelayStats: Sendable {
     private let presenceFailureCounter = Counter(label: "relay_presence_store_failures_total")
     private let leaseLapseCounter = Counter(label: "relay_presence_lease_lapses_total")
     private let remoteDesktopLapseCounter = Counter(label: "relay_presence_remote_desktop_lapses_total")
+    private let scopeDeniedViewCounter = Counter(label: "relay_scope_denied_commands_total", dimensions: [("reason", "view_only")])
+    private let scopeDeniedCommandCounter = Counter(label: "relay_scope_denied_commands_total", dimensions: [("reason", "command_not_allowed")])
+    private let grantsExpiredCounter = Counter(label: "relay_device_grants_expired_total")
+    private let scopeChangesCounter = Counter(label: "relay_device_scope_changes_total")
 
     /// The three endpoints with request/success counters (label `operation`: Prometheus Operator
     /// scrapes own the `endpoint` label and would rename ours to `exported_endpoint`).
@@ -125,6 +129,16 @@ public final class RelayStats: Sendable {
     func mobileError(_ code: MobileErrorCode) {
         mobileErrorCounters[MobileErrorCode.allCases.firstIndex(of: code)!].increment()
     }
+
+    /// A command refused by the device's grant (extension 10): a `view` device's, or one outside
+    /// its `allowedCommands`.
+    func scopeDenied(view: Bool) { (view ? scopeDeniedViewCounter : scopeDeniedCommandCounter).increment() }
+
+    /// Sockets this node closed with `device_expired` because their device's grant ended.
+    func grantExpired(sockets: Int) { grantsExpiredCounter.increment(by: sockets) }
+
+    /// A `POST /devices/scope` that changed a device's grant.
+    func scopeChanged() { scopeChangesCounter.increment() }
 
     /// A presence claim, release or read the store did not answer.
     func presenceFailure() { presenceFailureCounter.increment() }

@@ -260,8 +260,9 @@ final class Pairing: NodePart, Sendable {
             if s.pendingJoin === pending { s.pendingJoin = nil }
             guard !s.closed else { throw .desktopDisconnectedDuringApproval }
         }
+        let grant: DeviceGrant?
         switch outcome {
-        case .approved: break
+        case .approved(let granted): grant = granted
         case .timedOut: throw .pairRequestTimedOut
         case .desktopGone: throw .desktopDisconnectedDuringApproval
         case .denied: throw .pairRequestDenied
@@ -279,7 +280,7 @@ final class Pairing: NodePart, Sendable {
             r.touch(now)
             r.devices[deviceID] = DeviceRecord(
                 deviceID: deviceID, currentToken: storedToken, name: deviceName ?? "Mobile Device",
-                joinedAtMillis: now, lastSeenAtMillis: now)
+                joinedAtMillis: now, lastSeenAtMillis: now, grant: grant)
             stored = r
             return r.relayWebSocketURL
         }
@@ -306,20 +307,31 @@ final class Pairing: NodePart, Sendable {
 
     /// Applies a `relay.pair_decision` to this node's pending join of the session; true if it matched.
     @discardableResult
-    func applyPairDecision(sessionID: String, requestID: String, approved: Bool) -> Bool {
+    func applyPairDecision(sessionID: String, requestID: String, approved: Bool, grant: DeviceGrant?) -> Bool {
         guard let session = directory.session(sessionID) else { return false }
         let pending: PendingJoin? = session.state.withLock { s in
             guard let p = s.pendingJoin, Identifiers.constantTimeEqual(p.requestID, requestID) else { return nil }
             s.pendingJoin = nil
             return p
         }
-        pending?.resolve(approved ? .approved : .denied)
+        pending?.resolve(approved ? .approved(grant) : .denied)
         return pending != nil
     }
 
     /// A desktop's decision: resolve the local pending join, echo `relay.pair_result` to the
     /// deciding socket when it names a request, and tell the other nodes.
     func handlePairDecision(_ decision: PairDecision, frame: [UInt8], session: Session, from connection: any RelayConnection) {
+        // An approval's grant is checked here, where the desktop can be told: a decision whose
+        // grant cannot be used is refused whole, and the request stays pending for a corrected one.
+        var grant: DeviceGrant?
+        if decision.approved {
+            do {
+                grant = try decision.grant(defaultScope: configuration.defaultDeviceScope, now: context.now)
+            } catch {
+                _ = connection.send(ServerMessage.error(MobileError(.invalidScope, error.message)))
+                return
+            }
+        }
         // Traced as a step of the join it answers, when this node handed the desktop that request.
         var span = TraceSpan.none
         if context.tracer != nil {
@@ -335,7 +347,7 @@ final class Pairing: NodePart, Sendable {
             span.set("relay.approved", decision.approved ? "true" : "false")
         }
         if let requestID = decision.requestID {
-            let matched = applyPairDecision(sessionID: session.id, requestID: requestID, approved: decision.approved)
+            let matched = applyPairDecision(sessionID: session.id, requestID: requestID, approved: decision.approved, grant: grant)
             span.set("relay.matched_here", matched ? "true" : "false")
             // A pair_result that does not fit is dropped silently (PROTOCOL §4.10).
             _ = connection.send(ServerMessage.pairResult(sessionID: session.id, requestID: requestID, approved: decision.approved))
@@ -418,17 +430,58 @@ final class Pairing: NodePart, Sendable {
             let connected = Set(s.mobiles.values.map(\.deviceID)).union(elsewhere)
             return s.record.devices.values
                 .map { d in
-                    (Timestamp.format(millis: d.joinedAtMillis), JSONValue.object([
+                    var entry: [String: JSONValue] = [
                         "deviceID": .string(d.deviceID), "deviceName": .string(d.name),
                         "connected": .bool(connected.contains(d.deviceID)),
                         "joinedAt": .string(Timestamp.format(millis: d.joinedAtMillis)),
                         "lastSeenAt": .string(Timestamp.format(millis: d.lastSeenAtMillis)),
-                    ]))
+                    ]
+                    // Extension 10: a device with a grant shows it; one without is the contract's entry.
+                    for field in d.grant?.wireFields ?? [] { entry[field.key] = field.value }
+                    return (Timestamp.format(millis: d.joinedAtMillis), JSONValue.object(entry))
                 }
                 .sorted { $0.0 < $1.0 }
                 .map(\.1)
         }
         return Self.body(["accepted": .bool(true), "sessionID": .string(session.id), "devices": .array(devices)])
+    }
+
+    // MARK: /devices/scope
+
+    /// `POST /devices/scope` (extension 10): the device's new grant, written with compare-and-save
+    /// like a revoke. Every node adopts it at the session refresh: its sockets of the device get
+    /// `relay.scope`, and every command after is judged by the new grant.
+    func devicesScope(_ request: DeviceScopeRequest, meta: RequestMeta) async throws(APIError) -> [UInt8] {
+        let now = try open(
+            .devicesScope, schemaVersion: request.schemaVersion, meta: meta,
+            .sessionID(request.sessionID), .token(request.desktopSessionToken), .deviceID(request.deviceID))
+        guard request.scope?.isNull == false else { throw .invalidScope("scope is required: \"control\" or \"view\".") }
+        let grant: DeviceGrant
+        do {
+            // `scope` is present, so a grant always results.
+            grant = try DeviceGrant.parse(
+                scope: request.scope, allowedCommands: request.allowedCommands, grantExpiresAt: request.grantExpiresAt, now: now)
+                ?? DeviceGrant(scope: .control)
+        } catch {
+            throw .invalidScope(error.message)
+        }
+        let sessionID = request.sessionID
+        let desktopToken = TokenDigest(of: request.desktopSessionToken)
+        try await write(sessionID) { (stored: inout SessionRecord?) throws(APIError) in
+            var r = try Self.ownedRecord(stored, desktopToken: desktopToken)
+            guard r.devices[request.deviceID] != nil else { throw .deviceNotFound }
+            r.devices[request.deviceID]?.grant = grant
+            r.touch(now)
+            stored = r
+        }
+        router.publishSessionRefresh(sessionID)
+        stats.scopeChanged()
+        logger.info("device_scope_changed", metadata: [
+            "session": "\(Identifiers.redacted(sessionID))", "device": "\(request.deviceID)", "scope": "\(grant.scope.rawValue)",
+        ])
+        var body: [String: JSONValue] = ["accepted": .bool(true), "sessionID": .string(sessionID), "deviceID": .string(request.deviceID)]
+        for field in grant.wireFields { body[field.key] = field.value }
+        return Self.body(body)
     }
 
     // MARK: /devices/revoke

@@ -5,6 +5,8 @@ import RelayProtocol
 /// One of the POST endpoints of PROTOCOL §2, with what its opening checks differ in.
 enum PairingEndpoint {
     case pairStart, pairJoin, pairRefresh, pairStop, devicesList, devicesRevoke
+    /// Ours (extension 10).
+    case devicesScope
 
     /// `/pair/join` carries no `schemaVersion`; the others refuse any but 2.
     var checksSchemaVersion: Bool { self != .pairJoin }
@@ -13,7 +15,7 @@ enum PairingEndpoint {
     var isManagement: Bool {
         switch self {
         case .pairStart, .pairJoin: false
-        case .pairRefresh, .pairStop, .devicesList, .devicesRevoke: true
+        case .pairRefresh, .pairStop, .devicesList, .devicesRevoke, .devicesScope: true
         }
     }
 
@@ -26,6 +28,7 @@ enum PairingEndpoint {
         case .pairStop: .invalidPairStopIdentifiers
         case .devicesList: .invalidDevicesListIdentifiers
         case .devicesRevoke: .invalidDeviceRevokeIdentifiers
+        case .devicesScope: .invalidDeviceScopeIdentifiers
         }
     }
 

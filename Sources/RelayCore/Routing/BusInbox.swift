@@ -34,7 +34,18 @@ final class BusInbox: NodePart, Sendable {
             else { return }
             var approved = false
             if case .bool(let b)? = fields["approved"] { approved = b }
-            let matched = pairing.applyPairDecision(sessionID: envelope.sessionID, requestID: requestID, approved: approved)
+            // The deciding node checked the grant; one that still cannot be used (a node that does
+            // not know grants passed it on) denies the join rather than give full access.
+            var grant: DeviceGrant?
+            if approved, let decision = PairDecision(fields: fields) {
+                do {
+                    grant = try decision.grant(defaultScope: context.configuration.defaultDeviceScope, now: now)
+                } catch {
+                    logger.warning("pair_decision_grant_refused reason=\"\(error.message)\"")
+                    approved = false
+                }
+            }
+            let matched = pairing.applyPairDecision(sessionID: envelope.sessionID, requestID: requestID, approved: approved, grant: grant)
             // Every node hears a decision; the one whose pending join it resolved traces it.
             if matched, let traceparent = envelope.traceparent, context.tracer != nil {
                 let span = TraceSpan("relay.pair_decision receive", kind: .consumer, parent: traceparent, tracer: context.tracer)

@@ -16,12 +16,15 @@ public struct DeviceRecord: Sendable, Equatable {
     public var joinedAtMillis: Int64
     /// When the device last authenticated a socket (or paired), in milliseconds since the Unix epoch.
     public var lastSeenAtMillis: Int64
+    /// What the desktop lets the device do (extension 10); nil: the contract's full access.
+    public var grant: DeviceGrant?
 
     /// A device record with every field given; a newly paired device has no retired tokens.
     public init(
         deviceID: String, currentToken: StoredToken, retiredTokens: [RetiredToken] = [], name: String,
-        joinedAtMillis: Int64, lastSeenAtMillis: Int64
+        joinedAtMillis: Int64, lastSeenAtMillis: Int64, grant: DeviceGrant? = nil
     ) {
+        self.grant = grant
         self.deviceID = deviceID
         self.currentToken = currentToken
         self.retiredTokens = retiredTokens

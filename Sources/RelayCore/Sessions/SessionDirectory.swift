@@ -16,6 +16,9 @@ final class SessionDirectory: NodePart, Sendable {
     let registry = SessionRegistry()
     private let reloadGate = ReloadGate()
     private let tokenReloadFallback = Mutex<Int64?>(nil)
+    /// Sessions with a phone socket here whose device's grant has an end (extension 10): what
+    /// ``closeExpiredGrants(now:)`` looks at, so the check never walks every session.
+    private let expiringGrants = Mutex<Set<String>>([])
 
     init(context: NodeContext, router: Router, presence: ClusterPresence) {
         self.context = context
@@ -198,6 +201,8 @@ final class SessionDirectory: NodePart, Sendable {
                 if !s.record.isSameIncarnation(as: record) { return .replaced }
                 return .update(removedDevices: s.record.devices.keys.filter { record.devices[$0] == nil })
             }
+            // Grants the desktop changed (extension 10): the device's sockets here hear the new one.
+            var regranted: [(sockets: [any RelayConnection], grant: DeviceGrant)] = []
             switch step {
             case .stale:
                 return local
@@ -214,9 +219,19 @@ final class SessionDirectory: NodePart, Sendable {
                     s.record = merged
                     s.version = stored.version
                     registry.reindex(from: previous, to: merged, now: now)
+                    for (deviceID, device) in merged.devices {
+                        guard let grant = device.grant, previous.devices[deviceID]?.grant != grant else { continue }
+                        let sockets = s.mobiles.values.filter { $0.deviceID == deviceID }.map(\.connection)
+                        if !sockets.isEmpty { regranted.append((sockets, grant)) }
+                    }
                     return true
                 }
                 if applied && !removed.isEmpty { router.updateSubscription(local) }
+                for change in regranted {
+                    let frame = ServerMessage.scope(sessionID: local.id, grant: change.grant)
+                    for socket in change.sockets { router.deliver(frame, to: socket) }
+                    if change.grant.expiresAtMillis != nil { watchGrants(of: local) }
+                }
                 return local
             }
         }
@@ -261,24 +276,75 @@ final class SessionDirectory: NodePart, Sendable {
         return closed.version
     }
 
+    // MARK: Grants (extension 10)
+
+    /// Has ``closeExpiredGrants(now:)`` look at `session`: a phone socket here has a grant with an end.
+    func watchGrants(of session: Session) {
+        expiringGrants.withLock { _ = $0.insert(session.id) }
+    }
+
+    /// Closes, with `device_expired`, the sockets here of every device whose grant has ended:
+    /// within one check interval of `grantExpiresAt` on every node, since each node checks the
+    /// phones it holds. Returns the number of sockets closed.
+    @discardableResult
+    func closeExpiredGrants(now: Int64) -> Int {
+        var closed = 0
+        for sessionID in expiringGrants.withLock({ $0 }) {
+            guard let session = registry.session(sessionID) else {
+                expiringGrants.withLock { _ = $0.remove(sessionID) }
+                continue
+            }
+            let (expired, pending): ([String], Bool) = session.state.withLock { s in
+                guard !s.closed else { return ([], false) }
+                var expired: Set<String> = []
+                var pending = false
+                for socket in s.mobiles.values {
+                    guard let end = s.record.devices[socket.deviceID]?.grant?.expiresAtMillis else { continue }
+                    if now >= end { expired.insert(socket.deviceID) } else { pending = true }
+                }
+                return (Array(expired), pending)
+            }
+            if !pending { expiringGrants.withLock { _ = $0.remove(sessionID) } }
+            for deviceID in expired {
+                let before = session.state.withLock { s in s.mobiles.values.filter { $0.deviceID == deviceID }.count }
+                dropDeviceLocally(session, deviceID: deviceID, now: now, reason: .deviceExpired)
+                closed += before
+            }
+        }
+        if closed > 0 { context.stats.grantExpired(sockets: closed) }
+        return closed
+    }
+
     /// Removes a device from the local copy: its tokens, buckets and socket; tells the local desktop
     /// the new count (in a cluster, once the device's claims here are released). Returns the local
     /// count, or nil if the device was unknown here.
     @discardableResult
     func revokeDeviceLocally(_ session: Session, deviceID: String, now: Int64) -> Int? {
+        dropDeviceLocally(session, deviceID: deviceID, now: now, reason: .deviceRevoked)
+    }
+
+    /// Closes a device's sockets here with `reason` and tells the local desktop the new count;
+    /// with `.deviceRevoked` the device is forgotten too (its tokens and buckets). Returns the
+    /// local count, or nil if the device was unknown here.
+    @discardableResult
+    func dropDeviceLocally(_ session: Session, deviceID: String, now: Int64, reason: DisconnectReason) -> Int? {
+        let forget = reason == .deviceRevoked
         let result: (sockets: [any RelayConnection], count: Int)? = session.state.withLock { s in
             guard s.record.devices[deviceID] != nil else { return nil }
-            let tokens = s.removeDevice(deviceID)
+            if forget {
+                let tokens = s.removeDevice(deviceID)
+                registry.removeDeviceTokens(tokens, sessionID: session.id)
+            }
             s.touch(now)
             let sockets = s.mobiles.values.filter { $0.deviceID == deviceID }.map(\.connection)
             for socket in sockets { s.removeMobile(connectionID: socket.connectionID) }
-            registry.removeDeviceTokens(tokens, sessionID: session.id)
             return (sockets, s.mobiles.count)
         }
         guard let result else { return nil }
+        if !forget && result.sockets.isEmpty { return result.count }
         for socket in result.sockets {
-            context.stats.disconnect(.deviceRevoked)
-            socket.terminate(.deviceRevoked)
+            context.stats.disconnect(reason)
+            socket.terminate(reason)
         }
         if presence.isClustered {
             let presence = self.presence, router = self.router, sessionID = session.id

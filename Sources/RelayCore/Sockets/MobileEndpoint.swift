@@ -19,7 +19,9 @@ final class MobileEndpoint: SocketEndpoint {
 
     private enum Verdict {
         case terminate
+        case expired
         case drop
+        case denied(MobileError, view: Bool)
         case reject(MobileError)
         case forward(desktop: (any RelayConnection)?, publish: Bool)
     }
@@ -35,6 +37,9 @@ final class MobileEndpoint: SocketEndpoint {
         let verdict: Verdict = session.state.withLock { s in
             guard !s.closed, let socket = s.mobiles[connectionID], socket.connection === connection else { return .terminate }
             s.touch(now)
+            // Extension 10: the device's grant, if the desktop set one.
+            let grant = s.record.devices[deviceID]?.grant
+            if let grant, grant.hasExpired(at: now) { return .expired }
             if frame.hasForeignSessionID { return .drop }
             if frame.requiresDesktop && !s.desktopConnected {
                 return .reject(MobileFrameValidator.desktopOfflineError)
@@ -49,7 +54,10 @@ final class MobileEndpoint: SocketEndpoint {
                 guard allowed else {
                     return .reject(MobileFrameValidator.snapshotRateLimitedError)
                 }
-            case .success(.command(let seq, _)):
+            case .success(.command(let seq, let name)):
+                // After the envelope's shape, before the replay guard and the budgets: a denied
+                // command consumes nothing.
+                if let grant, let denial = grant.denial(ofCommand: name) { return .denied(denial, view: grant.scope == .view) }
                 guard seq > socket.lastSeq else {
                     return .reject(MobileFrameValidator.replayedCommandError)
                 }
@@ -76,8 +84,15 @@ final class MobileEndpoint: SocketEndpoint {
         switch verdict {
         case .terminate:
             connection.terminate(nil)
+        case .expired:
+            admission.context.stats.disconnect(.deviceExpired)
+            connection.terminate(.deviceExpired)
         case .drop:
             return
+        case .denied(let error, let view):
+            admission.context.stats.mobileError(error.code)
+            admission.context.stats.scopeDenied(view: view)
+            _ = connection.send(ServerMessage.error(error))
         case .reject(let error):
             admission.context.stats.mobileError(error.code)
             // A relay.error that does not fit is dropped: no counter, no disconnect (§4.10).

@@ -209,6 +209,8 @@ final class SocketAdmission: NodePart, Sendable {
                 guard var r = stored else { throw .mobileSessionMissing }
                 guard var device = r.devices[deviceID] else { throw .deviceNotRegistered }
                 guard device.accepts(token, now: now) else { throw .tokenNotFound }
+                // Extension 10: an expired grant's tokens no longer authenticate, on any node.
+                if device.grant?.hasExpired(at: now) == true { throw .deviceExpired }
                 let oldCurrent = device.currentToken
                 device.pruneRetired(now: now)
                 device.retiredTokens.removeAll { $0.token == oldCurrent }
@@ -264,7 +266,8 @@ final class SocketAdmission: NodePart, Sendable {
             let count = live?.connectedDeviceCount ?? s.mobiles.count
             _ = connection.send(ServerMessage.mobileAuthOK(
                 sessionID: session.id, deviceID: deviceID, nextDeviceSessionToken: newToken,
-                connectedDeviceCount: count, desktopConnected: desktopConnected || s.desktopConnected))
+                connectedDeviceCount: count, desktopConnected: desktopConnected || s.desktopConnected,
+                grant: s.record.devices[deviceID]?.grant))
             return .registered(desktop: s.desktop, count: count)
         }
         let registered: (desktop: (any RelayConnection)?, count: Int)
@@ -280,6 +283,7 @@ final class SocketAdmission: NodePart, Sendable {
         if let desktop = registered.desktop { router.deliver(count, to: desktop) }
         router.publish(.desktop, sessionID: session.id, payload: count)
         router.updateSubscription(session)
+        if session.state.withLock({ $0.record.devices[deviceID]?.grant?.expiresAtMillis != nil }) { directory.watchGrants(of: session) }
         return .authenticated(mobile)
     }
 

@@ -2,6 +2,7 @@
 
 import RelayCore
 import RelayNATS
+import RelayProtocol
 import RelayRedis
 
 /// Everything the relay reads from the environment, validated once at start (PROTOCOL §8 plus
@@ -198,6 +199,7 @@ public struct RelayConfiguration: Sendable {
         .init(name: "MAX_HTTP_CONNECTIONS", defaultValue: "4096", help: "Open connections not yet admitted (HTTP, or WebSocket before auth), per node; over it new ones are closed at once"),
         .init(name: "MAX_WS_AUTH_FAILURES_PER_MINUTE", defaultValue: "60", help: "Failed WebSocket auths per client IP per minute; further attempts are refused before any lookup"),
         .init(name: "MAX_JOIN_TOKEN_TTL_MS", defaultValue: "600000", help: "Longest join-token lifetime honoured, whatever joinTokenExpiresAt asks"),
+        .init(name: "DEFAULT_DEVICE_SCOPE", defaultValue: "control", help: "control or view: the scope of a phone whose approval names none (extension 10)"),
         .init(name: "RELAY_ENV", defaultValue: "development", help: "development, staging or production"),
         .init(name: "LOG_LEVEL", defaultValue: "info", help: "trace, debug, info, notice, warning, error or critical (RUST_LOG is read too)"),
         .init(name: "LOG_FORMAT", defaultValue: "text", help: "text or json"),
@@ -299,6 +301,12 @@ public struct RelayConfiguration: Sendable {
         try positive("MAX_HTTP_CONNECTIONS") { c.http.maxConnections = $0 }
         try positive("MAX_WS_AUTH_FAILURES_PER_MINUTE") { c.core.maxWSAuthFailuresPerMinute = $0 }
         try positive("MAX_JOIN_TOKEN_TTL_MS") { c.core.maxJoinTokenTTLMillis = Int64($0) }
+        if let scope = reader.string("DEFAULT_DEVICE_SCOPE") {
+            guard let parsed = DeviceScope(rawValue: scope.lowercased()) else {
+                throw ConfigurationError("DEFAULT_DEVICE_SCOPE must be control or view (got \(scope)).")
+            }
+            c.core.defaultDeviceScope = parsed
+        }
 
         let configuredOrigins = reader.rawString("ALLOWED_ORIGINS")
         c.allowedOriginsConfigured = configuredOrigins != nil

@@ -19,7 +19,7 @@ struct HTTPRoutes: Sendable {
     private enum Route: String, CaseIterable {
         case healthz = "/healthz", livez = "/livez", readyz = "/readyz", metricsz = "/metricsz", ws = "/ws"
         case pairStart = "/pair/start", pairJoin = "/pair/join", pairRefresh = "/pair/refresh", pairStop = "/pair/stop"
-        case devicesList = "/devices/list", devicesRevoke = "/devices/revoke"
+        case devicesList = "/devices/list", devicesRevoke = "/devices/revoke", devicesScope = "/devices/scope"
 
         var isPost: Bool {
             switch self {
@@ -117,6 +117,7 @@ struct HTTPRoutes: Sendable {
         case .pairStop: try await relay.pairStop(DesktopCredentialsRequest(json: body), meta: meta)
         case .devicesList: try await relay.devicesList(DesktopCredentialsRequest(json: body), meta: meta)
         case .devicesRevoke: try await relay.devicesRevoke(DeviceRevokeRequest(json: body), meta: meta)
+        case .devicesScope: try await relay.devicesScope(DeviceScopeRequest(json: body), meta: meta)
         default: []
         }
     }

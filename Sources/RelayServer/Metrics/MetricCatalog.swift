@@ -48,6 +48,9 @@ enum MetricCatalog {
         "relay_presence_store_failures_total": "Presence claims, releases and reads that failed in the store.",
         "relay_presence_lease_lapses_total": "Times this node found its own presence lease lapsed.",
         "relay_presence_remote_desktop_lapses_total": "Desktops on other nodes found offline because their node's lease lapsed.",
+        "relay_scope_denied_commands_total": "Phone commands refused with scope_denied by the device's grant, by reason (view_only, command_not_allowed).",
+        "relay_device_grants_expired_total": "Phone sockets closed with device_expired because their device's grant reached grantExpiresAt.",
+        "relay_device_scope_changes_total": "Device grants changed by POST /devices/scope on this node.",
         // Redis.
         "relay_redis_command_duration_seconds": "Round trip of a pipelined Redis command.",
         "relay_redis_errors_total": "Redis commands that failed, by kind (connection, server, timeout, unavailable).",

@@ -249,6 +249,8 @@ final class WebSocketHandler: ChannelInboundHandler {
         case .authRateLimited:
             // Not `session_expired`: the credentials may be fine, the client IP must slow down.
             connection.terminate(.socketRateLimited)
+        case .deviceExpired:
+            connection.terminate(.deviceExpired)
         case .tokenNotFound, .desktopSessionMissing, .mobileSessionMissing, .deviceNotRegistered, .deviceRecordMissing:
             connection.terminate(.sessionExpired)
         }

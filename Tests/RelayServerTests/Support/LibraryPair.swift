@@ -40,7 +40,8 @@ final class LibraryPair: Sendable {
     /// Starts a session on the desktop, joins the phone through the join link's text (as a QR
     /// scanner would hand it over), approves it, and waits until both are connected.
     static func make(
-        relayURL: String, origin: String? = nil, configuration: RelayClientConfiguration = LibraryPair.configuration()
+        relayURL: String, origin: String? = nil, configuration: RelayClientConfiguration = LibraryPair.configuration(),
+        grant: DeviceGrant? = nil
     ) async throws -> LibraryPair {
         let desktop = RelayDesktopClient(relayURL: relayURL, identity: .generate(), configuration: configuration)
         let link = try await desktop.startPairing()
@@ -49,7 +50,7 @@ final class LibraryPair: Sendable {
         try await desktopEvents.first { if case .connected = $0 { true } else { nil } }
         let approver = Task {
             let request = try await desktopEvents.first { if case .pairingRequest(let request) = $0 { request } else { nil } }
-            try await desktop.decide(request, approve: true)
+            try await desktop.decide(request, approve: true, grant: grant)
         }
         let stored = Recorder<RelayPhoneCredentials>()
         let scanned = try RelayJoinLink(parsing: link.link(page: "https://app.example/pair"))
