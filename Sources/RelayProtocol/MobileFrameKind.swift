@@ -7,4 +7,6 @@ public enum MobileFrameKind: Sendable, Equatable {
     /// A command envelope that passed steps 1–12; the caller applies the `seq` guard and the
     /// budgets (steps 13–15), then ``MobileFrameValidator/validateCommandName(_:limits:)``.
     case command(seq: UInt64, name: String)
+    /// Ours (extension 11): a valid `relay.resume` asking for the envelopes after `lastSeq`.
+    case resume(lastSeq: UInt64)
 }

@@ -27,7 +27,35 @@ public enum MobileFrameValidator {
             if let error = snapshotRequestError(members, sessionID: sessionID) { return .failure(error) }
             return .success(.snapshotRequest)
         }
+        if case .string(let type)? = members["type"], isExactly(type, "relay.resume") {
+            return resumeRequest(members, sessionID: sessionID)
+        }
         return commandEnvelope(members, sessionID: sessionID)
+    }
+
+    /// Extension 11: `{"type":"relay.resume","sessionID":…,"lastSeq":N}`, nothing else; `lastSeq`
+    /// as a snapshot request's (a non-negative integer or 1–20 digits), but required.
+    private static func resumeRequest(_ members: [String: JSONValue], sessionID: String) -> Result<MobileFrameKind, MobileError> {
+        if let key = members.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }).first(where: { !["type", "sessionID", "lastSeq"].contains($0) }) {
+            return .failure(MobileError(.invalidResumeRequest, "Unexpected field '\(key)' in resume request."))
+        }
+        guard case .string(let claimed)? = members["sessionID"] else {
+            return .failure(MobileError(.invalidResumeRequest, "Resume request requires sessionID."))
+        }
+        guard utf8Equal(claimed, sessionID) else {
+            return .failure(MobileError(.invalidSession, "Resume request sessionID does not match authenticated session."))
+        }
+        guard let value = members["lastSeq"], isValidLastSeq(value) else {
+            return .failure(MobileError(.invalidResumeRequest, "lastSeq must be a non-negative integer."))
+        }
+        let lastSeq: UInt64?
+        switch value {
+        case .number(let number): lastSeq = number.uint64
+        case .string(let text): lastSeq = UInt64(text)
+        default: lastSeq = nil
+        }
+        guard let lastSeq else { return .failure(MobileError(.invalidResumeRequest, "lastSeq must be a non-negative integer.")) }
+        return .success(.resume(lastSeq: lastSeq))
     }
 
     /// Step 16: the name-specific rules of an envelope that ``classify(_:sessionID:limits:)``

@@ -45,6 +45,19 @@ public enum ServerMessage {
         return b.bytes
     }
 
+    /// `relay.resumed` (extension 11): the end of a replay after `relay.resume`.
+    public static func resumed(sessionID: String, fromSeq: UInt64, toSeq: UInt64, complete: Bool) -> [UInt8] {
+        var b = Writer()
+        b.raw(#"{"type":"relay.resumed","sessionID":"#)
+        b.string(sessionID)
+        b.raw(#","fromSeq":"#)
+        b.raw(String(fromSeq))
+        b.raw(#","toSeq":"#)
+        b.raw(String(toSeq))
+        b.raw(complete ? #","complete":true}"# : #","complete":false}"#)
+        return b.bytes
+    }
+
     /// `relay.pair_request` to the desktop while a `/pair/join` waits for approval.
     public static func pairRequest(
         sessionID: String, requestID: String, deviceName: String?, requesterIP: String, requestedAt: String,

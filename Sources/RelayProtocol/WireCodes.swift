@@ -16,6 +16,8 @@ public enum MobileErrorCode: String, Sendable, CaseIterable {
     case scopeDenied = "scope_denied"
     /// Ours (extension 10), to a desktop: its decision's grant fields cannot be used.
     case invalidScope = "invalid_scope"
+    /// Ours (extension 11): a `relay.resume` of the wrong shape.
+    case invalidResumeRequest = "invalid_resume_request"
 }
 
 /// Reasons carried by `{"reason":…,"type":"disconnect"}` frames (PROTOCOL §4.11).

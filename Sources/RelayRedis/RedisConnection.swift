@@ -152,9 +152,19 @@ public final class RedisConnection: Sendable {
         if commands.isEmpty { return [] }
         core.start()
         let result = await withCheckedContinuation { continuation in
-            core.enqueue(commands, continuation: continuation)
+            core.enqueue(commands) { continuation.resume(returning: $0) }
         }
         return try result.get()
+    }
+
+    /// Queues commands like ``pipeline(_:)`` without waiting for them: `completion` hears the
+    /// outcome later, on the connection's thread (it must not block). For writes that must never
+    /// hold up the caller, such as a session's history.
+    public func pipelineDetached(_ commands: [[[UInt8]]], completion: @escaping @Sendable (Result<[RedisReply], RedisError>) -> Void) {
+        precondition(commands.allSatisfy { !$0.isEmpty }, "a Redis command needs at least its name")
+        if commands.isEmpty { return completion(.success([])) }
+        core.start()
+        core.enqueue(commands, complete: completion)
     }
 
     /// Waits until the connection is available; returns false if `timeout` passes first or the

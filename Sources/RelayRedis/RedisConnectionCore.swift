@@ -20,7 +20,8 @@ final class RedisConnectionCore: @unchecked Sendable {
 
     struct Pending {
         var commands: [[[UInt8]]]
-        var continuation: CheckedContinuation<Reply, Never>
+        /// Called once with the replies or the failure, on the connection thread or the caller's.
+        var complete: @Sendable (Reply) -> Void
         var enqueuedAt: UInt64
     }
 
@@ -120,16 +121,16 @@ final class RedisConnectionCore: @unchecked Sendable {
 
     // MARK: Callers
 
-    func enqueue(_ commands: [[[UInt8]]], continuation: CheckedContinuation<Reply, Never>) {
+    func enqueue(_ commands: [[[UInt8]]], complete: @escaping @Sendable (Reply) -> Void) {
         let refusal: RedisError? = lock.withLock { state in
             if state.shuttingDown { return RedisError(.shutdown, "the connection was shut down") }
             guard state.available else { return RedisError(.unavailable, "not connected to Redis") }
-            state.queue.append(Pending(commands: commands, continuation: continuation, enqueuedAt: monotonicNanoseconds()))
+            state.queue.append(Pending(commands: commands, complete: complete, enqueuedAt: monotonicNanoseconds()))
             return nil
         }
         if let refusal {
             if refusal.kind == .unavailable { metrics.unavailableErrors.increment() }
-            continuation.resume(returning: .failure(refusal))
+            complete(.failure(refusal))
         } else {
             lock.broadcast()
         }
@@ -198,7 +199,7 @@ final class RedisConnectionCore: @unchecked Sendable {
         }
         lock.broadcast()
         let error = RedisError(.shutdown, "the connection was shut down")
-        for pending in queued { pending.continuation.resume(returning: .failure(error)) }
+        for pending in queued { pending.complete(.failure(error)) }
         for waiter in waiters { waiter.resume(returning: false) }
     }
 
@@ -243,7 +244,7 @@ final class RedisConnectionCore: @unchecked Sendable {
                     logger.warning("redis_connection_lost", metadata: ["error": "\(loss.message)"])
                     onAvailabilityChange?(false)
                 }
-                for pending in unanswered + queued { pending.continuation.resume(returning: .failure(loss)) }
+                for pending in unanswered + queued { pending.complete(.failure(loss)) }
             case .failure(let error):
                 count(error.kind == .timeout ? error : RedisError(.connectionLost, error.message))
                 failedAttempts += 1
@@ -271,7 +272,7 @@ final class RedisConnectionCore: @unchecked Sendable {
             return (state.queue, state.takeWaiting(), state.exitWaiters)
         }
         let error = RedisError(.shutdown, "the connection was shut down")
-        for pending in queued { pending.continuation.resume(returning: .failure(error)) }
+        for pending in queued { pending.complete(.failure(error)) }
         for waiter in waiters { waiter.resume(returning: false) }
         for waiter in exitWaiters { waiter.resume() }
     }
@@ -464,7 +465,7 @@ final class RedisConnectionCore: @unchecked Sendable {
                 }
                 replies.append(reply)
             }
-            pending.continuation.resume(returning: .success(replies))
+            pending.complete(.success(replies))
         }
         if demoted { return (RedisError(.connectionLost, "the server became a replica; reconnecting to the master"), []) }
         return nil

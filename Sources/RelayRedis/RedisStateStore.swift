@@ -188,9 +188,11 @@ public final class RedisStateStore: StateStore {
     /// Deletes the record unless a newer version is stored; the version key stays, expiring
     /// after `sessionRetentionMillis`.
     public func delete(sessionID: String, version: UInt64) async throws {
-        _ = try await evaluate(
+        let deleted = try await evaluate(
             RedisScripts.delete, sessionID: sessionID,
             arguments: [Array(String(version).utf8), Array(String(sessionRetentionMillis).utf8), Array(tokenKeyPrefix.utf8)])
+        // The session's history goes with it (extension 11).
+        if deleted == 1 { try await deleteHistory(sessionID: sessionID) }
     }
 
     /// One GET in the token index.

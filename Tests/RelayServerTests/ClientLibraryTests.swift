@@ -165,7 +165,7 @@ struct ClientLibraryTests {
         }
     }
 
-    @Test func bothClientsReconnectAfterTheirNodeIsKilledAndThePhoneAsksForASnapshot() async throws {
+    @Test func bothClientsReconnectAfterTheirNodeIsKilledAndThePhoneResumes() async throws {
         try await withRelayCluster(count: 1) { cluster in
             let pair = try await LibraryPair.make(relayURL: cluster.baseURL(0), origin: allowedOrigin)
             try await pair.exchangeTraffic("before the kill")
@@ -179,13 +179,69 @@ struct ClientLibraryTests {
             try await pair.desktopEvents.first(from: desktopMark) { if case .connected = $0 { true } else { nil } }
             // The new connection rotated the token, and the app heard of it.
             #expect(pair.storedCredentials.all.count > rotations)
-            // Whatever the desktop sent meanwhile is lost: the phone asked for a snapshot.
-            let request = try await pair.desktopEvents.first(from: desktopMark) { event -> RelaySnapshotRequest? in
+            // The phone had processed envelopes: it asked the relay to replay what came after them
+            // (extension 11); the history is in Redis, so the node's death lost none of it.
+            let resumed = try await pair.phoneEvents.first(from: mark) { event -> Bool? in
+                if case .resumed(_, _, let complete) = event { complete } else { nil }
+            }
+            #expect(resumed, "the history in Redis outlived the node")
+            try await pair.exchangeTraffic("after the restart")
+            await pair.close()
+        }
+    }
+
+    /// Extension 11 through the library: an app relaunched with the state it kept resumes from
+    /// its last envelope; what the desktop sent meanwhile arrives as envelopes, then `.resumed`,
+    /// and no snapshot is asked for. Past the history, `.resumed` is incomplete and a snapshot is.
+    @Test func aRelaunchedPhoneResumesFromItsLastEnvelopeWithoutASnapshot() async throws {
+        try await withRelay({ $0["HISTORY_MAX_FRAMES"] = "20" }) { relay in
+            let pair = try await LibraryPair.make(relayURL: relay.baseURL, origin: allowedOrigin)
+            for _ in 1...3 { try await pair.desktop.send(.event, payload: ["step": "before"]) }
+            let seen = try await pair.phoneEvents.first { event -> UInt64? in
+                if case .envelope(let e) = event, e.kind == .event, e.payload["step"]?.stringValue == "before", e.seq >= 3 { e.seq } else { nil }
+            }
+            await pair.phone.close()
+            _ = await pair.phoneRun.value
+            for _ in 1...10 { try await pair.desktop.send(.event, payload: ["step": "away"]) }
+            let credentials = try #require(pair.phone.credentials)
+
+            let relaunched = RelayPhoneClient(
+                relayURL: relay.baseURL, credentials: credentials, lastProcessedSeq: seen, origin: allowedOrigin,
+                configuration: LibraryPair.configuration())
+            let events = EventLog(relaunched.events)
+            let run = Task { await relaunched.run() }
+            let mark = pair.desktopEvents.all.count
+            let resumed = try await events.first { event -> (UInt64, UInt64, Bool)? in
+                if case .resumed(let from, let to, let complete) = event { (from, to, complete) } else { nil }
+            }
+            #expect(resumed.0 == seen + 1 && resumed.1 == seen + 10 && resumed.2)
+            let replayed = events.all.compactMap { event -> UInt64? in if case .envelope(let e) = event { e.seq } else { nil } }
+            #expect(replayed == Array((seen + 1)...(seen + 10)))
+            #expect(events.all.compactMap { if case .sequenceGap = $0 { true } else { nil } }.isEmpty)
+            // A command after the resume reaches the desktop behind anything the phone sent before it.
+            let commandID = try await relaunched.send(.selectThread(threadID: "t"))
+            _ = try await pair.desktopEvents.first(from: mark) { if case .command(let c) = $0, c.commandID == commandID { true } else { nil } }
+            #expect(!pair.desktopEvents.all[mark...].contains { if case .snapshotRequest = $0 { true } else { false } })
+            await relaunched.close()
+            _ = await run.value
+
+            // Gone longer than the history holds: incomplete, and the desktop is asked.
+            for _ in 1...30 { try await pair.desktop.send(.event, payload: ["step": "long away"]) }
+            let again = RelayPhoneClient(
+                relayURL: relay.baseURL, credentials: relaunched.credentials, lastProcessedSeq: seen + 10,
+                origin: allowedOrigin, configuration: LibraryPair.configuration())
+            let againEvents = EventLog(again.events)
+            let againRun = Task { await again.run() }
+            let incomplete = try await againEvents.first { event -> Bool? in
+                if case .resumed(_, _, let complete) = event { complete } else { nil }
+            }
+            #expect(!incomplete)
+            let request = try await pair.desktopEvents.first(from: mark) { event -> RelaySnapshotRequest? in
                 if case .snapshotRequest(let request) = event { request } else { nil }
             }
-            // Asked at once when the desktop was back first, or when it came back.
-            #expect(["reconnected", "desktop_online"].contains(request.reason ?? ""), "\(request)")
-            try await pair.exchangeTraffic("after the restart")
+            #expect(request.reason == "resume_incomplete")
+            await again.close()
+            _ = await againRun.value
             await pair.close()
         }
     }

@@ -29,6 +29,11 @@ struct DesktopSequence: Sendable {
         set { askedAt = newValue ? ContinuousClock.now : nil }
     }
 
+    /// Continues from an envelope processed before (an app relaunched with the state it kept).
+    mutating func resume(after seq: UInt64) {
+        last = seq
+    }
+
     mutating func observe(seq: UInt64, isSnapshot: Bool) -> Outcome {
         defer { last = seq }
         if isSnapshot {

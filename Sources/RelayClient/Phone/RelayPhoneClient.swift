@@ -41,6 +41,10 @@ public final class RelayPhoneClient: Sendable {
         /// A snapshot is wanted as soon as the desktop is online (this connection is new, and the
         /// desktop was away when it was made, or refused the last request as offline).
         var snapshotWhenDesktopOnline = false
+        /// Extension 11: false once a relay answered `relay.resume` as an unknown command.
+        var resumeSupported = true
+        /// A `relay.resume` is out and its `relay.resumed` has not come.
+        var resuming = false
         var hasRun = false
     }
 
@@ -56,11 +60,15 @@ public final class RelayPhoneClient: Sendable {
     /// - Parameters:
     ///   - origin: The `Origin` to send; by default the origin of `relayURL`, which a relay allows
     ///     unless `ALLOWED_ORIGINS` says otherwise.
+    ///   - lastProcessedSeq: The `seq` of the last envelope the app applied to the state it kept
+    ///     (extension 11): the first connection asks the relay to replay what came after it
+    ///     instead of asking the desktop for a whole snapshot. `nil`: a snapshot.
     ///   - onCredentialsChanged: Called with the new credentials after the join and after every
     ///     connection that rotated the token, before any other event of that connection.
     public init(
         relayURL: String,
         credentials: RelayPhoneCredentials?,
+        lastProcessedSeq: UInt64? = nil,
         origin: String? = nil,
         configuration: RelayClientConfiguration = RelayClientConfiguration(),
         onCredentialsChanged: (@Sendable (RelayPhoneCredentials) -> Void)? = nil
@@ -70,7 +78,9 @@ public final class RelayPhoneClient: Sendable {
         self.configuration = configuration
         self.onCredentialsChanged = onCredentialsChanged
         self.http = RelayHTTPClient(baseURL: relayURL, tls: configuration.tls, eventLoopGroup: configuration.eventLoopGroup)
-        self.state = Mutex(State(credentials: credentials))
+        var state = State(credentials: credentials)
+        if let lastProcessedSeq { state.sequence.resume(after: lastProcessedSeq) }
+        self.state = Mutex(state)
         (events, continuation) = AsyncStream.makeStream(of: RelayPhoneEvent.self)
     }
 
@@ -201,8 +211,16 @@ public final class RelayPhoneClient: Sendable {
             if let sessionID = authOK["sessionID"]?.stringValue { credentials.sessionID = sessionID }
             state.credentials = credentials
             // Whatever the desktop sent while this phone had no connection (its hello right after
-            // approving, or anything during a drop) is lost: ask for a snapshot, now or once the
-            // desktop is back.
+            // approving, or anything during a drop) is missing. A phone that has processed an
+            // envelope asks the relay to replay the rest (extension 11), which works with the
+            // desktop away too; otherwise, or on a relay without it, it asks the desktop for a
+            // snapshot, now or once the desktop is back.
+            if let last = state.sequence.last, state.resumeSupported {
+                state.resuming = true
+                state.snapshotWhenDesktopOnline = false
+                state.sequence.awaitingSnapshot = true  // no gap asks for a snapshot during the replay
+                return (credentials != before ? credentials : nil, Self.resumeRequest(sessionID: credentials.sessionID, lastSeq: last))
+            }
             state.snapshotWhenDesktopOnline = !desktopConnected
             state.sequence.awaitingSnapshot = desktopConnected
             let snapshot = desktopConnected ? Self.snapshotRequest(
@@ -218,6 +236,22 @@ public final class RelayPhoneClient: Sendable {
     func received(_ text: String, json: JSONValue?, socket: RelayWebSocket) async {
         guard let json else { return emit(.unrecognized(text)) }
         if json.type == "relay.scope", let grant = DeviceGrant(fields: json) { return emit(.grant(grant)) }
+        if json.type == "relay.resumed" {
+            let complete = json["complete"]?.boolValue ?? false
+            let snapshot = state.withLock { state -> String? in
+                state.resuming = false
+                state.sequence.awaitingSnapshot = false
+                guard !complete, let sessionID = state.credentials?.sessionID else { return nil }
+                // Not everything after the phone's last envelope was kept: the desktop's snapshot
+                // replaces the state (or, with the desktop away, once it is back).
+                state.sequence.awaitingSnapshot = true
+                return Self.snapshotRequest(sessionID: sessionID, reason: "resume_incomplete", lastSeq: state.sequence.last)
+            }
+            emit(.resumed(
+                fromSeq: json["fromSeq"]?.uint64Value ?? 0, toSeq: json["toSeq"]?.uint64Value ?? 0, complete: complete))
+            if let snapshot { try? await socket.sendText(snapshot) }
+            return
+        }
         if json.type == "relay.desktop_status", let connected = json["desktopConnected"]?.boolValue {
             emit(.desktopStatus(connected: connected))
             // A desktop that is back may have sent what never arrived (a request to it may have
@@ -232,6 +266,19 @@ public final class RelayPhoneClient: Sendable {
             return
         }
         if let error = RelayErrorMessage(json: json) {
+            // A relay without extension 11 calls `relay.resume` an unknown command: from now on
+            // this phone asks the desktop for snapshots, starting now.
+            let fallback = state.withLock { state -> String? in
+                guard state.resuming, error.knownCode == .invalidCommand, let sessionID = state.credentials?.sessionID else { return nil }
+                state.resuming = false
+                state.resumeSupported = false
+                state.sequence.awaitingSnapshot = true
+                return Self.snapshotRequest(sessionID: sessionID, reason: "reconnected", lastSeq: state.sequence.last)
+            }
+            if let fallback {
+                try? await socket.sendText(fallback)
+                return
+            }
             // A snapshot request the relay refused is not pending any more: the next gap asks
             // again, and a desktop that was offline is asked when it returns.
             state.withLock { state in
@@ -271,6 +318,10 @@ public final class RelayPhoneClient: Sendable {
     private func announce(_ credentials: RelayPhoneCredentials) {
         onCredentialsChanged?(credentials)
         emit(.credentialsChanged(credentials))
+    }
+
+    private static func resumeRequest(sessionID: String, lastSeq: UInt64) -> String {
+        JSONValue.object(["type": "relay.resume", "sessionID": .string(sessionID), "lastSeq": .int(lastSeq)]).serialized
     }
 
     private static func snapshotRequest(sessionID: String, reason: String?, lastSeq: UInt64?) -> String {

@@ -13,6 +13,10 @@ public enum RelayPhoneEvent: Sendable, Equatable {
     /// when the phone has a grant, and whenever the desktop changes it. A `view` grant refuses
     /// commands with `scope_denied`; one with an end closes the connection with `device_expired`.
     case grant(DeviceGrant)
+    /// The relay replayed what this phone missed while away (extension 11): the envelopes from
+    /// `fromSeq` to `toSeq` came as ``envelope(_:)`` events just before. When not `complete`, some
+    /// were no longer kept, and the client has asked the desktop for a snapshot.
+    case resumed(fromSeq: UInt64, toSeq: UInt64, complete: Bool)
     /// The desktop came online or went away.
     case desktopStatus(connected: Bool)
     /// An envelope from the desktop (`hello`, `snapshot`, `event`, `command_ack`).

@@ -56,6 +56,8 @@ public struct CoreConfiguration: Sendable {
     public var origins = OriginPolicy(entries: ["http://localhost:4173"])
     /// `DEFAULT_DEVICE_SCOPE` (extension 10): the scope of a device whose approval names none.
     public var defaultDeviceScope = DeviceScope.control
+    /// `HISTORY_MAX_FRAMES`, `HISTORY_MAX_BYTES`, `HISTORY_TTL_MS` (extension 11).
+    public var history = HistoryLimits()
 
     /// Every field at its default; the server then applies the environment.
     public init() {}

@@ -41,6 +41,14 @@ public final class RelayStats: Sendable {
     private let scopeDeniedCommandCounter = Counter(label: "relay_scope_denied_commands_total", dimensions: [("reason", "command_not_allowed")])
     private let grantsExpiredCounter = Counter(label: "relay_device_grants_expired_total")
     private let scopeChangesCounter = Counter(label: "relay_device_scope_changes_total")
+    private let historyRecordedCounter = Counter(label: "relay_history_frames_recorded_total")
+    private let historyWriteFailuresCounter = Counter(label: "relay_history_write_failures_total")
+    private let historyReplayCompleteCounter = Counter(label: "relay_history_replays_total", dimensions: [("outcome", "complete")])
+    private let historyReplayIncompleteCounter = Counter(label: "relay_history_replays_total", dimensions: [("outcome", "incomplete")])
+    private let historyReplayedFramesCounter = Counter(label: "relay_history_frames_replayed_total")
+    /// Frames and bytes the in-memory histories of this node hold (extension 11, one node).
+    let historyFrames = Atomic<Int>(0)
+    let historyBytes = Atomic<Int>(0)
 
     /// The three endpoints with request/success counters (label `operation`: Prometheus Operator
     /// scrapes own the `endpoint` label and would rename ours to `exported_endpoint`).
@@ -139,6 +147,26 @@ public final class RelayStats: Sendable {
 
     /// A `POST /devices/scope` that changed a device's grant.
     func scopeChanged() { scopeChangesCounter.increment() }
+
+    /// Frames and bytes this node's in-memory histories hold now (zero with a shared store).
+    public var historyRetained: (frames: Int, bytes: Int) {
+        (historyFrames.load(ordering: .relaxed), historyBytes.load(ordering: .relaxed))
+    }
+
+    /// Extension 11: a desktop envelope recorded (in memory, or queued for the shared store).
+    func historyRecorded() { historyRecordedCounter.increment() }
+    /// A history write the shared store did not take: resumes over it report `complete: false`.
+    func historyWriteFailed() { historyWriteFailuresCounter.increment() }
+    /// The in-memory histories grew or shrank.
+    func historyChanged(frames: Int, bytes: Int) {
+        if frames != 0 { historyFrames.add(frames, ordering: .relaxed) }
+        if bytes != 0 { historyBytes.add(bytes, ordering: .relaxed) }
+    }
+    /// A resume answered: `frames` replayed, complete or not.
+    func replayed(frames: Int, complete: Bool) {
+        (complete ? historyReplayCompleteCounter : historyReplayIncompleteCounter).increment()
+        if frames > 0 { historyReplayedFramesCounter.increment(by: frames) }
+    }
 
     /// A presence claim, release or read the store did not answer.
     func presenceFailure() { presenceFailureCounter.increment() }

@@ -167,7 +167,11 @@ final class Pairing: NodePart, Sendable {
             stored = record
             return replaced
         }
-        if outcome.value { router.broadcastDisconnect(record.sessionID, reason: .replacedByNewPairStart) }
+        if outcome.value {
+            router.broadcastDisconnect(record.sessionID, reason: .replacedByNewPairStart)
+            // The old session's history is not the new one's (extension 11).
+            try? await context.store.deleteHistory(sessionID: record.sessionID)
+        }
         router.publishSessionRefresh(record.sessionID, reason: .replacedByNewPairStart)
         stats.pairSuccess(.start)
         return Self.body(["accepted": .bool(true), "sessionID": .string(record.sessionID), "wsURL": .string(wsURL)])

@@ -120,7 +120,10 @@ final class BusInbox: NodePart, Sendable {
                     s.remoteDesktopNode = nil
                 }
             }
-            return s.mobileConnections
+            // Extension 11: only while a phone here replays or awaits its first envelope is the
+            // payload's `seq` looked up.
+            guard s.replaying > 0 || s.awaitingFirstLive > 0 else { return s.mobileConnections }
+            return s.liveRecipients(seq: Self.envelopeSeq(payload), frame: payload)
         }
         // Before the delivery: the desktop's decision may come back at once and continues this span.
         var span = TraceSpan.none
@@ -130,6 +133,13 @@ final class BusInbox: NodePart, Sendable {
         for connection in recipients { router.deliver(payload, to: connection) }
         span.end()
         if let reason = scan.disconnectReason { directory.closeSession(session, reason: reason) }
+    }
+
+    /// The integer top-level `seq` of a desktop envelope, if it is one.
+    static func envelopeSeq(_ payload: [UInt8]) -> UInt64? {
+        guard case .number(let number)? = (try? JSONValue.parseTopLevelMembers(payload, keeping: ["seq"]))?["seq"], number.isInteger
+        else { return nil }
+        return number.uint64
     }
 
     /// A traced `relay.pair_request` from the joining node: a span of the join's trace, kept for

@@ -254,6 +254,8 @@ final class SessionDirectory: NodePart, Sendable {
             s.mobileConnections = []
             let pending = s.pendingJoin
             s.pendingJoin = nil
+            let dropped = s.history.clear()
+            context.stats.historyChanged(frames: dropped.frames, bytes: dropped.bytes)
             s.version += 1
             registry.remove(session, record: s.record)
             return (sockets, pending, s.version, claims)

@@ -26,6 +26,14 @@ struct SessionState {
     /// The trace of the `relay.pair_request` last handed to this node's desktop, while tracing:
     /// the desktop's decision continues it.
     var pairRequestTrace: (requestID: String, traceparent: String)?
+    /// Extension 11, on a node whose store keeps no history: the session's recent envelopes.
+    var history = SessionHistory()
+    /// Extension 11, on the desktop's node with a shared history: the last `seq` it recorded.
+    var lastRecordedSeq: UInt64?
+    /// Phone sockets here waiting for their first live envelope, and those replaying: while
+    /// either is non-zero, fan-out takes ``liveRecipients(seq:frame:)``'s slow path.
+    var awaitingFirstLive = 0
+    var replaying = 0
 
     var desktopConnected: Bool { desktop != nil || remoteDesktopNode != nil }
     var hasLocalSockets: Bool { desktop != nil || !mobiles.isEmpty }
@@ -50,13 +58,41 @@ struct SessionState {
     mutating func addMobile(_ socket: MobileSocket) {
         mobiles[socket.connection.connectionID] = socket
         mobileConnections.append(socket.connection)
+        if socket.awaitingFirstLive { awaitingFirstLive += 1 }
+        if socket.held != nil { replaying += 1 }
     }
 
     @discardableResult
     mutating func removeMobile(connectionID: String) -> MobileSocket? {
         guard let removed = mobiles.removeValue(forKey: connectionID) else { return nil }
         mobileConnections.removeAll { $0.connectionID == connectionID }
+        if removed.awaitingFirstLive { awaitingFirstLive -= 1 }
+        if removed.held != nil { replaying -= 1 }
         return removed
+    }
+
+    /// The phone sockets a desktop envelope goes to now (extension 11). Normally every one; a
+    /// socket replaying a resume has the frame held instead, and one that has not had a live
+    /// envelope yet notes this one's `seq` as its first.
+    mutating func liveRecipients(seq: UInt64?, frame: [UInt8]) -> [any RelayConnection] {
+        if replaying == 0 && (awaitingFirstLive == 0 || seq == nil) { return mobileConnections }
+        var recipients: [any RelayConnection] = []
+        recipients.reserveCapacity(mobiles.count)
+        for key in Array(mobiles.keys) {
+            guard var socket = mobiles[key] else { continue }
+            if socket.held != nil {
+                socket.held?.append((seq, frame))
+            } else {
+                if socket.awaitingFirstLive, let seq {
+                    socket.awaitingFirstLive = false
+                    socket.firstLiveSeq = seq
+                    awaitingFirstLive -= 1
+                }
+                recipients.append(socket.connection)
+            }
+            mobiles[key] = socket
+        }
+        return recipients
     }
 
     /// Forgets a trusted device and its buckets; returns its token digests for the index.

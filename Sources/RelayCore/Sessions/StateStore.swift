@@ -48,4 +48,28 @@ public protocol StateStore: Sendable {
     func renewLease(nodeID: String, ttlMillis: Int64) async throws -> Bool
     /// Which of `nodeIDs` hold a live lease.
     func liveNodes(_ nodeIDs: Set<String>) async throws -> Set<String>
+
+    // MARK: History (extension 11)
+
+    /// True when the store keeps sessions' desktop history, so a phone resumes on any node; the
+    /// core then records there and reads from there instead of its own memory.
+    var keepsHistory: Bool { get }
+    /// Queues `entry` at the end of the session's history, keeping at most `limits.maxFrames`
+    /// entries and expiring them with `limits.ttlMillis`, without waiting: the sender of the frame
+    /// is never held up. `completion` hears whether it was written.
+    func appendHistory(sessionID: String, entry: HistoryEntry, limits: HistoryLimits, completion: @escaping @Sendable (Bool) -> Void)
+    /// The session's history, oldest first (possibly beyond the limits: the reader applies them).
+    func history(sessionID: String) async throws -> [HistoryEntry]
+    /// Forgets the session's history.
+    func deleteHistory(sessionID: String) async throws
+}
+
+extension StateStore {
+    /// A store that keeps no history: each node keeps its own, in memory.
+    public var keepsHistory: Bool { false }
+    public func appendHistory(sessionID: String, entry: HistoryEntry, limits: HistoryLimits, completion: @escaping @Sendable (Bool) -> Void) {
+        completion(false)
+    }
+    public func history(sessionID: String) async throws -> [HistoryEntry] { [] }
+    public func deleteHistory(sessionID: String) async throws {}
 }

@@ -18,12 +18,28 @@ final class DesktopEndpoint: SocketEndpoint {
     func receive(text: [UInt8]) {
         let now = admission.context.now
         let scan = DesktopFrameScan(text)
-        let mobiles: [any RelayConnection]? = session.state.withLock { s in
+        let context = admission.context
+        let limits = context.configuration.history
+        let sharedHistory = context.store.keepsHistory
+        // An envelope of this session is recorded (extension 11) in the same lock as its fan-out,
+        // so a resume sees each envelope either in the history or held for its socket.
+        let recordable = limits.isEnabled && scan.seq != nil && scan.pairDecision == nil && (scan.sessionID.map { $0 == session.id } ?? true)
+        let outcome: (mobiles: [any RelayConnection], entry: HistoryEntry?)? = session.state.withLock { s in
             guard !s.closed, s.desktop === connection else { return nil }
             s.touch(now)
-            return s.mobileConnections
+            guard recordable, let seq = scan.seq else { return (s.mobileConnections, nil) }
+            var entry: HistoryEntry?
+            if sharedHistory {
+                let previous = s.lastRecordedSeq.flatMap { $0 < seq ? $0 : nil }
+                entry = HistoryEntry(seq: seq, previousSeq: previous, recordedAtMillis: now, frame: text)
+                s.lastRecordedSeq = seq
+            } else {
+                let change = s.history.record(seq: seq, frame: text, now: now, limits: limits)
+                context.stats.historyChanged(frames: change.frames, bytes: change.bytes)
+            }
+            return (s.liveRecipients(seq: seq, frame: text), entry)
         }
-        guard let mobiles else {
+        guard let outcome else {
             connection.terminate(nil)
             return
         }
@@ -32,7 +48,18 @@ final class DesktopEndpoint: SocketEndpoint {
             admission.pairing.handlePairDecision(decision, frame: text, session: session, from: connection)
             return
         }
-        for mobile in mobiles { admission.router.deliver(text, to: mobile) }
+        if let entry = outcome.entry {
+            // Queued on Redis's thread without waiting: a slow or absent Redis costs the desktop
+            // nothing; a lost write leaves a hole a resume reports as incomplete.
+            let stats = context.stats
+            stats.historyRecorded()
+            context.store.appendHistory(sessionID: session.id, entry: entry, limits: limits) { written in
+                if !written { stats.historyWriteFailed() }
+            }
+        } else if recordable && !sharedHistory {
+            context.stats.historyRecorded()
+        }
+        for mobile in outcome.mobiles { admission.router.deliver(text, to: mobile) }
         admission.router.publish(.mobile, sessionID: session.id, payload: text)
         admission.context.stats.forwarded(fromMobile: false)
     }

@@ -22,6 +22,10 @@ final class MobileEndpoint: SocketEndpoint {
         case expired
         case drop
         case denied(MobileError, view: Bool)
+        /// Extension 11: replay from the history; `before` is the first envelope already had live.
+        case resume(lastSeq: UInt64, before: UInt64?)
+        /// Extension 11 with history off: nothing to replay, the phone asks for a snapshot.
+        case resumeOff(lastSeq: UInt64)
         case reject(MobileError)
         case forward(desktop: (any RelayConnection)?, publish: Bool)
     }
@@ -47,6 +51,20 @@ final class MobileEndpoint: SocketEndpoint {
             switch frame.kind {
             case .failure(let error):
                 return .reject(error)
+            case .success(.resume(let lastSeq)):
+                // Budgeted like snapshot requests; allowed while the desktop is away and for a
+                // `view` device.
+                var bucket = s.snapshotBuckets[deviceID] ?? RateWindow(startingAt: now)
+                let allowed = bucket.consume(limit: config.maxSnapshotRequestsPerMinute, now: now)
+                s.snapshotBuckets[deviceID] = bucket
+                guard allowed else { return .reject(MobileFrameValidator.snapshotRateLimitedError) }
+                guard config.history.isEnabled else { return .resumeOff(lastSeq: lastSeq) }
+                guard s.mobiles[connectionID]?.held == nil else {
+                    return .reject(MobileError(.invalidResumeRequest, "A resume is already in progress on this connection."))
+                }
+                s.mobiles[connectionID]?.held = []
+                s.replaying += 1
+                return .resume(lastSeq: lastSeq, before: s.mobiles[connectionID]?.firstLiveSeq)
             case .success(.snapshotRequest):
                 var bucket = s.snapshotBuckets[deviceID] ?? RateWindow(startingAt: now)
                 let allowed = bucket.consume(limit: config.maxSnapshotRequestsPerMinute, now: now)
@@ -89,6 +107,12 @@ final class MobileEndpoint: SocketEndpoint {
             connection.terminate(.deviceExpired)
         case .drop:
             return
+        case .resume(let lastSeq, let before):
+            let replay = admission.replay, session = self.session, connection = self.connection
+            admission.context.work.submit { await replay.run(session: session, connection: connection, lastSeq: lastSeq, before: before) }
+        case .resumeOff(let lastSeq):
+            admission.context.stats.replayed(frames: 0, complete: false)
+            _ = connection.send(ServerMessage.resumed(sessionID: session.id, fromSeq: lastSeq &+ 1, toSeq: lastSeq, complete: false))
         case .denied(let error, let view):
             admission.context.stats.mobileError(error.code)
             admission.context.stats.scopeDenied(view: view)

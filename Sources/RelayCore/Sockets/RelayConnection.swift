@@ -16,4 +16,11 @@ public protocol RelayConnection: AnyObject, Sendable {
     /// Ends the socket: the `disconnect` text for `reason` (if any), a close frame with the
     /// reason's close code, then the TCP close. Idempotent.
     func terminate(_ reason: DisconnectReason?)
+    /// How many more frames ``send(_:)`` would queue now (a resume's replay paces itself by it).
+    var outboundSpace: Int { get }
+}
+
+extension RelayConnection {
+    /// A connection that does not say: room for anything.
+    public var outboundSpace: Int { Int.max }
 }

@@ -17,6 +17,8 @@ final class SocketAdmission: NodePart, Sendable {
     /// The per-client-IP budget for wrong credentials (`MAX_WS_AUTH_FAILURES_PER_MINUTE`).
     let authFailureLimiter = IPRateLimiter()
     let validationLimits: MobileValidationLimits
+    /// Extension 11: what answers a phone's `relay.resume`.
+    let replay: HistoryReplay
 
     init(context: NodeContext, directory: SessionDirectory, router: Router, pairing: Pairing, presence: ClusterPresence) {
         self.context = context
@@ -25,6 +27,7 @@ final class SocketAdmission: NodePart, Sendable {
         self.pairing = pairing
         self.presence = presence
         self.validationLimits = MobileValidationLimits(maxCommandTextBytes: context.configuration.maxRemoteCommandTextBytes)
+        self.replay = HistoryReplay(context: context)
     }
 
     private var store: any StateStore { context.store }

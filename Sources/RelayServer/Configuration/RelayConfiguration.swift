@@ -199,6 +199,9 @@ public struct RelayConfiguration: Sendable {
         .init(name: "MAX_HTTP_CONNECTIONS", defaultValue: "4096", help: "Open connections not yet admitted (HTTP, or WebSocket before auth), per node; over it new ones are closed at once"),
         .init(name: "MAX_WS_AUTH_FAILURES_PER_MINUTE", defaultValue: "60", help: "Failed WebSocket auths per client IP per minute; further attempts are refused before any lookup"),
         .init(name: "MAX_JOIN_TOKEN_TTL_MS", defaultValue: "600000", help: "Longest join-token lifetime honoured, whatever joinTokenExpiresAt asks"),
+        .init(name: "HISTORY_MAX_FRAMES", defaultValue: "512", help: "Desktop envelopes kept per session for relay.resume (extension 11); 0 turns it off"),
+        .init(name: "HISTORY_MAX_BYTES", defaultValue: "2097152", help: "Bytes of desktop envelopes kept per session for relay.resume"),
+        .init(name: "HISTORY_TTL_MS", defaultValue: "600000", help: "Oldest desktop envelope kept for relay.resume"),
         .init(name: "DEFAULT_DEVICE_SCOPE", defaultValue: "control", help: "control or view: the scope of a phone whose approval names none (extension 10)"),
         .init(name: "RELAY_ENV", defaultValue: "development", help: "development, staging or production"),
         .init(name: "LOG_LEVEL", defaultValue: "info", help: "trace, debug, info, notice, warning, error or critical (RUST_LOG is read too)"),
@@ -301,6 +304,9 @@ public struct RelayConfiguration: Sendable {
         try positive("MAX_HTTP_CONNECTIONS") { c.http.maxConnections = $0 }
         try positive("MAX_WS_AUTH_FAILURES_PER_MINUTE") { c.core.maxWSAuthFailuresPerMinute = $0 }
         try positive("MAX_JOIN_TOKEN_TTL_MS") { c.core.maxJoinTokenTTLMillis = Int64($0) }
+        if let frames = try reader.integer("HISTORY_MAX_FRAMES", max: 1_000_000) { c.core.history.maxFrames = frames }
+        try positive("HISTORY_MAX_BYTES") { c.core.history.maxBytes = $0 }
+        try positive("HISTORY_TTL_MS") { c.core.history.ttlMillis = Int64($0) }
         if let scope = reader.string("DEFAULT_DEVICE_SCOPE") {
             guard let parsed = DeviceScope(rawValue: scope.lowercased()) else {
                 throw ConfigurationError("DEFAULT_DEVICE_SCOPE must be control or view (got \(scope)).")

@@ -51,6 +51,12 @@ enum MetricCatalog {
         "relay_scope_denied_commands_total": "Phone commands refused with scope_denied by the device's grant, by reason (view_only, command_not_allowed).",
         "relay_device_grants_expired_total": "Phone sockets closed with device_expired because their device's grant reached grantExpiresAt.",
         "relay_device_scope_changes_total": "Device grants changed by POST /devices/scope on this node.",
+        "relay_history_frames": "Desktop envelopes this node's in-memory session histories hold (extension 11; 0 when Redis keeps history).",
+        "relay_history_bytes": "Bytes of desktop envelopes this node's in-memory session histories hold.",
+        "relay_history_frames_recorded_total": "Desktop envelopes recorded for resume, in memory or queued for Redis.",
+        "relay_history_write_failures_total": "History writes Redis did not take; resumes across them answer complete false.",
+        "relay_history_replays_total": "relay.resume requests answered, by outcome (complete, incomplete).",
+        "relay_history_frames_replayed_total": "Desktop envelopes sent to phones by resumes.",
         // Redis.
         "relay_redis_command_duration_seconds": "Round trip of a pipelined Redis command.",
         "relay_redis_errors_total": "Redis commands that failed, by kind (connection, server, timeout, unavailable).",

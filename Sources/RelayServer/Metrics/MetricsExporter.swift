@@ -23,6 +23,7 @@ final class MetricsExporter: Sendable {
         "relay_sessions", "relay_sessions_with_desktop", "relay_sessions_with_mobile", "relay_active_websockets",
         "relay_active_websockets_limit", "relay_pending_join_waiters", "relay_pending_join_waiters_limit",
         "relay_device_tokens", "relay_rate_limit_buckets", "relay_bus_subscriptions", "relay_ready", "relay_draining",
+        "relay_history_frames", "relay_history_bytes",
     ]
 
     init(relay: Relay, health: HealthState) {
@@ -52,6 +53,7 @@ final class MetricsExporter: Sendable {
             "relay_device_tokens": s.deviceTokens, "relay_rate_limit_buckets": s.rateLimitBuckets,
             "relay_bus_subscriptions": s.busSubscriptions, "relay_ready": health.readiness().ready ? 1 : 0,
             "relay_draining": health.isDraining ? 1 : 0,
+            "relay_history_frames": relay.stats.historyRetained.frames, "relay_history_bytes": relay.stats.historyRetained.bytes,
         ]
         for (name, value) in values { gauges[name]?.record(value) }
         for (name, up) in health.dependencies() { dependencyGauges[name]?.record(up ? 1 : 0) }

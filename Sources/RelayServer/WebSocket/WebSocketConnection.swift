@@ -51,6 +51,11 @@ final class WebSocketConnection: RelayConnection {
         return enqueue(frame)
     }
 
+    /// Frames the queue takes before it is full (0 once closed).
+    var outboundSpace: Int {
+        outbound.withLock { o in o.closed ? 0 : max(capacity - o.queue.count - o.inFlight, 0) }
+    }
+
     /// Queues a control frame (Ping, Pong) under the same capacity.
     func sendControl(_ opcode: WebSocketOpcode, data: ByteBuffer = ByteBuffer()) -> SendResult {
         enqueue(WebSocketFrame(fin: true, opcode: opcode, data: data))
