@@ -35,24 +35,10 @@ package enum Fanout {
     }
 
     package static func run(_ configuration: FanoutConfiguration, relay: RelayUnderTest) async -> LoadResult {
-        var errors: [String] = []
-        let desktop = RelayDesktop(baseURL: relay.baseURL)
-        var phones: [RelayPhone] = []
-        do {
-            let start = try await desktop.startPairing(idleTimeoutSeconds: 1800)
-            guard start.status == 200 else {
-                throw RelayClientError.unexpectedStatus(operation: "POST /pair/start", status: start.status, body: start.bodyText)
-            }
-            try await desktop.connect()
-            // One at a time: each approval is read from the desktop's single socket.
-            for index in 0..<configuration.phones {
-                let phone = RelayPhone(baseURL: relay.baseURL, origin: configuration.common.origin)
-                try await RelayPairing.addPhone(to: desktop, phone: phone, deviceName: "Load Harness iPhone \(index)")
-                phones.append(phone)
-            }
-        } catch {
-            errors.append("pairing phone \(phones.count): \(error)")
-        }
+        let session = await SessionWithPhones.pair(
+            relay: relay, phones: configuration.phones, origin: configuration.common.origin, deviceName: "Load Harness iPhone")
+        var errors = session.failure.map { [$0] } ?? []
+        let phones = session.phones
 
         let recorder = LatencyRecorder()
         let sentAt = Locked<[UInt64: ContinuousClock.Instant]>([:])
@@ -64,7 +50,6 @@ package enum Fanout {
         }
         let pairedPhones = phones
         if errors.isEmpty {
-            let padding = String(repeating: "x", count: configuration.payloadBytes)
             let interval = Duration.seconds(1 / Double(configuration.rate))
             await withTaskGroup(of: Void.self) { group in
                 for (index, phone) in pairedPhones.enumerated() {
@@ -90,12 +75,9 @@ package enum Fanout {
                     }
                 }
                 group.addTask {
-                    let start = ContinuousClock.now
                     do {
-                        for seq in UInt64(1)...UInt64(configuration.messages) {
-                            try await Task.sleep(until: start + interval * Double(seq - 1), clock: .continuous)
+                        try await session.streamEvents(count: configuration.messages, rate: configuration.rate, payloadBytes: configuration.payloadBytes) { seq in
                             sentAt.withLock { $0[seq] = .now }
-                            try await desktop.sendEvent(seq: seq, payload: ["pad": .string(padding)])
                         }
                     } catch {
                         failures.withLock { $0.append("desktop: \(error)") }
@@ -107,9 +89,7 @@ package enum Fanout {
         let usage = accounting.snapshot()
         errors += failures.withLock { $0 }
         let counters = (try? await relay.counters()) ?? RelayCounters()
-        _ = try? await desktop.stop()
-        for phone in phones { await phone.disconnect() }
-        await desktop.disconnect()
+        await session.close()
 
         let sent = sentAt.withLock { $0 }
         let complete = LatencySummary(samples: lastArrival.withLock { arrivals in

@@ -12,7 +12,7 @@ struct RelayLoad: AsyncParsableCommand {
         abstract: "Load, soak and gate harness for the relay (PROTOCOL §9). Loopback and RELAY_LOAD_BASE_URL only.",
         subcommands: [
             Load.self, Gate.self, Soak.self, ThroughputMode.self, ScaleMode.self, FanoutMode.self, PairingRateMode.self,
-            SlowConsumersMode.self, CrossNodeMode.self, ClusterSoakMode.self, FloorMode.self,
+            SlowConsumersMode.self, CrossNodeMode.self, ClusterSoakMode.self, FloorMode.self, ResumeMode.self,
         ],
         defaultSubcommand: Load.self)
 }
@@ -279,6 +279,26 @@ struct SlowConsumersMode: AsyncParsableCommand {
         try await runMode("slow-consumers", common: configuration.common, overrides: SlowConsumers.relayOverrides, passFlag: "passes_isolation") {
             await SlowConsumers.run(configuration, relay: $0)
         }
+    }
+}
+
+struct ResumeMode: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "resume",
+        abstract: "Phones drop and relay.resume while their desktop streams; counts lost, duplicated and reordered envelopes per phone.")
+
+    func run() async throws {
+        let configuration = ResumeConfiguration(environment: processEnvironment)
+        if configuration.cluster {
+            try await runStartingItsOwn("resume", what: "the local cluster", path: configuration.common.resultsPath, passFlag: "passes_no_loss") {
+                try await ResumeUnderTraffic.runOnCluster(configuration)
+            }
+            return
+        }
+        try await runMode(
+            "resume", common: configuration.common, overrides: ResumeUnderTraffic.relayOverrides(configuration),
+            passFlag: "passes_no_loss"
+        ) { await ResumeUnderTraffic.run(configuration, relay: $0) }
     }
 }
 

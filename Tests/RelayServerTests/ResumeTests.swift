@@ -66,9 +66,21 @@ struct ResumeTests {
         if let live {
             let liveSent = try await live.value
             let rest = try await readEnvelopes(phone.socket, count: 255 - 5 - replayed.count)
-            #expect(seqs(replayed + rest) == Array(6...255), "no envelope lost, repeated or reordered at the switch")
-            #expect(replayed + rest == Array(sent[5...]) + liveSent, "byte-exact")
-            #expect(resumed["toSeq"]?.intValue == seqs(replayed).last ?? 5)
+            // Envelopes that reached the phone's node before its relay.resume are delivered live
+            // and not replayed again: before relay.resumed come that live run, then the replay,
+            // each in order and the replay below the live run; after it, the rest in order.
+            let before = seqs(replayed)
+            let split = before.indices.dropFirst().first { before[$0] < before[$0 - 1] } ?? before.count
+            let liveRun = Array(before[..<split]), replayRun = Array(before[split...])
+            let (earlier, replay) = replayRun.isEmpty ? ([], liveRun) : (liveRun, replayRun)
+            #expect(replay == replay.sorted() && earlier == earlier.sorted())
+            #expect(replay.last.map { last in earlier.allSatisfy { $0 > last } } ?? true)
+            #expect(seqs(rest) == seqs(rest).sorted() && (seqs(rest).first ?? Int.max) > (before.max() ?? 0))
+            let all = replayed + rest
+            #expect(seqs(all).sorted() == Array(6...255), "no envelope lost or repeated at the switch")
+            let bySeq = all.sorted { (seqs([$0]).first ?? 0) < (seqs([$1]).first ?? 0) }
+            #expect(bySeq == Array(sent[5...]) + liveSent, "byte-exact")
+            #expect(resumed["toSeq"]?.intValue == replay.last ?? 5 || resumed["toSeq"]?.intValue == (earlier.first ?? 6) - 1)
         } else {
             #expect(replayed == Array(sent[5...]))
             #expect(resumed["toSeq"]?.intValue == 205)
@@ -191,6 +203,61 @@ struct ResumeTests {
             _ = try await RelayPairing.pairConnected(
                 desktop: desktop, phone: phone, desktopSocketURL: cluster.socketURL(0), phoneSocketURL: cluster.socketURL(1))
             try await Self.dropAndResume(desktop: desktop, phone: phone, phoneSocketURL: cluster.socketURL(2), desktopLeaves: true)
+        }
+    }
+
+    /// Recording never waits for Redis: while it is down the desktop's envelopes still reach the
+    /// phones that are connected, the lost writes are counted, and a phone that resumes across
+    /// the hole hears `complete: false` (and still gets what was kept after it).
+    @Test func historyLostToARedisOutageMakesTheResumeIncompleteAndCountsTheLoss() async throws {
+        let redis = try LocalDependencyServer(.redis(appendOnly: true), executable: try TestServices.redisServer())
+        try await redis.start()
+        defer { redis.terminateIfRunning() }
+        try await withRelayCluster(count: 2, redisURL: redis.url) { cluster in
+            let desktop = RelayDesktop(baseURL: cluster.baseURL(0))
+            let phone = RelayPhone(baseURL: cluster.baseURL(0))
+            let watcher = RelayPhone(baseURL: cluster.baseURL(0))
+            _ = try await RelayPairing.pairConnected(
+                desktop: desktop, phone: phone, desktopSocketURL: cluster.socketURL(0), phoneSocketURL: cluster.socketURL(1))
+            try await RelayPairing.addPhone(to: desktop, phone: watcher, phoneSocketURL: cluster.socketURL(1))
+            for seq in 1...3 { _ = try await desktop.sendEvent(seq: UInt64(seq)) }
+            _ = try await Self.readEnvelopes(phone.socket, count: 3)
+            await phone.disconnect()
+
+            try await redis.stop()
+            try await eventuallyStatus(cluster.baseURL(0) + "/readyz", 503)
+            // The desktop is not held up: its envelopes reach the phone still connected.
+            var during: [String] = []
+            for seq in 4...8 { during.append(try await desktop.sendEvent(seq: UInt64(seq))) }
+            let seen = try await Self.readEnvelopes(watcher.socket, count: 8)
+            #expect(Array(seen.suffix(5)) == during)
+
+            try await redis.start()
+            try await cluster.waitUntilReady(0)
+            try await cluster.waitUntilReady(1)
+            var after: [String] = []
+            for seq in 9...10 { after.append(try await desktop.sendEvent(seq: UInt64(seq))) }
+            _ = try await Self.readEnvelopes(watcher.socket, count: 2)
+
+            // A rotation may meet the write connection still reconnecting (1011: retry), as a
+            // client's backoff would.
+            var connected = false
+            for _ in 0..<40 where !connected {
+                do {
+                    _ = try await phone.connect(url: cluster.socketURL(1))
+                    connected = true
+                } catch {
+                    try await Task.sleep(for: .milliseconds(250))
+                }
+            }
+            try #require(connected)
+            try await Self.resume(phone, lastSeq: 3)
+            let (replayed, resumed) = try await Self.readReplay(phone.socket)
+            #expect(resumed["complete"]?.boolValue == false, "envelopes 4-8 were never written: \(resumed)")
+            #expect(replayed == after, "what was kept after the hole is still sent")
+            let metrics = try await cluster.prometheus(0)
+            let failures = metrics.split(separator: "\n").first { $0.hasPrefix("relay_history_write_failures_total ") }
+            #expect((failures.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0) >= 5)
         }
     }
 }

@@ -45,6 +45,9 @@ public final class RelayPhoneClient: Sendable {
         var resumeSupported = true
         /// A `relay.resume` is out and its `relay.resumed` has not come.
         var resuming = false
+        /// Envelopes that arrived while resuming: those sent live after `auth_ok` come before the
+        /// replay of older ones, so they are applied in `seq` order once the replay ends.
+        var resumeBuffer: [RelayEnvelope] = []
         var hasRun = false
     }
 
@@ -215,6 +218,7 @@ public final class RelayPhoneClient: Sendable {
             // envelope asks the relay to replay the rest (extension 11), which works with the
             // desktop away too; otherwise, or on a relay without it, it asks the desktop for a
             // snapshot, now or once the desktop is back.
+            state.resumeBuffer = []
             if let last = state.sequence.last, state.resumeSupported {
                 state.resuming = true
                 state.snapshotWhenDesktopOnline = false
@@ -238,8 +242,16 @@ public final class RelayPhoneClient: Sendable {
         if json.type == "relay.scope", let grant = DeviceGrant(fields: json) { return emit(.grant(grant)) }
         if json.type == "relay.resumed" {
             let complete = json["complete"]?.boolValue ?? false
-            let snapshot = state.withLock { state -> String? in
+            let buffered = state.withLock { state -> [RelayEnvelope] in
                 state.resuming = false
+                defer { state.resumeBuffer = [] }
+                return state.resumeBuffer
+            }
+            var applied = Set<UInt64>()
+            for envelope in buffered.sorted(by: { $0.seq < $1.seq }) where applied.insert(envelope.seq).inserted {
+                await apply(envelope, socket: socket)
+            }
+            let snapshot = state.withLock { state -> String? in
                 state.sequence.awaitingSnapshot = false
                 guard !complete, let sessionID = state.credentials?.sessionID else { return nil }
                 // Not everything after the phone's last envelope was kept: the desktop's snapshot
@@ -276,6 +288,9 @@ public final class RelayPhoneClient: Sendable {
                 return Self.snapshotRequest(sessionID: sessionID, reason: "reconnected", lastSeq: state.sequence.last)
             }
             if let fallback {
+                for envelope in state.withLock({ state in defer { state.resumeBuffer = [] }; return state.resumeBuffer }) {
+                    await apply(envelope, socket: socket)
+                }
                 try? await socket.sendText(fallback)
                 return
             }
@@ -295,6 +310,17 @@ public final class RelayPhoneClient: Sendable {
             return emit(.relayError(error))
         }
         guard let envelope = RelayEnvelope(text: text, json: json) else { return emit(.unrecognized(text)) }
+        let held = state.withLock { state -> Bool in
+            guard state.resuming else { return false }
+            state.resumeBuffer.append(envelope)
+            return true
+        }
+        if held { return }
+        await apply(envelope, socket: socket)
+    }
+
+    /// Follows the envelope's `seq` (a gap asks for a snapshot), then hands it to the app.
+    private func apply(_ envelope: RelayEnvelope, socket: RelayWebSocket) async {
         let (outcome, snapshot) = state.withLock { state -> (DesktopSequence.Outcome, String?) in
             let outcome = state.sequence.observe(seq: envelope.seq, isSnapshot: envelope.kind == .snapshot)
             guard case .gap(let expected, _) = outcome, !state.sequence.awaitingSnapshot,

@@ -56,9 +56,13 @@ final class HistoryReplay: NodePart, Sendable {
             } else {
                 complete = plan.newest.map { $0 == reached } ?? false
                 // Nothing live to join up with: an envelope published just before this node
-                // subscribed may still be on its way to Redis. One more read a moment later.
+                // subscribed may still be on its way to Redis. One more read once a live envelope
+                // arrives to join up with, or after 30 ms.
                 if complete && context.store.keepsHistory && attempt == 0 {
-                    try? await Task.sleep(for: .milliseconds(30))
+                    for _ in 0..<15 {
+                        try? await Task.sleep(for: .milliseconds(2))
+                        if session.state.withLock({ $0.mobiles[connection.connectionID]?.held?.isEmpty == false }) { break }
+                    }
                     continue
                 }
             }
