@@ -106,7 +106,10 @@ struct JSONParser {
         }
         var kept: [String: JSONValue] = [:]
         try walkObject { key, parser throws(JSONParseError) in
-            if keys.contains(key) { kept[key] = try parser.parseValue() } else { try parser.skipValue() }
+            guard keys.contains(key) else { return try parser.skipValue() }
+            // Room for every key asked for at the first one kept: one allocation, not one per growth.
+            if kept.isEmpty { kept.reserveCapacity(keys.count) }
+            kept[key] = try parser.parseValue()
         }
         skipWhitespace()
         if index < bytes.count { throw error("trailing characters", at: index) }
