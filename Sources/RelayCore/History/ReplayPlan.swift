@@ -1,10 +1,10 @@
 // What a resume sends: the retained envelopes after the phone's last seq, and whether that is all.
 
 /// The answer to `relay.resume` with `lastSeq` N, worked out from a history (oldest first): the
-/// envelopes with `seq` > N the phone has not had, and whether nothing after N is missing.
+/// envelopes with `seq` > N the phone has not had, and what ``HistoryReplay`` judges completeness
+/// by (whether they follow N, and the newest envelope kept).
 struct ReplayPlan {
     var frames: [HistoryEntry]
-    var complete: Bool
     /// The frames follow `lastSeq` with nothing between (true when there are none).
     var startsRight: Bool
     /// The newest envelope of the kept chain, if any.
@@ -14,8 +14,7 @@ struct ReplayPlan {
     /// restarted), to the limits (age, then frames and bytes counted from the newest back), and to
     /// the unbroken chain that ends at the newest envelope (a lost write leaves a hole). The plan
     /// sends the chain's envelopes after `lastSeq` and before `before`, the first envelope this
-    /// socket already received live (nil: none yet). It is complete when what the phone then
-    /// holds runs without a hole from `lastSeq` to `before`, or to the newest envelope.
+    /// socket already received live (nil: none yet).
     init(history: [HistoryEntry], lastSeq: UInt64, before: UInt64?, limits: HistoryLimits, now: Int64) {
         var kept = history
         if let fall = kept.indices.dropFirst().last(where: { kept[$0].seq <= kept[$0 - 1].seq }) {
@@ -33,22 +32,11 @@ struct ReplayPlan {
         let chain = kept.isEmpty || start == kept.count ? [] : Array(kept[max(chainStart, start)...])
 
         frames = chain.filter { entry in entry.seq > lastSeq && (before.map { entry.seq < $0 } ?? true) }
-        // Where the phone's envelopes end once the plan is sent.
-        let reached = frames.last?.seq ?? lastSeq
         if let first = frames.first {
             startsRight = first.seq == lastSeq &+ 1 || first.previousSeq == lastSeq
         } else {
             startsRight = true
         }
         newest = chain.last?.seq
-        if let before {
-            complete = startsRight && reached &+ 1 >= before
-        } else if let newest = chain.last?.seq {
-            // Without live envelopes yet, the phone must end at the newest one kept; a phone past
-            // it holds a restarted desktop's older epoch.
-            complete = startsRight && reached == newest
-        } else {
-            complete = false
-        }
     }
 }

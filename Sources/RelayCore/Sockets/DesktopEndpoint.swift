@@ -48,16 +48,14 @@ final class DesktopEndpoint: SocketEndpoint {
             admission.pairing.handlePairDecision(decision, frame: text, session: session, from: connection)
             return
         }
+        if recordable { context.stats.historyRecorded() }
         if let entry = outcome.entry {
             // Queued on Redis's thread without waiting: a slow or absent Redis costs the desktop
             // nothing; a lost write leaves a hole a resume reports as incomplete.
             let stats = context.stats
-            stats.historyRecorded()
             context.store.appendHistory(sessionID: session.id, entry: entry, limits: limits) { written in
                 if !written { stats.historyWriteFailed() }
             }
-        } else if recordable && !sharedHistory {
-            context.stats.historyRecorded()
         }
         for mobile in outcome.mobiles { admission.router.deliver(text, to: mobile) }
         admission.router.publish(.mobile, sessionID: session.id, payload: text)
