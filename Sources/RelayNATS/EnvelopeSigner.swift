@@ -32,7 +32,7 @@ struct EnvelopeSigner: Sendable {
     /// Whether `signature` is a well-formed base64url-nopad HMAC of `canonical` under the current
     /// or the previous key. Compared in constant time; padded or malformed text never matches.
     func verify(_ signature: String, canonical: [UInt8]) -> Bool {
-        guard let given = decodeBase64URLNoPad(signature), given.count == Self.macLength else { return false }
+        guard let given = Base64URL.decode(signature), given.count == Self.macLength else { return false }
         if Self.equal(Self.mac(key: key, message: canonical), given) { return true }
         if let previousKey, Self.equal(Self.mac(key: previousKey, message: canonical), given) { return true }
         return false
@@ -59,35 +59,4 @@ struct EnvelopeSigner: Sendable {
         guard a.count == b.count else { return false }
         return a.withUnsafeBytes { a in b.withUnsafeBytes { b in CRYPTO_memcmp(a.baseAddress, b.baseAddress, a.count) == 0 } }
     }
-}
-
-/// Strict base64url without padding, as Rust's `URL_SAFE_NO_PAD` decodes: no `=`, no other
-/// characters, no impossible length, and the unused low bits of the last character zero.
-func decodeBase64URLNoPad(_ text: String) -> [UInt8]? {
-    let characters = Array(text.utf8)
-    guard characters.count % 4 != 1 else { return nil }
-    var output: [UInt8] = []
-    output.reserveCapacity(characters.count * 3 / 4)
-    var accumulator: UInt32 = 0
-    var bits = 0
-    for character in characters {
-        let value: UInt8
-        switch character {
-        case UInt8(ascii: "A")...UInt8(ascii: "Z"): value = character - UInt8(ascii: "A")
-        case UInt8(ascii: "a")...UInt8(ascii: "z"): value = character - UInt8(ascii: "a") + 26
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): value = character - UInt8(ascii: "0") + 52
-        case UInt8(ascii: "-"): value = 62
-        case UInt8(ascii: "_"): value = 63
-        default: return nil
-        }
-        accumulator = accumulator << 6 | UInt32(value)
-        bits += 6
-        if bits >= 8 {
-            bits -= 8
-            output.append(UInt8(truncatingIfNeeded: accumulator >> UInt32(bits)))
-            accumulator &= (1 << UInt32(bits)) - 1
-        }
-    }
-    guard accumulator == 0 else { return nil }  // leftover bits must be zero
-    return output
 }

@@ -11,6 +11,12 @@ public struct MobileFrameInspection: Sendable {
     public let requiresDesktop: Bool
     /// Steps 1–12, or the structure of a snapshot request.
     public let kind: Result<MobileFrameKind, MobileError>
+    /// `payload.type` is extension 12's `sealed` or `noise` (counted as an end-to-end frame,
+    /// whatever the verdict).
+    public var isEndToEnd: Bool {
+        guard case .string(let type)? = envelope?["payload"]?["type"] else { return false }
+        return type == "sealed" || type == "noise"
+    }
     /// Step 16 for a command that passed steps 1–12; nil otherwise or when the name is valid.
     public let commandNameError: MobileError?
 
@@ -20,7 +26,7 @@ public struct MobileFrameInspection: Sendable {
         let value = try? parsed.get()
         envelope = value
         hasForeignSessionID = value.map { MobileFrameValidator.hasForeignSessionID($0, sessionID: sessionID) } ?? false
-        requiresDesktop = value.map(MobileFrameValidator.requiresDesktop) ?? false
+        requiresDesktop = value.map { MobileFrameValidator.requiresDesktop($0, endToEnd: limits.endToEnd) } ?? false
         kind = MobileFrameValidator.classify(parsed, sessionID: sessionID, limits: limits)
         if case .success(.command) = kind, let value {
             commandNameError = MobileFrameValidator.validateCommandName(value, limits: limits)

@@ -1,4 +1,5 @@
-// What a phone's frame is once it passed the stateless checks: a snapshot request or a command.
+// What a phone's frame is once it passed the stateless checks: a snapshot request, a command, or
+// one of our extensions' messages.
 
 /// What a structurally valid mobile frame is.
 public enum MobileFrameKind: Sendable, Equatable {
@@ -9,4 +10,9 @@ public enum MobileFrameKind: Sendable, Equatable {
     case command(seq: UInt64, name: String)
     /// Ours (extension 11): a valid `relay.resume` asking for the envelopes after `lastSeq`.
     case resume(lastSeq: UInt64)
+    /// Ours (extension 12): a `sealed` envelope, a command the relay cannot read; the caller
+    /// applies the `seq` guard and the command budgets.
+    case sealed(seq: UInt64)
+    /// Ours (extension 12): a `noise` handshake message, budgeted like a snapshot request.
+    case handshake(NoisePatternName)
 }

@@ -30,7 +30,7 @@ public enum MobileFrameValidator {
         if case .string(let type)? = members["type"], isExactly(type, "relay.resume") {
             return resumeRequest(members, sessionID: sessionID)
         }
-        return commandEnvelope(members, sessionID: sessionID)
+        return commandEnvelope(members, sessionID: sessionID, endToEnd: limits.endToEnd)
     }
 
     /// Extension 11: `{"type":"relay.resume","sessionID":…,"lastSeq":N}`, nothing else; `lastSeq`
@@ -103,10 +103,14 @@ public enum MobileFrameValidator {
         }
     }
 
-    /// True when the frame needs the desktop online (step 5 gate): `payload.type` is `command` or
-    /// the top-level `type` is `relay.snapshot_request`.
-    public static func requiresDesktop(_ value: JSONValue) -> Bool {
-        if case .string(let type)? = value["payload"]?["type"], isExactly(type, "command") { return true }
+    /// True when the frame needs the desktop online (step 5 gate): `payload.type` is `command` (or,
+    /// unless `endToEnd` is off, `sealed` or `noise`) or the top-level `type` is
+    /// `relay.snapshot_request`.
+    public static func requiresDesktop(_ value: JSONValue, endToEnd: EndToEndMode = .optional) -> Bool {
+        if case .string(let type)? = value["payload"]?["type"] {
+            if isExactly(type, "command") { return true }
+            if endToEnd != .off, isEndToEndType(type) { return true }
+        }
         if case .string(let type)? = value["type"], isSnapshotRequestType(type) { return true }
         return false
     }
@@ -180,7 +184,8 @@ extension MobileFrameValidator {
 
     private static func commandEnvelope(
         _ members: [String: JSONValue],
-        sessionID: String
+        sessionID: String,
+        endToEnd: EndToEndMode
     ) -> Result<MobileFrameKind, MobileError> {
         // 3. Envelope allowlist.
         let envelope = EnvelopeMembers(members)
@@ -208,9 +213,13 @@ extension MobileFrameValidator {
         else {
             return .failure(invalidCommand("Command envelope payload.type is required."))
         }
+        if endToEnd != .off, isEndToEndType(payloadType) {
+            return endToEndEnvelope(wrapperMembers, type: payloadType, seq: envelope.seq)
+        }
         guard isExactly(payloadType, "command") else {
             return .failure(invalidCommand("Only command payloads are accepted from mobile clients."))
         }
+        if endToEnd == .required { return .failure(EndToEndPayload.requiredError) }
         // 7. Wrapper allowlist.
         let wrapper = WrapperMembers(wrapperMembers)
         if let key = wrapper.unexpectedKey {
@@ -242,6 +251,25 @@ extension MobileFrameValidator {
             return .failure(invalidCommand("Command envelopes must include numeric seq."))
         }
         return .success(.command(seq: seq, name: name))
+    }
+
+    /// Extension 12: a `sealed` or `noise` payload, checked by shape and size; its content is
+    /// never looked at. A sealed envelope needs an integer `seq` (its nonce); a noise envelope's
+    /// `seq`, when present, must be one too.
+    private static func endToEndEnvelope(
+        _ payload: [String: JSONValue], type: String, seq: JSONValue?
+    ) -> Result<MobileFrameKind, MobileError> {
+        let seqNumber: UInt64?
+        switch seq {
+        case .number(let number)? where number.isInteger && number.uint64 != nil: seqNumber = number.uint64
+        case nil: seqNumber = nil
+        default: return .failure(invalidCommand("Command envelopes must include numeric seq."))
+        }
+        if isExactly(type, "noise") {
+            return EndToEndPayload.noise(payload).map { .handshake($0) }
+        }
+        guard let seqNumber else { return .failure(invalidCommand("Command envelopes must include numeric seq.")) }
+        return EndToEndPayload.sealed(payload, epochRequired: false).map { _ in .sealed(seq: seqNumber) }
     }
 
     private static func runtimeRequestRespondError(
@@ -479,6 +507,8 @@ private enum CommandName {
 // MARK: - Helpers
 
 private func isSnapshotRequestType(_ type: String) -> Bool { isExactly(type, "relay.snapshot_request") }
+
+private func isEndToEndType(_ type: String) -> Bool { isExactly(type, "sealed") || isExactly(type, "noise") }
 
 private func isRuntimeRequestKind(_ kind: String) -> Bool {
     guard isASCII(kind) else { return false }

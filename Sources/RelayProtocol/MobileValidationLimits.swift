@@ -4,9 +4,13 @@
 public struct MobileValidationLimits: Sendable {
     /// `MAX_REMOTE_COMMAND_TEXT_BYTES`: the UTF-8 byte limit of `text` fields.
     public var maxCommandTextBytes: Int
+    /// `E2E_MODE` (extension 12): whether `noise` and `sealed` payloads are accepted, and whether
+    /// plaintext commands are.
+    public var endToEnd: EndToEndMode
 
     /// Limits with the reference defaults.
-    public init(maxCommandTextBytes: Int = 16384) {
+    public init(maxCommandTextBytes: Int = 16384, endToEnd: EndToEndMode = .optional) {
         self.maxCommandTextBytes = maxCommandTextBytes
+        self.endToEnd = endToEnd
     }
 }

@@ -18,6 +18,8 @@ public enum MobileErrorCode: String, Sendable, CaseIterable {
     case invalidScope = "invalid_scope"
     /// Ours (extension 11): a `relay.resume` of the wrong shape.
     case invalidResumeRequest = "invalid_resume_request"
+    /// Ours (extension 12): a plaintext command on a relay with `E2E_MODE=required`.
+    case e2eRequired = "e2e_required"
 }
 
 /// Reasons carried by `{"reason":…,"type":"disconnect"}` frames (PROTOCOL §4.11).

@@ -1,6 +1,7 @@
 // The envelope's wire form, its canonical signed string and HMAC signatures (PROTOCOL §6.4, §6.5).
 
 import RelayCore
+import RelayProtocol
 import Testing
 
 @testable import RelayNATS
@@ -144,14 +145,14 @@ import Testing
     }
 
     @Test func base64URLDecodingIsStrict() {
-        #expect(decodeBase64URLNoPad("") == [])
-        #expect(decodeBase64URLNoPad("_-8") == [0xFF, 0xEF])
-        #expect(decodeBase64URLNoPad("AQID") == [1, 2, 3])
-        #expect(decodeBase64URLNoPad("AQ") == [1])
-        #expect(decodeBase64URLNoPad("AR") == nil)  // trailing bits not zero
-        #expect(decodeBase64URLNoPad("AQ==") == nil)
-        #expect(decodeBase64URLNoPad("A") == nil)
-        #expect(decodeBase64URLNoPad("A+/B") == nil)
+        #expect(Base64URL.decode("") == [])
+        #expect(Base64URL.decode("_-8") == [0xFF, 0xEF])
+        #expect(Base64URL.decode("AQID") == [1, 2, 3])
+        #expect(Base64URL.decode("AQ") == [1])
+        #expect(Base64URL.decode("AR") == nil)  // trailing bits not zero
+        #expect(Base64URL.decode("AQ==") == nil)
+        #expect(Base64URL.decode("A") == nil)
+        #expect(Base64URL.decode("A+/B") == nil)
     }
 }
 

@@ -31,7 +31,7 @@ private func rejection(of parsed: Result<JSONValue, JSONParseError>, limits: Mob
     switch MobileFrameValidator.classify(parsed, sessionID: testSessionID, limits: limits) {
     case .failure(let error):
         return error
-    case .success(.snapshotRequest), .success(.resume):
+    case .success(.snapshotRequest), .success(.resume), .success(.sealed), .success(.handshake):
         return nil
     case .success(.command):
         guard case .success(let value) = parsed else { return nil }

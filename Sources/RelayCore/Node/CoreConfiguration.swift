@@ -58,6 +58,9 @@ public struct CoreConfiguration: Sendable {
     public var defaultDeviceScope = DeviceScope.control
     /// `HISTORY_MAX_FRAMES`, `HISTORY_MAX_BYTES`, `HISTORY_TTL_MS` (extension 11).
     public var history = HistoryLimits()
+    /// `E2E_MODE` (extension 12): `noise` and `sealed` payloads beside plaintext commands
+    /// (`optional`), instead of them (`required`), or not at all (`off`).
+    public var endToEnd = EndToEndMode.optional
 
     /// Every field at its default; the server then applies the environment.
     public init() {}

@@ -46,6 +46,15 @@ public final class RelayStats: Sendable {
     private let historyReplayCompleteCounter = Counter(label: "relay_history_replays_total", dimensions: [("outcome", "complete")])
     private let historyReplayIncompleteCounter = Counter(label: "relay_history_replays_total", dimensions: [("outcome", "incomplete")])
     private let historyReplayedFramesCounter = Counter(label: "relay_history_frames_replayed_total")
+    private let sealedFramesCounter = Counter(label: "relay_e2e_sealed_frames_total")
+    private let handshakeCounters = Dictionary(uniqueKeysWithValues: NoisePatternName.allCases.map {
+        ($0, Counter(label: "relay_e2e_handshake_messages_total", dimensions: [("pattern", $0.rawValue)]))
+    })
+    /// Refusals of end-to-end frames (and of plaintext commands by `E2E_MODE=required`), by the
+    /// `relay.error` code; every code registered up front.
+    private let endToEndRefusalCounters = Dictionary(uniqueKeysWithValues: MobileErrorCode.allCases.map {
+        ($0, Counter(label: "relay_e2e_refusals_total", dimensions: [("reason", $0.rawValue)]))
+    })
     /// Frames and bytes the in-memory histories of this node hold (extension 11, one node).
     let historyFrames = Atomic<Int>(0)
     let historyBytes = Atomic<Int>(0)
@@ -167,6 +176,13 @@ public final class RelayStats: Sendable {
         (complete ? historyReplayCompleteCounter : historyReplayIncompleteCounter).increment()
         if frames > 0 { historyReplayedFramesCounter.increment(by: frames) }
     }
+
+    /// Extension 12: a phone's `sealed` envelope forwarded to the desktop.
+    func sealedForwarded() { sealedFramesCounter.increment() }
+    /// Extension 12: a phone's `noise` handshake message forwarded to the desktop.
+    func handshakeForwarded(_ pattern: NoisePatternName) { handshakeCounters[pattern]?.increment() }
+    /// Extension 12: an end-to-end frame refused, or a plaintext command refused as `e2e_required`.
+    func endToEndRefused(_ code: MobileErrorCode) { endToEndRefusalCounters[code]?.increment() }
 
     /// A presence claim, release or read the store did not answer.
     func presenceFailure() { presenceFailureCounter.increment() }

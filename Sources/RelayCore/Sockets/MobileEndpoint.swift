@@ -27,7 +27,7 @@ final class MobileEndpoint: SocketEndpoint {
         /// Extension 11 with history off: nothing to replay, the phone asks for a snapshot.
         case resumeOff(lastSeq: UInt64)
         case reject(MobileError)
-        case forward(desktop: (any RelayConnection)?, publish: Bool)
+        case forward(desktop: (any RelayConnection)?, publish: Bool, kind: MobileFrameKind)
     }
 
     func receive(text: [UInt8]) {
@@ -48,10 +48,15 @@ final class MobileEndpoint: SocketEndpoint {
             if frame.requiresDesktop && !s.desktopConnected {
                 return .reject(MobileFrameValidator.desktopOfflineError)
             }
+            let kind: MobileFrameKind
             switch frame.kind {
             case .failure(let error):
                 return .reject(error)
-            case .success(.resume(let lastSeq)):
+            case .success(let valid):
+                kind = valid
+            }
+            switch kind {
+            case .resume(let lastSeq):
                 // Budgeted like snapshot requests; allowed while the desktop is away and for a
                 // `view` device.
                 var bucket = s.snapshotBuckets[deviceID] ?? RateWindow(startingAt: now)
@@ -65,17 +70,19 @@ final class MobileEndpoint: SocketEndpoint {
                 s.mobiles[connectionID]?.held = []
                 s.replaying += 1
                 return .resume(lastSeq: lastSeq, before: s.mobiles[connectionID]?.firstLiveSeq)
-            case .success(.snapshotRequest):
+            case .snapshotRequest, .handshake:
+                // Extension 12: a handshake is budgeted like a snapshot request, for every device.
                 var bucket = s.snapshotBuckets[deviceID] ?? RateWindow(startingAt: now)
                 let allowed = bucket.consume(limit: config.maxSnapshotRequestsPerMinute, now: now)
                 s.snapshotBuckets[deviceID] = bucket
                 guard allowed else {
                     return .reject(MobileFrameValidator.snapshotRateLimitedError)
                 }
-            case .success(.command(let seq, let name)):
+            case .command(let seq, _), .sealed(let seq):
                 // After the envelope's shape, before the replay guard and the budgets: a denied
-                // command consumes nothing.
-                if let grant, let denial = grant.denial(ofCommand: name) { return .denied(denial, view: grant.scope == .view) }
+                // command consumes nothing. A sealed command's name is unreadable here: only a
+                // `view` grant refuses it, and the desktop enforces `allowedCommands` (extension 12).
+                if let grant, let denial = Self.denial(of: frame.kind, by: grant) { return .denied(denial, view: grant.scope == .view) }
                 guard seq > socket.lastSeq else {
                     return .reject(MobileFrameValidator.replayedCommandError)
                 }
@@ -96,7 +103,7 @@ final class MobileEndpoint: SocketEndpoint {
             }
             // A session has one desktop: when it is here and no node has said it holds a newer one,
             // no other node needs the frame, so it is neither signed nor published.
-            return .forward(desktop: s.desktop, publish: s.desktop == nil || s.remoteDesktopNode != nil)
+            return .forward(desktop: s.desktop, publish: s.desktop == nil || s.remoteDesktopNode != nil, kind: kind)
         }
 
         switch verdict {
@@ -116,17 +123,34 @@ final class MobileEndpoint: SocketEndpoint {
         case .denied(let error, let view):
             admission.context.stats.mobileError(error.code)
             admission.context.stats.scopeDenied(view: view)
+            if frame.isEndToEnd { admission.context.stats.endToEndRefused(error.code) }
             _ = connection.send(ServerMessage.error(error))
         case .reject(let error):
             admission.context.stats.mobileError(error.code)
+            if frame.isEndToEnd || error.code == .e2eRequired { admission.context.stats.endToEndRefused(error.code) }
             // A relay.error that does not fit is dropped: no counter, no disconnect (§4.10).
             _ = connection.send(ServerMessage.error(error))
-        case .forward(let desktop, let publish):
+        case .forward(let desktop, let publish, let kind):
             guard let value = frame.envelope else { return }
+            switch kind {
+            case .sealed: admission.context.stats.sealedForwarded()
+            case .handshake(let pattern): admission.context.stats.handshakeForwarded(pattern)
+            default: break
+            }
             let stamped = stampRelayIdentity(value, connectionID: connectionID, deviceID: deviceID)
             if let desktop { admission.router.deliver(stamped, to: desktop) }
             if publish { admission.router.publish(.desktop, sessionID: sessionID, payload: stamped) }
             admission.context.stats.forwarded(fromMobile: true)
+        }
+    }
+
+    /// What `grant` refuses of a command: by name for a plaintext one, by scope alone for a
+    /// sealed one.
+    private static func denial(of kind: Result<MobileFrameKind, MobileError>, by grant: DeviceGrant) -> MobileError? {
+        switch kind {
+        case .success(.command(_, let name)): grant.denial(ofCommand: name)
+        case .success(.sealed): grant.scope == .view ? grant.denial(ofCommand: "") : nil
+        default: nil
         }
     }
 

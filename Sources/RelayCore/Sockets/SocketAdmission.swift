@@ -26,7 +26,8 @@ final class SocketAdmission: NodePart, Sendable {
         self.router = router
         self.pairing = pairing
         self.presence = presence
-        self.validationLimits = MobileValidationLimits(maxCommandTextBytes: context.configuration.maxRemoteCommandTextBytes)
+        self.validationLimits = MobileValidationLimits(
+            maxCommandTextBytes: context.configuration.maxRemoteCommandTextBytes, endToEnd: context.configuration.endToEnd)
         self.replay = HistoryReplay(context: context)
     }
 

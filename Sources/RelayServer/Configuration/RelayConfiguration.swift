@@ -203,6 +203,7 @@ public struct RelayConfiguration: Sendable {
         .init(name: "HISTORY_MAX_BYTES", defaultValue: "2097152", help: "Bytes of desktop envelopes kept per session for relay.resume"),
         .init(name: "HISTORY_TTL_MS", defaultValue: "600000", help: "Oldest desktop envelope kept for relay.resume"),
         .init(name: "DEFAULT_DEVICE_SCOPE", defaultValue: "control", help: "control or view: the scope of a phone whose approval names none (extension 10)"),
+        .init(name: "E2E_MODE", defaultValue: "optional", help: "optional, required or off: end-to-end encrypted noise and sealed payloads beside plaintext commands, instead of them, or not at all (extension 12)"),
         .init(name: "RELAY_ENV", defaultValue: "development", help: "development, staging or production"),
         .init(name: "LOG_LEVEL", defaultValue: "info", help: "trace, debug, info, notice, warning, error or critical (RUST_LOG is read too)"),
         .init(name: "LOG_FORMAT", defaultValue: "text", help: "text or json"),
@@ -312,6 +313,12 @@ public struct RelayConfiguration: Sendable {
                 throw ConfigurationError("DEFAULT_DEVICE_SCOPE must be control or view (got \(scope)).")
             }
             c.core.defaultDeviceScope = parsed
+        }
+        if let mode = reader.string("E2E_MODE") {
+            guard let parsed = EndToEndMode(rawValue: mode.lowercased()) else {
+                throw ConfigurationError("E2E_MODE must be optional, required or off (got \(mode)).")
+            }
+            c.core.endToEnd = parsed
         }
 
         let configuredOrigins = reader.rawString("ALLOWED_ORIGINS")
