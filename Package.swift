@@ -48,6 +48,10 @@ let package = Package(
         // Traces: the API in the core, the OTLP/HTTP exporter in the server (no gRPC: it would
         // add grpc-swift and minutes to every clean build).
         .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.0"),
+        // Extension 12's cryptography in the client library: Curve25519, ChaChaPoly, SHA-256, HMAC
+        // (CryptoKit's API; BoringSSL underneath on Linux). Other dependencies already resolve it,
+        // so it adds no package to a clean build.
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.0.0"..<"5.0.0"),
         .package(url: "https://github.com/swift-otel/swift-otel.git", from: "1.6.0", traits: ["OTLPHTTP"]),
     ],
     targets: [
@@ -133,6 +137,7 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOTransportServices", package: "swift-nio-transport-services"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -254,7 +259,13 @@ let package = Package(
         // required test environment, polling. No Testing: it only throws.
         .target(name: "RelayTestSupport", dependencies: ["RelayLocalCluster", "RelayCore"], path: "Tests/RelayTestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "RelayProtocolTests", dependencies: ["RelayProtocol"], swiftSettings: swiftSettings),
-        .testTarget(name: "RelayClientTests", dependencies: ["RelayClient"], swiftSettings: swiftSettings),
+        // NoiseInteropTests runs Support/noise_peer.py (noiseprotocol) from the checkout: not a resource.
+        .testTarget(
+            name: "RelayClientTests",
+            dependencies: ["RelayClient", .product(name: "Crypto", package: "swift-crypto")],
+            exclude: ["Support/noise_peer.py"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore", "RelayTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "RelayRedisTests", dependencies: ["RelayRedis", "RelayCore", "RelayProtocol", "RelayTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "RelayNATSTests", dependencies: ["RelayNATS", "RelayCore", "RelayTestSupport"], swiftSettings: swiftSettings),
@@ -266,6 +277,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),

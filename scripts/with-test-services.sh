@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs a command with a Redis and a NATS server on loopback ports, started here unless the
-# caller already provides RELAY_TEST_REDIS_URL / RELAY_TEST_NATS_URL. Stops what it started.
+# caller already provides RELAY_TEST_REDIS_URL / RELAY_TEST_NATS_URL, and RELAY_TEST_NOISE_PYTHON
+# from scripts/noise-python.sh unless given. Stops what it started.
 set -euo pipefail
 
 workdir=$(mktemp -d "${TMPDIR:-/tmp}/relay-test-services.XXXXXX")
@@ -42,5 +43,10 @@ fi
 # Tests that stop and restart a server start their own from these binaries.
 export RELAY_TEST_REDIS_SERVER="${RELAY_TEST_REDIS_SERVER:-$(command -v redis-server)}"
 export RELAY_TEST_NATS_SERVER="${RELAY_TEST_NATS_SERVER:-$(command -v nats-server)}"
-echo "with-test-services: redis=$RELAY_TEST_REDIS_URL nats=$RELAY_TEST_NATS_URL"
+# The Noise interoperability tests' Python with noiseprotocol (a venv under .build, made once).
+if [ -z "${RELAY_TEST_NOISE_PYTHON:-}" ]; then
+  RELAY_TEST_NOISE_PYTHON=$(bash "$(dirname "$0")/noise-python.sh")
+fi
+export RELAY_TEST_NOISE_PYTHON
+echo "with-test-services: redis=$RELAY_TEST_REDIS_URL nats=$RELAY_TEST_NATS_URL noise-python=$RELAY_TEST_NOISE_PYTHON"
 "$@"

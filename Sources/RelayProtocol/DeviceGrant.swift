@@ -1,7 +1,7 @@
 // What a desktop lets one paired phone do (our extension 10: session-scoped device capabilities).
 
 /// How much of a session a device may drive: `control` (the contract's behaviour) or `view`.
-public enum DeviceScope: String, Sendable, CaseIterable {
+public enum DeviceScope: String, Sendable, CaseIterable, Codable {
     /// Every allowlisted command (or those of ``DeviceGrant/allowedCommands``).
     case control
     /// Watching only: commands are refused with `scope_denied`; snapshot requests and

@@ -35,27 +35,56 @@ public final class RelayDesktopClient: Sendable {
         var socket: RelayWebSocket?
         var nextSeq: UInt64
         var hasRun = false
+        /// Extension 12: the session's end-to-end state, or why the stored keys are unusable.
+        var endToEnd: Result<DesktopEndToEnd, EndToEndError>?
     }
 
     private let state: Mutex<State>
     private let continuation: AsyncStream<RelayDesktopEvent>.Continuation
     private let http: RelayHTTPClient
     private let closeSignal = CloseSignal()
+    private let onEndToEndKeysChanged: (@Sendable (RelayDesktopEndToEndKeys) -> Void)?
 
     /// A desktop for the relay at `relayURL` with `identity` (a new one, or the one stored).
     ///
-    /// - Parameter firstSeq: The `seq` of the first envelope sent; a desktop that restarts may
-    ///   continue its numbering, or start again at 1 (phones take a lower `seq` as a restart).
+    /// - Parameters:
+    ///   - firstSeq: The `seq` of the first envelope sent; a desktop that restarts may continue
+    ///     its numbering, or start again at 1 (phones take a lower `seq` as a restart).
+    ///   - endToEnd: Extension 12: the desktop's keys (``RelayDesktopEndToEndKeys/generate()`` the
+    ///     first time, then what the callback stored). With them, join links carry `e2e=1`, every
+    ///     envelope is sealed, and phones' plaintext commands are refused. Each client begins a new
+    ///     content-key epoch, so `firstSeq` may start again safely.
+    ///   - onEndToEndKeysChanged: Called with the keys to store whenever they change (an epoch
+    ///     begun, a phone pinned or revoked, a grant changed), starting with this initializer.
     public init(
         relayURL: String, identity: RelayDesktopIdentity, configuration: RelayClientConfiguration = RelayClientConfiguration(),
-        firstSeq: UInt64 = 1
+        firstSeq: UInt64 = 1, endToEnd: RelayDesktopEndToEndKeys? = nil,
+        onEndToEndKeysChanged: (@Sendable (RelayDesktopEndToEndKeys) -> Void)? = nil
     ) {
         self.relayURL = relayURL
         self.identity = identity
         self.configuration = configuration
         self.http = RelayHTTPClient(baseURL: relayURL, tls: configuration.tls, eventLoopGroup: configuration.eventLoopGroup)
-        self.state = Mutex(State(wsURL: nil, nextSeq: firstSeq))
+        self.onEndToEndKeysChanged = onEndToEndKeysChanged
+        var state = State(wsURL: nil, nextSeq: firstSeq)
+        state.endToEnd = endToEnd.map { keys in
+            do { return .success(try DesktopEndToEnd(keys: keys, sessionID: identity.sessionID)) } catch let error as EndToEndError {
+                return .failure(error)
+            } catch {
+                return .failure(.invalidKey("\(error)"))
+            }
+        }
+        self.state = Mutex(state)
         (events, continuation) = AsyncStream.makeStream(of: RelayDesktopEvent.self)
+        if case .success(let endToEnd)? = state.endToEnd { onEndToEndKeysChanged?(endToEnd.keys) }
+    }
+
+    /// Whether the session is end-to-end encrypted (the client was given keys).
+    public var isEndToEnd: Bool { state.withLock { $0.endToEnd != nil } }
+
+    /// The end-to-end keys as they are now (store them), nil without end-to-end encryption.
+    public var endToEndKeys: RelayDesktopEndToEndKeys? {
+        state.withLock { state in if case .success(let endToEnd)? = state.endToEnd { endToEnd.keys } else { nil } }
     }
 
     // MARK: Pairing and devices (HTTP)
@@ -75,7 +104,7 @@ public final class RelayDesktopClient: Sendable {
         if let idleTimeoutSeconds { body["idleTimeoutSeconds"] = .int(idleTimeoutSeconds) }
         let json = try await post("/pair/start", body)
         if let wsURL = json["wsURL"]?.stringValue { state.withLock { $0.wsURL = wsURL } }
-        return try RelayJoinLink(sessionID: identity.sessionID, joinToken: joinToken, relayBaseURL: relayURL)
+        return try RelayJoinLink(sessionID: identity.sessionID, joinToken: joinToken, relayBaseURL: relayURL, endToEnd: try newPairingSecret())
     }
 
     /// `POST /pair/refresh`: a new join token for adding another phone; paired phones and the
@@ -86,7 +115,33 @@ public final class RelayDesktopClient: Sendable {
         body["joinToken"] = .string(joinToken)
         body["joinTokenExpiresAt"] = .string(Self.expiry(after: lifetime))
         _ = try await post("/pair/refresh", body)
-        return try RelayJoinLink(sessionID: identity.sessionID, joinToken: joinToken, relayBaseURL: relayURL)
+        return try RelayJoinLink(sessionID: identity.sessionID, joinToken: joinToken, relayBaseURL: relayURL, endToEnd: try newPairingSecret())
+    }
+
+    /// A new pairing secret for the link about to be shown (nil without end-to-end encryption).
+    private func newPairingSecret() throws -> RelayEndToEndLink? {
+        try state.withLock { state throws -> RelayEndToEndLink? in
+            switch state.endToEnd {
+            case nil: return nil
+            case .failure(let error)?: throw error
+            case .success(var endToEnd)?:
+                defer { state.endToEnd = .success(endToEnd) }
+                return try endToEnd.newPairingSecret()
+            }
+        }
+    }
+
+    /// Runs `change` on the end-to-end state, stores the keys if they changed; nil without it.
+    private func withEndToEnd<T>(_ change: (inout DesktopEndToEnd) throws -> T) rethrows -> T? {
+        let (result, keys) = try state.withLock { state throws -> (T?, RelayDesktopEndToEndKeys?) in
+            guard case .success(var endToEnd)? = state.endToEnd else { return (nil, nil) }
+            let before = endToEnd.keys
+            defer { state.endToEnd = .success(endToEnd) }
+            let result = try change(&endToEnd)
+            return (result, endToEnd.keys != before ? endToEnd.keys : nil)
+        }
+        if let keys { onEndToEndKeysChanged?(keys) }
+        return result
     }
 
     /// `POST /devices/list`: the phones paired with the session.
@@ -101,6 +156,12 @@ public final class RelayDesktopClient: Sendable {
         var body = credentialsBody()
         body["deviceID"] = .string(deviceID)
         _ = try await post("/devices/revoke", body)
+        // Extension 12: a new epoch whose key the revoked phone never gets; the others get it now
+        // (or, offline, in their next handshake).
+        guard let remaining = withEndToEnd({ $0.revoke(deviceID) }) else { return }
+        for phone in remaining {
+            _ = try? await sendEnvelope { shell in try self.withEndToEnd { try $0.rekey(for: phone, shell: shell) } ?? [:] }
+        }
     }
 
     /// `POST /pair/stop`: ends the session on every node; every socket, this desktop's too, closes
@@ -143,6 +204,7 @@ public final class RelayDesktopClient: Sendable {
             "approved": .bool(approve),
         ]
         if approve, let grant { for field in grant.wireFields { decision[field.key] = field.value } }
+        if approve { withEndToEnd { $0.approved(grant: grant) } }
         try await currentSocket().sendText(JSONValue.object(decision).serialized)
     }
 
@@ -158,23 +220,40 @@ public final class RelayDesktopClient: Sendable {
         body["deviceID"] = .string(deviceID)
         for field in grant.wireFields { body[field.key] = field.value }
         let json = try await post("/devices/scope", body)
-        return DeviceGrant(fields: json) ?? grant
+        let stored = DeviceGrant(fields: json) ?? grant
+        withEndToEnd { $0.setGrant(stored, of: deviceID) }
+        return stored
     }
 
     /// Sends an envelope of `kind` with `payload` to every connected phone and returns its `seq`.
     ///
     /// - Throws: ``RelayClientError/notConnected(_:)`` between connections (the `seq` is not used).
+    /// On an end-to-end session the payload is sealed under the epoch's content key.
     @discardableResult
     public func send(_ kind: RelayEnvelopeKind, payload: [String: JSONValue] = [:]) async throws -> UInt64 {
-        let (socket, seq) = try state.withLock { state throws(RelayClientError) in
+        var body = payload
+        body["type"] = .string(kind.rawValue)
+        let plaintext = JSONValue.object(body)
+        return try await sendEnvelope { shell in try self.withEndToEnd { try $0.seal(plaintext, shell: shell) } ?? plaintext }
+    }
+
+    /// Sends an envelope with the next `seq`, its payload made for its shell.
+    @discardableResult
+    private func sendEnvelope(_ payload: (EnvelopeShell) throws -> JSONValue) async throws -> UInt64 {
+        let (socket, shell) = try state.withLock { state throws(RelayClientError) in
             guard let socket = state.socket else {
                 throw .notConnected("the desktop is not connected to the relay; the envelope was not sent")
             }
             defer { state.nextSeq += 1 }
-            return (socket, state.nextSeq)
+            return (socket, EnvelopeShell(sessionID: identity.sessionID, seq: state.nextSeq, timestamp: RelayTimestamp.now()))
         }
-        try await socket.sendText(RelayEnvelope.serialize(sessionID: identity.sessionID, seq: seq, kind: kind, payload: payload))
-        return seq
+        try await socket.sendText(shell.envelope(payload: try payload(shell)))
+        return shell.seq
+    }
+
+    /// Sends `text` as it is (tests inject tampered and replayed frames).
+    package func sendRawText(_ text: String) async throws {
+        try await currentSocket().sendText(text)
     }
 
     /// Ends the connection (close 1000) and stops reconnecting; ``run()`` then returns `.closed`.
@@ -234,9 +313,40 @@ public final class RelayDesktopClient: Sendable {
         case "relay.snapshot_request":
             if let request = RelaySnapshotRequest(json: json) { return emit(.snapshotRequest(request)) }
         default:
+            if isEndToEnd { return await receivedEndToEnd(json, text: text) }
             if let command = RelayIncomingCommand(json: json) { return emit(.command(command)) }
         }
         emit(.unrecognized(text))
+    }
+
+    /// A phone's frame on an end-to-end session: a handshake, a sealed command, or refused
+    /// plaintext.
+    private func receivedEndToEnd(_ json: JSONValue, text: String) async {
+        let deviceID = json["relayDeviceID"]?.stringValue
+        let outcomes: [DesktopEndToEnd.Outcome]
+        switch json["payload"]?.type {
+        case "noise": outcomes = withEndToEnd { $0.handshake(json) } ?? []
+        case "sealed": outcomes = withEndToEnd { $0.open(json) } ?? []
+        case "command":
+            outcomes = [.refused(deviceID: deviceID, .plaintextRefused("a plaintext command"))]
+        default:
+            return emit(.unrecognized(text))
+        }
+        for outcome in outcomes {
+            switch outcome {
+            case .reply(let payload):
+                do { try await sendEnvelope { _ in payload } } catch {
+                    emit(.endToEnd(.refused(deviceID: deviceID, .handshakeFailed("the reply could not be sent: \(error)"))))
+                }
+            case .secured(let deviceID, _): emit(.endToEnd(.secured(deviceID: deviceID, epoch: nil)))
+            case .pinned(let deviceID): emit(.endToEnd(.pinned(deviceID: deviceID)))
+            case .command(let envelope):
+                if let command = RelayIncomingCommand(json: envelope) { emit(.command(command)) }
+            case .refused(let deviceID, let error): emit(.endToEnd(.refused(deviceID: deviceID, error)))
+            case .commandRefused(let deviceID, let error):
+                emit(.endToEnd(.commandRefused(deviceID: deviceID, code: error.code.rawValue, message: error.message)))
+            }
+        }
     }
 
     private func emit(_ event: RelayDesktopEvent) { continuation.yield(event) }

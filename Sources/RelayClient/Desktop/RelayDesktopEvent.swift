@@ -18,6 +18,8 @@ public enum RelayDesktopEvent: Sendable, Equatable {
     case snapshotRequest(RelaySnapshotRequest)
     /// A frame this version does not know.
     case unrecognized(String)
+    /// End-to-end encryption (extension 12): a phone secured or pinned, a frame refused.
+    case endToEnd(RelayEndToEndEvent)
     /// The connection ended; ``RelayDisconnection/reconnectDelay`` says whether and when the
     /// client connects again.
     case disconnected(RelayDisconnection)

@@ -29,19 +29,27 @@ public struct RelayJoinLink: Sendable, Equatable, CustomStringConvertible {
     public var joinToken: String
     /// `relay`: the relay's base URL, `http` or `https`, without query or fragment.
     public var relayBaseURL: String
-    /// Members of the fragment other than `sid`, `jt` and `relay`, in the order they came.
+    /// `e2e=1`, `dk`, `ps` (extension 12): the session is end-to-end encrypted; nil for a
+    /// contract link.
+    public var endToEnd: RelayEndToEndLink?
+    /// Members of the fragment other than `sid`, `jt`, `relay`, `e2e`, `dk` and `ps`, in the order
+    /// they came.
     public var otherParameters: [Parameter]
 
     /// A link for `sessionID` and `joinToken` on the relay at `relayBaseURL`; each is checked as
     /// ``init(parsing:)`` checks it.
-    public init(sessionID: String, joinToken: String, relayBaseURL: String, otherParameters: [Parameter] = []) throws(RelayJoinLinkError) {
+    public init(
+        sessionID: String, joinToken: String, relayBaseURL: String, endToEnd: RelayEndToEndLink? = nil, otherParameters: [Parameter] = []
+    ) throws(RelayJoinLinkError) {
         guard Identifiers.isOpaqueToken(sessionID, minLength: 16) else { throw .invalidSessionID }
         guard Identifiers.isOpaqueToken(joinToken, minLength: 22) else { throw .invalidJoinToken }
         try Self.checkRelayURL(relayBaseURL)
         self.sessionID = sessionID
         self.joinToken = joinToken
         self.relayBaseURL = relayBaseURL
-        self.otherParameters = otherParameters
+        var others = otherParameters
+        self.endToEnd = try RelayEndToEndLink.extract(from: &others) ?? endToEnd
+        self.otherParameters = others
     }
 
     /// Reads a link: a whole URL with its fragment, or the fragment alone (with or without `#`).
@@ -82,10 +90,12 @@ public struct RelayJoinLink: Sendable, Equatable, CustomStringConvertible {
         try self.init(sessionID: known["sid"]!, joinToken: known["jt"]!, relayBaseURL: known["relay"]!, otherParameters: others)
     }
 
-    /// The fragment, `#sid=…&jt=…&relay=…` and then the other parameters, each value encoded as
+    /// The fragment, `#sid=…&jt=…&relay=…`, then `e2e=1&dk=…&ps=…` for an end-to-end session, then
+    /// the other parameters, each value encoded as
     /// a browser's `encodeURIComponent` does.
     public var fragment: String {
         var members = [("sid", sessionID), ("jt", joinToken), ("relay", relayBaseURL)].map { "\($0)=\(Self.encode($1))" }
+        members += (endToEnd?.parameters ?? []).map { "\($0.name)=\(Self.encode($0.value))" }
         members += otherParameters.map { "\(Self.encode($0.name))=\(Self.encode($0.value))" }
         return "#" + members.joined(separator: "&")
     }
@@ -98,7 +108,7 @@ public struct RelayJoinLink: Sendable, Equatable, CustomStringConvertible {
 
     /// The session and the relay; the join token only by its length.
     public var description: String {
-        "RelayJoinLink(sessionID: \(sessionID), joinToken: <\(joinToken.count) characters>, relay: \(relayBaseURL))"
+        "RelayJoinLink(sessionID: \(sessionID), joinToken: <\(joinToken.count) characters>, relay: \(relayBaseURL)\(endToEnd == nil ? "" : ", e2e"))"
     }
 
     static let knownNames = ["sid", "jt", "relay"]

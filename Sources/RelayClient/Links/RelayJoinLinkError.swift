@@ -16,6 +16,9 @@ public enum RelayJoinLinkError: Error, Sendable, Equatable, CustomStringConverti
     case invalidJoinToken
     /// `relay` is not an `http` or `https` base URL; the reason says what is wrong.
     case invalidRelayURL(String)
+    /// The end-to-end members (`e2e`, `dk`, `ps`, extension 12) are malformed; the reason says how
+    /// (never the secret).
+    case invalidEndToEnd(String)
 
     public var description: String {
         switch self {
@@ -26,6 +29,7 @@ public enum RelayJoinLinkError: Error, Sendable, Equatable, CustomStringConverti
         case .invalidSessionID: "the join link's sid is not a session id (16 to 512 characters of A-Z a-z 0-9 _ -)"
         case .invalidJoinToken: "the join link's jt is not a join token (22 to 512 characters of A-Z a-z 0-9 _ -)"
         case .invalidRelayURL(let reason): "the join link's relay is not a relay base URL: \(reason)"
+        case .invalidEndToEnd(let reason): "the join link's end-to-end members are invalid: \(reason)"
         }
     }
 }

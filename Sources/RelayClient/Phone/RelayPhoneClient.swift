@@ -48,8 +48,20 @@ public final class RelayPhoneClient: Sendable {
         /// Envelopes that arrived while resuming: those sent live after `auth_ok` come before the
         /// replay of older ones, so they are applied in `seq` order once the replay ends.
         var resumeBuffer: [RelayEnvelope] = []
+        /// Extension 12: the session's end-to-end state, for a phone that joined through an
+        /// `e2e=1` link.
+        var endToEnd: PhoneEndToEnd?
+        /// Sealed envelopes of an epoch whose key the running handshake will bring.
+        var heldForEpoch: [RelayEnvelope] = []
+        var lastCommandFrame: String?
+        /// The grant is `view`: the relay refuses this phone's sealed frames, so it cannot prove its
+        /// pairing secret to the desktop and keeps pairing with IKpsk2.
+        var viewOnly = false
         var hasRun = false
     }
+
+    /// Sealed envelopes held while a handshake brings their epoch's key.
+    static let maxHeldForEpoch = 256
 
     private let state: Mutex<State>
     private let continuation: AsyncStream<RelayPhoneEvent>.Continuation
@@ -122,7 +134,7 @@ public final class RelayPhoneClient: Sendable {
         }
         let credentials = RelayPhoneCredentials(
             sessionID: json["sessionID"]?.stringValue ?? link.sessionID, deviceID: deviceID, deviceSessionToken: token,
-            wsURL: json["wsURL"]?.stringValue)
+            wsURL: json["wsURL"]?.stringValue, endToEnd: link.endToEnd.map(RelayPhoneEndToEndKeys.init(link:)))
         state.withLock { $0.credentials = credentials }
         announce(credentials)
         return credentials
@@ -151,24 +163,52 @@ public final class RelayPhoneClient: Sendable {
     }
 
     /// Sends `command` to the desktop and returns its `commandID` (a random one unless given; the
-    /// desktop's `command_ack` names it).
+    /// desktop's `command_ack` names it). On an end-to-end session it is sealed: send after
+    /// ``RelayPhoneEvent/endToEnd(_:)`` ``RelayEndToEndEvent/secured(deviceID:epoch:)`` of the
+    /// connection.
     ///
     /// - Throws: ``RelayClientError/notConnected(_:)`` between connections; the command is not
     ///   queued, since a command sent late may no longer be what the user meant.
+    ///   ``RelayClientError/notReady(_:)`` on an end-to-end session whose handshake has not
+    ///   completed on this connection.
     @discardableResult
     public func send(_ command: RelayCommand, commandID: String? = nil) async throws -> String {
         let id = commandID ?? RelayTokens.random(byteCount: 12)
-        let (socket, sessionID, seq) = try state.withLock { state throws(RelayClientError) in
+        var wrapper = command.fields
+        wrapper["name"] = .string(command.name)
+        wrapper["commandID"] = .string(id)
+        let text = try state.withLock { state throws -> (RelayWebSocket, String) in
             guard let socket = state.socket, let sessionID = state.credentials?.sessionID else {
-                throw .notConnected("the phone is not connected to the relay; the command was not sent")
+                throw RelayClientError.notConnected("the phone is not connected to the relay; the command was not sent")
+            }
+            if let endToEnd = state.endToEnd {
+                guard endToEnd.isSecured else {
+                    throw RelayClientError.notReady("the end-to-end handshake has not completed on this connection; the command was not sent")
+                }
+                state.commandSeq += 1
+                let shell = EnvelopeShell(sessionID: sessionID, seq: state.commandSeq, timestamp: RelayTimestamp.now())
+                let sealed = try endToEnd.seal(["type": "command", "payload": .object(wrapper)], shell: shell)
+                return (socket, shell.envelope(payload: sealed))
             }
             state.commandSeq += 1
-            return (socket, sessionID, state.commandSeq)
+            return (socket, RelayCommand.envelope(sessionID: sessionID, seq: state.commandSeq, name: command.name, commandID: id, fields: command.fields))
         }
-        try await socket.sendText(
-            RelayCommand.envelope(sessionID: sessionID, seq: seq, name: command.name, commandID: id, fields: command.fields))
+        state.withLock { $0.lastCommandFrame = text.1 }
+        try await text.0.sendText(text.1)
         return id
     }
+
+    /// Sends `text` as it is (tests inject tampered and replayed frames).
+    package func sendRawText(_ text: String) async throws {
+        guard let socket = state.withLock({ $0.socket }) else { throw RelayClientError.notConnected("the phone is not connected") }
+        try await socket.sendText(text)
+    }
+
+    /// The last command frame sent, as sent (tests replay it).
+    package var lastCommandFrame: String? { state.withLock { $0.lastCommandFrame } }
+
+    /// Whether this phone's session is end-to-end encrypted (it joined through an `e2e=1` link).
+    public var isEndToEnd: Bool { state.withLock { $0.credentials?.endToEnd != nil } }
 
     /// Asks the desktop for a snapshot (`relay.snapshot_request`); it arrives as a `snapshot`
     /// envelope. The client asks by itself after a gap and after reconnecting.
@@ -207,12 +247,22 @@ public final class RelayPhoneClient: Sendable {
         let (rotated, snapshot) = state.withLock { state -> (RelayPhoneCredentials?, String?) in
             state.socket = socket
             state.commandSeq = 0
+            state.viewOnly = DeviceGrant(fields: authOK)?.scope == .view
             guard var credentials = state.credentials else { return (nil, nil) }
             let before = credentials
             if let next = authOK["nextDeviceSessionToken"]?.stringValue { credentials.deviceSessionToken = next }
             if let deviceID = authOK["deviceID"]?.stringValue { credentials.deviceID = deviceID }
             if let sessionID = authOK["sessionID"]?.stringValue { credentials.sessionID = sessionID }
             state.credentials = credentials
+            // A new connection, new handshake keys: the phone's `seq` starts again at 1.
+            // What was opened stays known, so a frame replayed after a reconnect is still refused.
+            if let keys = credentials.endToEnd {
+                if state.endToEnd == nil {
+                    state.endToEnd = PhoneEndToEnd(keys: keys, sessionID: credentials.sessionID, deviceID: credentials.deviceID)
+                }
+                state.endToEnd?.newConnection()
+                state.heldForEpoch = []
+            }
             // Whatever the desktop sent while this phone had no connection (its hello right after
             // approving, or anything during a drop) is missing. A phone that has processed an
             // envelope asks the relay to replay the rest (extension 11), which works with the
@@ -234,12 +284,127 @@ public final class RelayPhoneClient: Sendable {
         if let rotated { announce(rotated) }
         emit(.connected(desktopConnected: desktopConnected))
         if let grant = DeviceGrant(fields: authOK) { emit(.grant(grant)) }
+        if desktopConnected { await startHandshake(socket: socket) }
         if let snapshot { try? await socket.sendText(snapshot) }
+    }
+
+    // MARK: End-to-end (extension 12)
+
+    /// Starts a handshake on an end-to-end session (after each connection, when the desktop comes
+    /// back, and for an epoch this phone has no key for).
+    private func startHandshake(socket: RelayWebSocket) async {
+        let frame = state.withLock { state -> Result<String, EndToEndError>? in
+            guard var endToEnd = state.endToEnd, let sessionID = state.credentials?.sessionID else { return nil }
+            defer { state.endToEnd = endToEnd }
+            do {
+                let payload = try endToEnd.startHandshake()
+                let envelope: JSONValue = ["schemaVersion": 2, "sessionID": .string(sessionID), "timestamp": .string(RelayTimestamp.now()), "payload": payload]
+                return .success(envelope.serialized)
+            } catch let error as EndToEndError {
+                return .failure(error)
+            } catch {
+                return .failure(.handshakeFailed("\(error)"))
+            }
+        }
+        switch frame {
+        case .success(let text)?: try? await socket.sendText(text)
+        case .failure(let error)?: emit(.endToEnd(.refused(deviceID: nil, error)))
+        case nil: break
+        }
+    }
+
+    /// An envelope of an end-to-end session: the opened envelope to apply, or nil when it was a
+    /// handshake reply, a rekey, another phone's, held or refused (each handled here).
+    private func openEndToEnd(_ envelope: RelayEnvelope, socket: RelayWebSocket, afterHandshake: Bool = false) async -> RelayEnvelope? {
+        guard let json = try? JSONValue.parse(envelope.text) else { return nil }
+        let (inbound, deviceID) = state.withLock { state -> (PhoneEndToEnd.Inbound?, String) in
+            guard var endToEnd = state.endToEnd else { return (nil, "") }
+            defer { state.endToEnd = endToEnd }
+            return (endToEnd.receive(json), endToEnd.deviceID)
+        }
+        guard let inbound else { return envelope }
+        switch inbound {
+        case .opened(let payload):
+            var opened = envelope
+            opened.payload = payload
+            opened.kind = RelayEnvelopeKind(rawValue: payload.type ?? "")
+            return opened
+        case .secured(let epoch, let pattern):
+            await track(envelope, socket: socket)
+            storeEndToEndKeys()
+            emit(.endToEnd(.secured(deviceID: deviceID, epoch: epoch)))
+            if pattern == .ikpsk2, !state.withLock({ $0.viewOnly }) { await sendHello(socket: socket) }
+            await releaseHeld(socket: socket)
+        case .rekeyed(let epoch):
+            await track(envelope, socket: socket)
+            storeEndToEndKeys()
+            emit(.endToEnd(.rekeyed(epoch: epoch)))
+            await releaseHeld(socket: socket)
+        case .ignored:
+            await track(envelope, socket: socket)
+        case .unknownEpoch(let epoch) where afterHandshake:
+            // Held for a handshake that came and did not bring the key: not this desktop's epoch.
+            emit(.endToEnd(.refused(deviceID: nil, .unknownEpoch(epoch))))
+        case .unknownEpoch:
+            let handshaking = state.withLock { state -> Bool in
+                if state.heldForEpoch.count < Self.maxHeldForEpoch { state.heldForEpoch.append(envelope) }
+                return state.endToEnd?.isHandshaking ?? false
+            }
+            if !handshaking { await startHandshake(socket: socket) }
+        case .refused(let error):
+            emit(.endToEnd(.refused(deviceID: nil, error)))
+        }
+        return nil
+    }
+
+    /// After IKpsk2: a sealed hello, the first sealed frame, lets the desktop pin this phone now.
+    private func sendHello(socket: RelayWebSocket) async {
+        let text = state.withLock { state -> String? in
+            guard var endToEnd = state.endToEnd, let sessionID = state.credentials?.sessionID else { return nil }
+            state.commandSeq += 1
+            let shell = EnvelopeShell(sessionID: sessionID, seq: state.commandSeq, timestamp: RelayTimestamp.now())
+            guard let sealed = try? endToEnd.seal(["type": .string(PhoneEndToEnd.helloType)], shell: shell) else { return nil }
+            endToEnd.markPinned()
+            state.endToEnd = endToEnd
+            return shell.envelope(payload: sealed)
+        }
+        guard let text else { return }
+        storeEndToEndKeys()
+        try? await socket.sendText(text)
+    }
+
+    private func releaseHeld(socket: RelayWebSocket) async {
+        let held = state.withLock { state in
+            defer { state.heldForEpoch = [] }
+            return state.heldForEpoch
+        }
+        for envelope in held { await apply(envelope, socket: socket, afterHandshake: true) }
+    }
+
+    /// The keys changed (a pin, an epoch): the credentials to store carry them.
+    private func storeEndToEndKeys() {
+        let changed = state.withLock { state -> RelayPhoneCredentials? in
+            guard var credentials = state.credentials, let keys = state.endToEnd?.keys, credentials.endToEnd != keys else { return nil }
+            credentials.endToEnd = keys
+            state.credentials = credentials
+            return credentials
+        }
+        if let changed { announce(changed) }
     }
 
     func received(_ text: String, json: JSONValue?, socket: RelayWebSocket) async {
         guard let json else { return emit(.unrecognized(text)) }
-        if json.type == "relay.scope", let grant = DeviceGrant(fields: json) { return emit(.grant(grant)) }
+        if json.type == "relay.scope", let grant = DeviceGrant(fields: json) {
+            // A phone allowed to control now can prove its pairing secret (extension 12).
+            let hello = state.withLock { state -> Bool in
+                state.viewOnly = grant.scope == .view
+                guard let endToEnd = state.endToEnd else { return false }
+                return !state.viewOnly && endToEnd.isSecured && !endToEnd.keys.pinned
+            }
+            emit(.grant(grant))
+            if hello { await sendHello(socket: socket) }
+            return
+        }
         if json.type == "relay.resumed" {
             let complete = json["complete"]?.boolValue ?? false
             let buffered = state.withLock { state -> [RelayEnvelope] in
@@ -274,6 +439,7 @@ public final class RelayPhoneClient: Sendable {
                 state.sequence.awaitingSnapshot = true
                 return Self.snapshotRequest(sessionID: sessionID, reason: "desktop_online", lastSeq: state.sequence.last)
             }
+            if connected { await startHandshake(socket: socket) }
             if let snapshot { try? await socket.sendText(snapshot) }
             return
         }
@@ -319,8 +485,20 @@ public final class RelayPhoneClient: Sendable {
         await apply(envelope, socket: socket)
     }
 
-    /// Follows the envelope's `seq` (a gap asks for a snapshot), then hands it to the app.
-    private func apply(_ envelope: RelayEnvelope, socket: RelayWebSocket) async {
+    /// Opens it on an end-to-end session, follows the envelope's `seq` (a gap asks for a
+    /// snapshot), then hands it to the app.
+    private func apply(_ envelope: RelayEnvelope, socket: RelayWebSocket, afterHandshake: Bool = false) async {
+        var envelope = envelope
+        if state.withLock({ $0.endToEnd != nil }) {
+            guard let opened = await openEndToEnd(envelope, socket: socket, afterHandshake: afterHandshake) else { return }
+            envelope = opened
+        }
+        await track(envelope, socket: socket, emitting: true)
+    }
+
+    /// Follows the envelope's `seq` (a gap asks for a snapshot); `emitting`: the app gets the
+    /// envelope (not a handshake reply or a rekey).
+    private func track(_ envelope: RelayEnvelope, socket: RelayWebSocket, emitting: Bool = false) async {
         let (outcome, snapshot) = state.withLock { state -> (DesktopSequence.Outcome, String?) in
             let outcome = state.sequence.observe(seq: envelope.seq, isSnapshot: envelope.kind == .snapshot)
             guard case .gap(let expected, _) = outcome, !state.sequence.awaitingSnapshot,
@@ -329,7 +507,7 @@ public final class RelayPhoneClient: Sendable {
             state.sequence.awaitingSnapshot = true
             return (outcome, Self.snapshotRequest(sessionID: sessionID, reason: "sequence_gap", lastSeq: expected - 1))
         }
-        emit(.envelope(envelope))
+        if emitting { emit(.envelope(envelope)) }
         if case .gap(let expected, let received) = outcome { emit(.sequenceGap(expected: expected, received: received)) }
         if let snapshot { try? await socket.sendText(snapshot) }
     }

@@ -15,15 +15,19 @@ public struct RelayPhoneCredentials: Sendable, Equatable, Codable, CustomStringC
     public var deviceSessionToken: String
     /// The session WebSocket URL from the join response, if the relay gave one.
     public var wsURL: String?
+    /// The end-to-end keys of a phone that joined through an `e2e=1` link (extension 12); they
+    /// change when the desktop pins the phone and with every new epoch.
+    public var endToEnd: RelayPhoneEndToEndKeys?
 
-    public init(sessionID: String, deviceID: String, deviceSessionToken: String, wsURL: String? = nil) {
+    public init(sessionID: String, deviceID: String, deviceSessionToken: String, wsURL: String? = nil, endToEnd: RelayPhoneEndToEndKeys? = nil) {
         self.sessionID = sessionID
         self.deviceID = deviceID
         self.deviceSessionToken = deviceSessionToken
         self.wsURL = wsURL
+        self.endToEnd = endToEnd
     }
 
     public var description: String {
-        "RelayPhoneCredentials(sessionID: \(sessionID), deviceID: \(deviceID), deviceSessionToken: <\(deviceSessionToken.count) characters>)"
+        "RelayPhoneCredentials(sessionID: \(sessionID), deviceID: \(deviceID), deviceSessionToken: <\(deviceSessionToken.count) characters>\(endToEnd == nil ? "" : ", end-to-end"))"
     }
 }

@@ -30,6 +30,8 @@ public enum RelayPhoneEvent: Sendable, Equatable {
     case credentialsChanged(RelayPhoneCredentials)
     /// A desktop frame that is not an envelope (the relay forwards anything the desktop sends).
     case unrecognized(String)
+    /// End-to-end encryption (extension 12): secured, rekeyed, or a frame refused.
+    case endToEnd(RelayEndToEndEvent)
     /// The connection ended; ``RelayDisconnection/reconnectDelay`` says whether and when the
     /// client connects again.
     case disconnected(RelayDisconnection)

@@ -38,12 +38,13 @@ final class LibraryPair: Sendable {
     }
 
     /// Starts a session on the desktop, joins the phone through the join link's text (as a QR
-    /// scanner would hand it over), approves it, and waits until both are connected.
+    /// scanner would hand it over), approves it, and waits until both are connected (and, with
+    /// `endToEnd` keys, until the phone is secured and pinned).
     static func make(
         relayURL: String, origin: String? = nil, configuration: RelayClientConfiguration = LibraryPair.configuration(),
-        grant: DeviceGrant? = nil
+        grant: DeviceGrant? = nil, endToEnd: RelayDesktopEndToEndKeys? = nil, identity: RelayDesktopIdentity = .generate()
     ) async throws -> LibraryPair {
-        let desktop = RelayDesktopClient(relayURL: relayURL, identity: .generate(), configuration: configuration)
+        let desktop = RelayDesktopClient(relayURL: relayURL, identity: identity, configuration: configuration, endToEnd: endToEnd)
         let link = try await desktop.startPairing()
         let desktopEvents = EventLog(desktop.events)
         let desktopRun = Task { await desktop.run() }
@@ -61,6 +62,16 @@ final class LibraryPair: Sendable {
         let phoneEvents = EventLog(phone.events)
         let phoneRun = Task { await phone.run() }
         try await phoneEvents.first { if case .connected = $0 { true } else { nil } }
+        if endToEnd != nil {
+            // Extension 12: the phone's IKpsk2 handshake, then its hello pins it on the desktop.
+            try await phoneEvents.first { if case .endToEnd(.secured) = $0 { true } else { nil } }
+            // A view phone cannot send sealed frames, so it stays bound to its pairing secret.
+            if grant?.scope == .view {
+                try await desktopEvents.first { if case .endToEnd(.secured) = $0 { true } else { nil } }
+            } else {
+                try await desktopEvents.first { if case .endToEnd(.pinned) = $0 { true } else { nil } }
+            }
+        }
         return LibraryPair(
             desktop: desktop, desktopEvents: desktopEvents, desktopRun: desktopRun, phone: phone, phoneEvents: phoneEvents,
             phoneRun: phoneRun, storedCredentials: stored)
