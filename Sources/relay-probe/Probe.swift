@@ -5,19 +5,30 @@ import RelayClient
 import Synchronization
 
 /// Pairs a synthetic desktop and phone on a relay, exchanges a command and an event, rotates the
-/// phone's token, revokes the phone and stops the session, timing each step. The first step that
+/// phone's token, revokes the phone and stops the session, timing each step. With `endToEnd`
+/// (extension 12) the link carries `e2e=1`, a `secure` step waits for the phone's handshake and
+/// pin, the command and the event travel sealed, and the restarted phone handshakes again (KK). The first step that
 /// fails ends the probe; the session is stopped on the way out whatever happened, so probes leave
 /// nothing behind.
 struct Probe: Sendable {
     /// The steps, in order.
-    static let stepNames = [
-        "pair_start", "desktop_connect", "join", "phone_connect", "command", "event", "rotate", "revoke", "stop",
-    ]
+    static func stepNames(endToEnd: Bool) -> [String] {
+        ["pair_start", "desktop_connect", "join", "phone_connect"] + (endToEnd ? ["secure"] : [])
+            + ["command", "event", "rotate", "revoke", "stop"]
+    }
+
+    /// Every step either kind of probe runs (the metrics' labels).
+    static let allStepNames = stepNames(endToEnd: true)
+
+    /// This probe's steps.
+    var stepNames: [String] { Self.stepNames(endToEnd: endToEnd) }
 
     let relayURL: String
     /// Where the phone joins, when it is not `relayURL` (another node of a cluster).
     let phoneRelayURL: String?
     let origin: String?
+    /// Extension 12: the session is end-to-end encrypted.
+    var endToEnd = false
     let configuration: RelayClientConfiguration
     /// How long one step may take.
     let stepTimeout: Duration
@@ -50,9 +61,10 @@ struct Probe: Sendable {
 
     func run() async -> ProbeResult {
         let startedAt = Date()
-        let session = Session(desktop: RelayDesktopClient(relayURL: relayURL, identity: .generate(), configuration: configuration))
+        let session = Session(desktop: RelayDesktopClient(
+            relayURL: relayURL, identity: .generate(), configuration: configuration, endToEnd: endToEnd ? .generate() : nil))
         var results: [StepResult] = []
-        for (index, name) in Self.stepNames.enumerated() {
+        for (index, name) in stepNames.enumerated() {
             if index > 0, pause > .zero { try? await Task.sleep(for: pause) }
             let started = ContinuousClock.now
             var failure: String?
@@ -67,7 +79,7 @@ struct Probe: Sendable {
             if failure != nil { break }
         }
         await cleanUp(session, stopped: results.last?.name == "stop" && results.last?.succeeded == true)
-        let skipped = Array(Self.stepNames.dropFirst(results.count))
+        let skipped = Array(stepNames.dropFirst(results.count))
         return ProbeResult(relayURL: relayURL, startedAt: startedAt, steps: results, skipped: skipped)
     }
 
@@ -76,6 +88,7 @@ struct Probe: Sendable {
         switch step {
         case "pair_start":
             let link = try await desktop.startPairing(lifetime: .seconds(120))
+            if endToEnd, link.endToEnd == nil { throw ProbeFailure("the join link carries no e2e=1") }
             session.link.withLock { $0 = link }
         case "desktop_connect":
             session.desktopRun.withLock { $0 = Task { await desktop.run() } }
@@ -118,6 +131,15 @@ struct Probe: Sendable {
                     if case .desktopStatus(true) = $0 { true } else { false }
                 }
             }
+        case "secure":
+            // The phone's IKpsk2 handshake completes, then its first sealed frame gets it pinned.
+            let phone = try session.currentPhone
+            try await expect(phone.events, "the phone's end-to-end handshake") {
+                if case .endToEnd(.secured) = $0 { true } else { false }
+            }
+            try await expect(session.desktopEvents, "the phone pinned by the desktop") {
+                if case .endToEnd(.pinned) = $0 { true } else { false }
+            }
         case "command":
             let phone = try session.currentPhone
             let commandID = try await phone.client.send(.selectThread(threadID: "relay-probe"))
@@ -127,8 +149,13 @@ struct Probe: Sendable {
         case "event":
             let phone = try session.currentPhone
             let seq = try await desktop.send(.event, payload: ["probe": "relay-probe"])
-            try await expect(phone.events, "envelope \(seq) at the phone") {
+            let received = try await expect(phone.events, "envelope \(seq) at the phone") {
                 if case .envelope(let envelope) = $0 { envelope.seq == seq } else { false }
+            }
+            if endToEnd, case .envelope(let envelope) = received {
+                guard envelope.text.contains(#""type":"sealed""#), envelope.payload["probe"]?.stringValue == "relay-probe" else {
+                    throw ProbeFailure("envelope \(seq) did not arrive sealed and open to its payload")
+                }
             }
         case "rotate":
             // The app restarts from what it stored: a new connection, a new token.
@@ -143,6 +170,9 @@ struct Probe: Sendable {
             let events = EventMailbox(phone.events)
             session.phone.withLock { $0 = (phone, events, Task { await phone.run() }) }
             try await expect(events, "the restarted phone's auth_ok") { if case .connected = $0 { true } else { false } }
+            if endToEnd {
+                try await expect(events, "the restarted phone's KK handshake") { if case .endToEnd(.secured) = $0 { true } else { false } }
+            }
             let rotated = session.tokens.withLock { Array($0.dropFirst(before)) }
             guard let token = rotated.last, token != stored.deviceSessionToken else {
                 throw ProbeFailure("the relay did not issue a new token on reconnect")

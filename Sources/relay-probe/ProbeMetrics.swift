@@ -31,7 +31,7 @@ final class ProbeMetrics: Sendable {
         let stepName = Self.name("step_duration", "seconds", "How long each step of the last probe took (a step that did not run keeps its last value).")
         let failureName = Self.name("step_failures", "total", "Probes that failed, by the step that failed.")
         var durations: [String: Gauge] = [:], failures: [String: Counter] = [:]
-        for step in Probe.stepNames {
+        for step in Probe.allStepNames {
             durations[step] = registry.makeGauge(descriptor: stepName, labels: [("step", step)])
             failures[step] = registry.makeCounter(descriptor: failureName, labels: [("step", step)])
         }

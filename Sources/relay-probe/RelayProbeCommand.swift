@@ -15,7 +15,8 @@ struct RelayProbeCommand: AsyncParsableCommand {
         commandName: "relay-probe",
         abstract: "Pair a synthetic desktop and phone through a relay and check every step of a session.",
         discussion: """
-            Steps, in order: \(Probe.stepNames.joined(separator: ", ")). The first failing step ends \
+            Steps, in order: \(Probe.stepNames(endToEnd: false).joined(separator: ", ")); with --e2e a \
+            secure step follows phone_connect. The first failing step ends \
             the probe; the session is stopped on the way out either way. Exit status: 0 when every \
             step worked, 1 when one failed (the report names it), 64 for bad arguments.
 
@@ -39,6 +40,9 @@ struct RelayProbeCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("phone-relay-url"), help: "Join and connect the phone through this URL instead (another node of a cluster, to probe cross-node delivery).")
     var phoneRelayURL: String?
+
+    @Flag(name: .customLong("e2e"), help: "Pair through an e2e=1 link and check the end-to-end encrypted path: the handshake, the pin, a sealed command and event, a KK handshake after the restart.")
+    var endToEnd = false
 
     @Option(help: "Seconds one step may take.")
     var timeout: Double = 15
@@ -74,7 +78,7 @@ struct RelayProbeCommand: AsyncParsableCommand {
         }
         let json = self.json
         let probe = Probe(
-            relayURL: relayURL, phoneRelayURL: phoneRelayURL, origin: origin,
+            relayURL: relayURL, phoneRelayURL: phoneRelayURL, origin: origin, endToEnd: endToEnd,
             configuration: RelayClientConfiguration(
                 tls: tls, reconnect: RelayReconnectPolicy(initialDelay: .milliseconds(200), maximumDelay: .seconds(2)),
                 connectTimeout: .seconds(timeout), authTimeout: .seconds(timeout), requestTimeout: .seconds(timeout),

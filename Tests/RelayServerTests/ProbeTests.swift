@@ -25,12 +25,12 @@ struct ProbeTests {
         return report
     }
 
-    static func expectAllStepsPassed(_ report: JSONValue) {
+    static func expectAllStepsPassed(_ report: JSONValue, endToEnd: Bool = false) {
         #expect(report["ok"]?.boolValue == true, "\(report)")
         let steps = report["steps"]?.arrayValue ?? []
         #expect(steps.compactMap { $0["name"]?.stringValue } == [
-            "pair_start", "desktop_connect", "join", "phone_connect", "command", "event", "rotate", "revoke", "stop",
-        ])
+            "pair_start", "desktop_connect", "join", "phone_connect",
+        ] + (endToEnd ? ["secure"] : []) + ["command", "event", "rotate", "revoke", "stop"])
         #expect(steps.allSatisfy { $0["ok"]?.boolValue == true })
     }
 
@@ -61,6 +61,22 @@ struct ProbeTests {
             ])
             #expect(try await probe.waitForExit(timeout: .seconds(60)) == 0, "\(probe.standardOutput) \(probe.standardError)")
             Self.expectAllStepsPassed(try Self.report(probe))
+        }
+    }
+
+    /// `--e2e` (extension 12): the encrypted path across nodes, then a relay that refuses it.
+    @Test func checksTheEndToEndPathAcrossNodesAndFailsWhereTheRelayTurnedItOff() async throws {
+        try await withRelayCluster(count: 2) { cluster in
+            let probe = try Self.launchProbe([
+                "--json", "--e2e", "--origin", allowedOrigin, "--phone-relay-url", cluster.baseURL(1), cluster.baseURL(0),
+            ])
+            #expect(try await probe.waitForExit(timeout: .seconds(60)) == 0, "\(probe.standardOutput) \(probe.standardError)")
+            Self.expectAllStepsPassed(try Self.report(probe), endToEnd: true)
+        }
+        try await withRelay({ $0["E2E_MODE"] = "off" }) { relay in
+            let probe = try Self.launchProbe(["--e2e", "--timeout", "3", "--origin", allowedOrigin, relay.baseURL])
+            #expect(try await probe.waitForExit(timeout: .seconds(60)) == 1)
+            #expect(probe.standardOutput.contains("FAIL: step secure failed"), "\(probe.standardOutput)")
         }
     }
 
