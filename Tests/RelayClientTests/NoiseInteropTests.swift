@@ -543,14 +543,17 @@ final class NoisePythonPeer {
 
     deinit { terminate() }
 
-    /// Stops reading, closes the peer's input (it exits at its end) and terminates it if it still
-    /// runs. Idempotent.
+    /// Stops reading, closes the peer's input (it exits at its end) and kills it if it still runs.
+    /// Idempotent.
     func terminate() {
         guard !terminated else { return }
         terminated = true
         output.readabilityHandler = nil
         try? input.close()
-        if process.isRunning { process.terminate() }
+        // SIGKILL, not Process.terminate(): on Linux, Foundation starts the child with the
+        // spawning thread's signal mask, where SIGTERM may be blocked (a peer that hangs would
+        // outlive the test). The peer holds nothing worth a graceful exit.
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
     }
 
     // MARK: Commands

@@ -1,4 +1,5 @@
 import RelayClient
+import RelayProtocol
 import Testing
 
 /// The QR code's join link (PROTOCOL §3): built by a desktop, parsed by a phone.
@@ -27,13 +28,46 @@ struct RelayJoinLinkTests {
     }
 
     @Test func unknownMembersAreKeptInOrderAndWrittenBack() throws {
-        let text = "#sid=\(Self.sessionID)&e2e=1&jt=\(Self.joinToken)&dk=a%2Bb&relay=\(Self.relay)&note=two+words"
+        let text = "#sid=\(Self.sessionID)&v=3&jt=\(Self.joinToken)&hint=a%2Bb&relay=\(Self.relay)&note=two+words"
         let parsed = try RelayJoinLink(parsing: text)
         #expect(parsed.otherParameters == [
-            .init(name: "e2e", value: "1"), .init(name: "dk", value: "a+b"), .init(name: "note", value: "two words"),
+            .init(name: "v", value: "3"), .init(name: "hint", value: "a+b"), .init(name: "note", value: "two words"),
         ])
         #expect(try RelayJoinLink(parsing: parsed.fragment) == parsed)
-        #expect(parsed.fragment.hasSuffix("&e2e=1&dk=a%2Bb&note=two%20words"))
+        #expect(parsed.fragment.hasSuffix("&v=3&hint=a%2Bb&note=two%20words"))
+    }
+
+    /// Extension 12: `e2e=1`, `dk` and `ps` are read into ``RelayJoinLink/endToEnd``, written back
+    /// after `relay`, and checked; the secret never shows in a description.
+    @Test func endToEndMembersAreReadCheckedAndWrittenBack() throws {
+        let dk = [UInt8](repeating: 0xD1, count: 32), ps = [UInt8](repeating: 0x5E, count: 32)
+        let link = try RelayJoinLink(
+            sessionID: Self.sessionID, joinToken: Self.joinToken, relayBaseURL: Self.relay,
+            endToEnd: RelayEndToEndLink(desktopStaticKey: dk, pairingSecret: ps))
+        let psText = Base64URL.encode(ps), dkText = Base64URL.encode(dk)
+        #expect(link.fragment.hasSuffix("&e2e=1&dk=\(dkText)&ps=\(psText)"))
+        let parsed = try RelayJoinLink(parsing: link.link(page: "https://app.example.com/pair"))
+        #expect(parsed == link && parsed.endToEnd?.pairingSecret == ps && parsed.otherParameters.isEmpty)
+        #expect(!"\(parsed)".contains(psText) && !"\(parsed.endToEnd!)".contains(psText))
+        // In any order, among other members.
+        let shuffled = try RelayJoinLink(parsing: "#ps=\(psText)&sid=\(Self.sessionID)&x=1&dk=\(dkText)&jt=\(Self.joinToken)&e2e=1&relay=\(Self.relay)")
+        #expect(shuffled.endToEnd == link.endToEnd && shuffled.otherParameters == [.init(name: "x", value: "1")])
+
+        let base = "#sid=\(Self.sessionID)&jt=\(Self.joinToken)&relay=\(Self.relay)"
+        let refusals: [(String, RelayJoinLinkError)] = [
+            ("&e2e=1&dk=\(dkText)", .invalidEndToEnd("ps must be base64url without padding")),
+            ("&e2e=1&ps=\(psText)", .invalidEndToEnd("dk must be base64url without padding")),
+            ("&e2e=2&dk=\(dkText)&ps=\(psText)", .invalidEndToEnd("e2e must be 1")),
+            ("&e2e=1&dk=\(dkText)=&ps=\(psText)", .invalidEndToEnd("dk must be base64url without padding")),
+            ("&e2e=1&dk=\(Base64URL.encode(dk.prefix(31)))&ps=\(psText)", .invalidEndToEnd("dk must be 32 bytes")),
+            ("&e2e=1&dk=\(dkText)&ps=\(Base64URL.encode(ps + [1]))", .invalidEndToEnd("ps must be 32 bytes")),
+            ("&dk=\(dkText)&ps=\(psText)", .invalidEndToEnd("dk and ps come only with e2e=1")),
+            ("&e2e=1&e2e=1&dk=\(dkText)&ps=\(psText)", .repeatedParameter("e2e")),
+        ]
+        for (members, error) in refusals {
+            #expect(throws: error, "\(members)") { try RelayJoinLink(parsing: base + members) }
+        }
+        #expect(!"\(RelayJoinLinkError.invalidEndToEnd("ps must be 32 bytes"))".contains(psText))
     }
 
     @Test func linksForSomethingElseAreNotJoinLinks() {

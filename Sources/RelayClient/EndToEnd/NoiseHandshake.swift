@@ -105,11 +105,13 @@ struct NoiseHandshake: Sendable {
             }
         }
         out += try symmetric.encryptAndHash(payload)
+        guard out.count <= EndToEndPayload.maxNoiseMessageBytes else { throw EndToEndError.handshakeFailed("message too long") }
         messageIndex += 1
         return out
     }
 
     /// `ReadMessage(message)`: the payload, or a throw for a message that is not the other side's.
+    /// After a throw the state is spent: callers discard it and start a new handshake.
     mutating func readMessage(_ message: [UInt8]) throws -> [UInt8] {
         guard !isComplete, !isMyTurn else { throw EndToEndError.handshakeFailed("not the other side's turn to write") }
         guard message.count <= EndToEndPayload.maxNoiseMessageBytes else { throw EndToEndError.handshakeFailed("message too long") }
