@@ -246,6 +246,42 @@ struct EndToEndClientTests {
         }
     }
 
+    /// A phone that believes itself pinned meets a desktop that never pinned it (its first sealed
+    /// frame was lost): its KK handshake goes unanswered, and after the request timeout it proves
+    /// its pairing secret again with IKpsk2 and is pinned.
+    @Test func aPhoneWhoseKKGoesUnansweredFallsBackToIKpsk2AndIsPinned() async throws {
+        try await withRelay { relay in
+            var configuration = LibraryPair.configuration()
+            configuration.requestTimeout = .seconds(2)
+            let identity = RelayDesktopIdentity.generate()
+            let pair = try await LibraryPair.make(
+                relayURL: relay.baseURL, origin: allowedOrigin, configuration: configuration, endToEnd: .generate(), identity: identity)
+            let credentials = try #require(pair.phone.credentials)
+            let secret = try #require(credentials.endToEnd?.pairingSecret)
+            // The desktop's keys as they were before the pin: the phone bound to its secret.
+            var keys = try #require(pair.desktop.endToEndKeys)
+            keys.pinnedPhones[credentials.deviceID] = nil
+            keys.unpinnedPhones[credentials.deviceID] = .init(pairingSecret: secret)
+            await pair.desktop.close()
+            _ = await pair.desktopRun.value
+
+            let mark = pair.phoneEvents.all.count
+            let restarted = RelayDesktopClient(relayURL: relay.baseURL, identity: identity, configuration: configuration, endToEnd: keys)
+            let events = EventLog(restarted.events)
+            let run = Task { await restarted.run() }
+            let refusal = try await Self.endToEndEvent(events, Self.desktopE2E) { if case .refused = $0 { true } else { false } }
+            #expect(refusal == .refused(deviceID: credentials.deviceID, .handshakeFailed("KK from a phone this desktop has not pinned")))
+            _ = try await Self.endToEndEvent(events, Self.desktopE2E) { $0 == .pinned(deviceID: credentials.deviceID) }
+            #expect(pair.phoneEvents.all[mark...].contains { if case .endToEnd(.refused(_, .handshakeFailed)) = $0 { true } else { false } })
+            let commandID = try await pair.phone.send(.selectThread(threadID: "t"))
+            _ = try await events.first { if case .command(let c) = $0, c.commandID == commandID { true } else { nil } }
+            await restarted.close()
+            _ = await run.value
+            await pair.phone.close()
+            _ = await pair.phoneRun.value
+        }
+    }
+
     @Test func aPhoneThatReconnectsResumesAndOpensTheReplayedSealedHistory() async throws {
         try await withRelay({ $0["HISTORY_MAX_FRAMES"] = "64" }) { relay in
             let pair = try await LibraryPair.make(relayURL: relay.baseURL, origin: allowedOrigin, endToEnd: .generate())

@@ -196,8 +196,9 @@ public final class RelayDesktopClient: Sendable {
     /// With a `grant` (extension 10), an approved phone gets only that access: `view` to watch,
     /// `allowedCommands` to limit what it may send, an end after which its sockets close with
     /// `device_expired`. Without one it gets the contract's full access (or the relay's
-    /// `DEFAULT_DEVICE_SCOPE`). A relay that cannot use the grant answers with a
-    /// ``RelayDesktopEvent/relayError(_:)`` `invalid_scope`, and the request stays pending.
+    /// `DEFAULT_DEVICE_SCOPE`). A relay that cannot use the grant answers with a `relay.error`
+    /// `invalid_scope` (an ``RelayDesktopEvent/unrecognized(_:)`` event), and the request stays
+    /// pending.
     public func decide(_ request: RelayPairingRequest, approve: Bool, grant: DeviceGrant? = nil) async throws {
         var decision: [String: JSONValue] = [
             "type": "relay.pair_decision", "sessionID": .string(identity.sessionID), "requestID": .string(request.requestID),

@@ -7,12 +7,13 @@ import RelayProtocol
 /// The plaintext shell of an envelope (`schemaVersion`, `sessionID`, `seq`, `timestamp`): the
 /// relay routes, guards and records by it, and every sealed payload authenticates it, so a
 /// ciphertext moved to another session, `seq` or time does not open.
-struct EnvelopeShell: Sendable {
+/// `package`: the harness measures sealing and opening with it.
+package struct EnvelopeShell: Sendable {
     var members: [String: JSONValue]
-    let seq: UInt64
+    package let seq: UInt64
 
     /// The shell of a received envelope; nil without an integer `seq`.
-    init?(envelope: JSONValue) {
+    package init?(envelope: JSONValue) {
         guard let seq = envelope["seq"]?.uint64Value else { return nil }
         var members: [String: JSONValue] = [:]
         for key in Self.keys { if let value = envelope[key] { members[key] = value } }
@@ -21,7 +22,7 @@ struct EnvelopeShell: Sendable {
     }
 
     /// The shell of an envelope about to be sent.
-    init(sessionID: String, seq: UInt64, timestamp: String) {
+    package init(sessionID: String, seq: UInt64, timestamp: String) {
         members = ["schemaVersion": 2, "sessionID": .string(sessionID), "seq": .int(seq), "timestamp": .string(timestamp)]
         self.seq = seq
     }
@@ -32,14 +33,14 @@ struct EnvelopeShell: Sendable {
     var associatedData: [UInt8] { Array(JSONValue.object(members).serialized.utf8) }
 
     /// `payload` sealed under `key` with this envelope's nonce and associated data, base64url.
-    func seal(_ payload: JSONValue, key: SymmetricKey) throws -> String {
+    package func seal(_ payload: JSONValue, key: SymmetricKey) throws -> String {
         let ciphertext = try ChaChaPolyBox.seal(
             Array(payload.serialized.utf8), key: key, nonce: ChaChaPolyBox.envelopeNonce(seq: seq), associatedData: associatedData)
         return Base64URL.encode(ciphertext)
     }
 
     /// The JSON object sealed in `ciphertext` (base64url) under `key` for this envelope.
-    func open(_ ciphertext: String, key: SymmetricKey) throws -> JSONValue {
+    package func open(_ ciphertext: String, key: SymmetricKey) throws -> JSONValue {
         guard let bytes = Base64URL.decode(ciphertext) else { throw EndToEndError.authenticationFailed }
         let plaintext = try ChaChaPolyBox.open(bytes, key: key, nonce: ChaChaPolyBox.envelopeNonce(seq: seq), associatedData: associatedData)
         guard let value = try? JSONValue.parse(plaintext), value.objectValue != nil else { throw EndToEndError.authenticationFailed }
@@ -47,7 +48,7 @@ struct EnvelopeShell: Sendable {
     }
 
     /// The whole envelope with `payload`, as JSON text.
-    func envelope(payload: JSONValue) -> String {
+    package func envelope(payload: JSONValue) -> String {
         var all = members
         all["payload"] = payload
         return JSONValue.object(all).serialized

@@ -15,7 +15,8 @@ struct PhoneEndToEnd: Sendable {
         case secured(epoch: UInt64, pattern: NoisePatternName)
         /// The desktop started a new epoch and sent this phone its key.
         case rekeyed(epoch: UInt64)
-        /// A handshake reply or rekey for another phone, or a stale reply: nothing to do.
+        /// A handshake reply or rekey for another phone, or one that does not read (stale or
+        /// forged): nothing to do.
         case ignored
         /// A sealed envelope of an epoch this phone has no key for yet: hold it, and handshake.
         case unknownEpoch(UInt64)
@@ -36,7 +37,12 @@ struct PhoneEndToEnd: Sendable {
     /// the current handshake keys.
     private var lastOpened: [UInt64: UInt64] = [:]
     private var lastRekeySeq: UInt64?
+    /// The `seq` of the reply that gave the current handshake keys: a rekey at or below it was
+    /// sealed for an earlier handshake (the history replays those).
+    private var transportSince: UInt64?
     private(set) var currentEpoch: UInt64?
+    /// The pattern of the handshake under way.
+    var handshakePattern: NoisePatternName? { handshake?.pattern }
 
     init(keys: RelayPhoneEndToEndKeys, sessionID: String, deviceID: String) {
         self.keys = keys
@@ -78,6 +84,7 @@ struct PhoneEndToEnd: Sendable {
         handshake = nil
         transport = nil
         lastRekeySeq = nil
+        transportSince = nil
     }
 
     /// After IKpsk2 the desktop pins this phone when it opens its first sealed frame; the phone
@@ -86,20 +93,30 @@ struct PhoneEndToEnd: Sendable {
         keys.pinned = true
     }
 
+    /// A KK handshake got no answer: the desktop never pinned this phone (its first sealed frame
+    /// was lost), so the next handshake proves the pairing secret again with IKpsk2.
+    mutating func markUnpinned() {
+        guard keys.pairingSecret != nil else { return }
+        keys.pinned = false
+        handshake = nil
+    }
+
     /// Reads one desktop envelope of an end-to-end session.
     mutating func receive(_ envelope: JSONValue) -> Inbound {
         guard let payload = envelope["payload"], let type = payload.type, let shell = EnvelopeShell(envelope: envelope) else {
             return .refused(.plaintextRefused("a desktop frame that is not an envelope"))
         }
         switch type {
-        case "noise": return handshakeReply(payload)
+        case "noise": return handshakeReply(payload, shell: shell)
         case "rekey": return rekey(payload, shell: shell)
         case "sealed": return open(payload, shell: shell)
         default: return .refused(.plaintextRefused("a plaintext '\(type)' envelope"))
         }
     }
 
-    private mutating func handshakeReply(_ payload: JSONValue) -> Inbound {
+    /// A reply that does not read leaves the handshake waiting: a replayed history holds this
+    /// phone's replies to earlier handshakes, and the one for this handshake may follow.
+    private mutating func handshakeReply(_ payload: JSONValue, shell: EnvelopeShell) -> Inbound {
         guard payload["deviceID"]?.stringValue == deviceID, var noise = handshake,
             payload["pattern"]?.stringValue == noise.pattern.rawValue,
             let encoded = payload["message"]?.stringValue, let message = Base64URL.decode(encoded)
@@ -111,20 +128,21 @@ struct PhoneEndToEnd: Sendable {
             transport = try noise.split()
             handshake = nil
             lastRekeySeq = nil
+            transportSince = shell.seq
             keys.remember(epoch: grant.epoch, key: grant.contentKey)
             currentEpoch = max(currentEpoch ?? grant.epoch, grant.epoch)
             return .secured(epoch: grant.epoch, pattern: noise.pattern)
-        } catch let error as EndToEndError {
-            handshake = nil
-            return .refused(error)
         } catch {
-            handshake = nil
-            return .refused(.handshakeFailed("the reply's payload is not JSON"))
+            // Not this handshake's reply: one to an earlier handshake (replayed history), or
+            // forged. The handshake keeps waiting; the client's timeout starts another.
+            return .ignored
         }
     }
 
     private mutating func rekey(_ payload: JSONValue, shell: EnvelopeShell) -> Inbound {
         guard payload["deviceID"]?.stringValue == deviceID else { return .ignored }
+        // Sealed for an earlier handshake's keys (a replayed history): not for these.
+        if let since = transportSince, shell.seq <= since { return .ignored }
         guard let transport, let ciphertext = payload["ciphertext"]?.stringValue, let epoch = payload["epoch"]?.uint64Value else {
             return .refused(.handshakeFailed("a rekey arrived without handshake keys"))
         }

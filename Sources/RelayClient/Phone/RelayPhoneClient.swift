@@ -18,7 +18,7 @@ import Synchronization
 /// when a node drains, and stops for good when the session ends for this phone (revoked, stopped,
 /// expired). Every connection rotates the device token: the callback and a
 /// ``RelayPhoneEvent/credentialsChanged(_:)`` event give each new value, and a phone started
-/// again from stored credentials with ``init(relayURL:credentials:origin:configuration:onCredentialsChanged:)``
+/// again from stored credentials with ``init(relayURL:credentials:lastProcessedSeq:origin:configuration:onCredentialsChanged:)``
 /// carries on. Envelopes missed while away, or lost in a gap, are recovered by asking the desktop
 /// for a snapshot. Tokens appear in no description and no error.
 public final class RelayPhoneClient: Sendable {
@@ -54,6 +54,9 @@ public final class RelayPhoneClient: Sendable {
         /// Sealed envelopes of an epoch whose key the running handshake will bring.
         var heldForEpoch: [RelayEnvelope] = []
         var lastCommandFrame: String?
+        /// Counts handshakes started, so a timeout knows whether its handshake is still the one
+        /// under way.
+        var handshakeGeneration = 0
         /// The grant is `view`: the relay refuses this phone's sealed frames, so it cannot prove its
         /// pairing secret to the desktop and keeps pairing with IKpsk2.
         var viewOnly = false
@@ -293,13 +296,14 @@ public final class RelayPhoneClient: Sendable {
     /// Starts a handshake on an end-to-end session (after each connection, when the desktop comes
     /// back, and for an epoch this phone has no key for).
     private func startHandshake(socket: RelayWebSocket) async {
-        let frame = state.withLock { state -> Result<String, EndToEndError>? in
+        let frame = state.withLock { state -> Result<(String, Int), EndToEndError>? in
             guard var endToEnd = state.endToEnd, let sessionID = state.credentials?.sessionID else { return nil }
             defer { state.endToEnd = endToEnd }
             do {
                 let payload = try endToEnd.startHandshake()
                 let envelope: JSONValue = ["schemaVersion": 2, "sessionID": .string(sessionID), "timestamp": .string(RelayTimestamp.now()), "payload": payload]
-                return .success(envelope.serialized)
+                state.handshakeGeneration += 1
+                return .success((envelope.serialized, state.handshakeGeneration))
             } catch let error as EndToEndError {
                 return .failure(error)
             } catch {
@@ -307,9 +311,31 @@ public final class RelayPhoneClient: Sendable {
             }
         }
         switch frame {
-        case .success(let text)?: try? await socket.sendText(text)
+        case .success(let (text, generation))?:
+            try? await socket.sendText(text)
+            watchHandshake(generation, socket: socket)
         case .failure(let error)?: emit(.endToEnd(.refused(deviceID: nil, error)))
         case nil: break
+        }
+    }
+
+    /// A handshake unanswered after the request timeout is started again: a KK one with IKpsk2
+    /// (the desktop never pinned this phone: its first sealed frame was lost), another as it was
+    /// (its reply was lost or forged).
+    private func watchHandshake(_ generation: Int, socket: RelayWebSocket) {
+        let timeout = configuration.requestTimeout
+        Task { [weak self] in
+            try? await Task.sleep(for: timeout)
+            guard let self else { return }
+            let retry = self.state.withLock { state -> Bool in
+                guard state.handshakeGeneration == generation, state.socket === socket, state.endToEnd?.isHandshaking == true else { return false }
+                if state.endToEnd?.handshakePattern == .kk { state.endToEnd?.markUnpinned() }
+                return true
+            }
+            guard retry else { return }
+            self.emit(.endToEnd(.refused(deviceID: nil, .handshakeFailed("no reply within \(timeout); starting another handshake"))))
+            self.storeEndToEndKeys()
+            await self.startHandshake(socket: socket)
         }
     }
 

@@ -1,7 +1,7 @@
 // What a phone app stores between launches: enough to reconnect to its session without pairing.
 
 /// A paired phone's credentials: the app persists them (in the keychain) every time they change
-/// and passes them back to ``RelayPhoneClient/init(relayURL:credentials:origin:configuration:onCredentialsChanged:)``
+/// and passes them back to ``RelayPhoneClient/init(relayURL:credentials:lastProcessedSeq:origin:configuration:onCredentialsChanged:)``
 /// after a restart. ``deviceSessionToken`` changes on every successful connection:
 /// a stale copy stops working after the relay's grace period, so store each new value.
 ///
