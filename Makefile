@@ -10,7 +10,7 @@ APT_PACKAGES := libssl-dev libhiredis-dev libnats-dev redis-server nats-server o
 
 .PHONY: help deps build release run probe test test-unit deploy-validate deploy-render image-check clean harness \
 	load soak gate load-gated remote-control-load remote-control-soak remote-control-gate remote-control-load-gated \
-	load-throughput load-scale load-fanout load-pairing-rate load-slow-consumers load-cross-node load-resume soak-cluster \
+	load-throughput load-scale load-fanout load-pairing-rate load-slow-consumers load-cross-node load-resume load-e2e soak-cluster \
 	drill-harness drills drill-node-loss drill-redis-restart drill-nats-restart drill-rolling-restart drill-secret-rotation \
 	drill-redis-failover bench bench-floor bench-allocations bench-check
 
@@ -101,6 +101,9 @@ load-fanout: harness
 ## load-resume: phones that drop and resume under traffic, counting lost, repeated, reordered envelopes
 load-resume: harness
 	$(HARNESS) resume
+## load-e2e: extension 12's costs: client CPU to seal and open, relay CPU per sealed frame against plaintext
+load-e2e: harness
+	$(HARNESS) e2e
 ## load-pairing-rate: pairings per second
 load-pairing-rate: harness
 	$(HARNESS) pairing-rate

@@ -192,8 +192,10 @@ let package = Package(
         .target(
             name: "RelayLoadKit",
             dependencies: [
+                "RelayClient",
                 "RelayTestClient",
                 "RelayLocalCluster",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

@@ -2,7 +2,10 @@
 // desktop echoes an event, the phone reads it. Two forwarded messages per round trip, no setup in
 // the measured window, so the CPU a relay spends in it is its cost per forwarded message.
 
+import Crypto
 import Foundation
+import RelayClient
+import RelayProtocol
 import RelayTestClient
 
 /// One session's two open sockets and the texts they exchange.
@@ -49,6 +52,25 @@ package struct SteadyStatePair: Sendable {
     }
 }
 
+extension SteadyStatePair {
+    /// ``command(seq:round:)``'s command sealed as extension 12 seals it (the relay sees a
+    /// `sealed` payload); the marker is the ciphertext, which the relay forwards unchanged.
+    func sealedCommand(seq: UInt64, round: Int, key: SymmetricKey) throws -> (text: String, marker: String) {
+        let payload = try JSONValue.parse(command(seq: seq, round: round).text)["payload"] ?? [:]
+        let shell = EnvelopeShell(sessionID: sessionID, seq: seq, timestamp: "2026-12-07T00:00:00.000Z")
+        let ciphertext = try shell.seal(payload, key: key)
+        return (shell.envelope(payload: ["type": "sealed", "ciphertext": .string(ciphertext)]), ciphertext)
+    }
+
+    /// ``event(seq:round:)``'s payload sealed under a content key of epoch 0.
+    func sealedEvent(seq: UInt64, round: Int, key: SymmetricKey) throws -> (text: String, marker: String) {
+        let payload = try JSONValue.parse(event(seq: seq, round: round).text)["payload"] ?? [:]
+        let shell = EnvelopeShell(sessionID: sessionID, seq: seq, timestamp: "2026-12-07T00:00:00.000Z")
+        let ciphertext = try shell.seal(payload, key: key)
+        return (shell.envelope(payload: ["type": "sealed", "epoch": 0, "ciphertext": .string(ciphertext)]), ciphertext)
+    }
+}
+
 /// Runs the round trips.
 package enum SteadyState {
     /// One measured run: the CPU the processes `pids` spent per forwarded message, the round trips'
@@ -62,11 +84,14 @@ package enum SteadyState {
     /// ``run(pairs:roundTrips:round:firstSeq:timeout:recorder:)`` with the CPU of `pids` (summed)
     /// read around it.
     static func measure(
-        pairs: [SteadyStatePair], roundTrips: Int, round: Int, firstSeq: UInt64, timeout: Duration, pids: [Int32]
+        pairs: [SteadyStatePair], roundTrips: Int, round: Int, firstSeq: UInt64, timeout: Duration, pids: [Int32],
+        sealingKey: SymmetricKey? = nil
     ) async -> Measurement {
         let recorder = LatencyRecorder()
         let accounting = RunAccounting(relayPIDs: pids)
-        let failures = await run(pairs: pairs, roundTrips: roundTrips, round: round, firstSeq: firstSeq, timeout: timeout, recorder: recorder)
+        let failures = await run(
+            pairs: pairs, roundTrips: roundTrips, round: round, firstSeq: firstSeq, timeout: timeout, recorder: recorder,
+            sealingKey: sealingKey)
         let messages = Double(2 * pairs.count * roundTrips)
         let cpu = accounting.snapshot().relayCPUSeconds ?? 0
         return Measurement(cpuMicrosPerMessage: messages > 0 ? cpu * 1e6 / messages : 0, latency: recorder, failures: failures)
@@ -75,18 +100,20 @@ package enum SteadyState {
     /// `roundTrips` echoes on every pair at once (closed loop: each pair waits for its echo before
     /// the next command). `round` keeps each run's markers apart; `firstSeq` must grow across runs
     /// on the same sockets (the relay refuses a replayed seq). Returns the failures.
+    /// With `sealingKey`, both frames are extension 12's `sealed` envelopes of the same content.
     package static func run(
-        pairs: [SteadyStatePair], roundTrips: Int, round: Int, firstSeq: UInt64, timeout: Duration, recorder: LatencyRecorder
+        pairs: [SteadyStatePair], roundTrips: Int, round: Int, firstSeq: UInt64, timeout: Duration, recorder: LatencyRecorder,
+        sealingKey: SymmetricKey? = nil
     ) async -> [String] {
         let failures = await forEachConcurrently(count: pairs.count, width: pairs.count) { index in
             let pair = pairs[index]
             for offset in 0..<UInt64(roundTrips) {
                 let seq = firstSeq + offset
                 let started = ContinuousClock.now
-                let command = pair.command(seq: seq, round: round)
+                let command = try sealingKey.map { try pair.sealedCommand(seq: seq, round: round, key: $0) } ?? pair.command(seq: seq, round: round)
                 try await pair.phone.sendText(command.text)
                 try await awaitText(on: pair.desktop, timeout: timeout, what: "command \(seq) at the desktop") { $0.contains(command.marker) }
-                let event = pair.event(seq: seq, round: round)
+                let event = try sealingKey.map { try pair.sealedEvent(seq: seq, round: round, key: $0) } ?? pair.event(seq: seq, round: round)
                 try await pair.desktop.sendText(event.text)
                 try await awaitText(on: pair.phone, timeout: timeout, what: "event \(seq) at the phone") { $0.contains(event.marker) }
                 recorder.record(ContinuousClock.now - started)

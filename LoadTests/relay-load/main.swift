@@ -13,6 +13,7 @@ struct RelayLoad: AsyncParsableCommand {
         subcommands: [
             Load.self, Gate.self, Soak.self, ThroughputMode.self, ScaleMode.self, FanoutMode.self, PairingRateMode.self,
             SlowConsumersMode.self, CrossNodeMode.self, ClusterSoakMode.self, FloorMode.self, ResumeMode.self,
+            EndToEndMode.self,
         ],
         defaultSubcommand: Load.self)
 }
@@ -278,6 +279,19 @@ struct SlowConsumersMode: AsyncParsableCommand {
         let configuration = SlowConsumerConfiguration(environment: processEnvironment)
         try await runMode("slow-consumers", common: configuration.common, overrides: SlowConsumers.relayOverrides, passFlag: "passes_isolation") {
             await SlowConsumers.run(configuration, relay: $0)
+        }
+    }
+}
+
+struct EndToEndMode: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "e2e",
+        abstract: "Extension 12's costs: client CPU to seal and open an envelope; relay CPU per sealed frame against the same content in plaintext.")
+
+    func run() async throws {
+        let configuration = EndToEndCostConfiguration(environment: processEnvironment)
+        try await runMode("e2e", common: configuration.common, overrides: Throughput.relayOverrides, passFlag: nil) {
+            await EndToEndCost.run(configuration, relay: $0)
         }
     }
 }
