@@ -26,7 +26,7 @@ struct MetricsReferenceTests {
     static func documented() throws -> [String: String] {
         let text = try RunbookConsistencyTests.read("docs/metrics.md")
         var rows: [String: String] = [:]
-        for match in RunbookConsistencyTests.matches("^\\| `([a-z_:]+)` \\| ([a-z]+) \\|", in: text) {
+        for match in RunbookConsistencyTests.matches("^\\| `([a-z][a-z0-9_:]*)` \\| ([a-z]+) \\|", in: text) {
             let cells = match.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
             rows[cells[0].trimmingCharacters(in: CharacterSet(charactersIn: "`"))] = cells[1]
         }
