@@ -337,10 +337,11 @@ struct EndToEndClientTests {
         return (desktop, desktopEvents, phone, phoneEvents, [desktopRun, phoneRun])
     }
 
-    /// A marker in a command and in an event, both ways across two nodes: the desktop and the phone
-    /// read it, and it appears in no relay log line at trace level, no Redis key or value (the
-    /// sealed history included) and no NATS message, where the same marker sent in plaintext by
-    /// a contract pair does appear (the taps see what crosses).
+    /// A marker in a command and in events, both ways across two nodes: the desktop and the phone
+    /// read it (the phone also after resuming on another node from the sealed history in Redis),
+    /// and it appears in no relay log line at trace level, no Redis key or value and no NATS
+    /// message, where a marker sent in plaintext by a contract pair does appear (the taps see what
+    /// crosses).
     @Test func aMarkerSentBothWaysAcrossNodesIsInNoLogNoRedisValueAndNoNATSMessage() async throws {
         try await withRelayCluster(count: 2, environment: ["LOG_LEVEL": "trace"]) { cluster in
             let natsPort = try #require(URLComponents(string: cluster.natsURL)?.port)
@@ -355,7 +356,23 @@ struct EndToEndClientTests {
             let command = try await sealed.desktopEvents.first { if case .command(let c) = $0, c.commandID == commandID { c } else { nil } }
             #expect(command.command == .sendMessage(threadID: "t", text: marker))
             try await sealed.desktop.send(.event, payload: ["text": .string(marker)])
-            _ = try await sealed.phoneEvents.first { if case .envelope(let e) = $0, e.payload["text"]?.stringValue == marker { true } else { nil } }
+            let seen = try await sealed.phoneEvents.first { if case .envelope(let e) = $0, e.payload["text"]?.stringValue == marker { e.seq } else { nil } }
+
+            // The phone goes away; relaunched on node 1 it resumes from Redis and opens what it missed.
+            await sealed.phone.close()
+            for step in 1...3 { try await sealed.desktop.send(.event, payload: ["text": .string("\(marker) away \(step)")]) }
+            let relaunched = RelayPhoneClient(
+                relayURL: cluster.baseURL(1), credentials: sealed.phone.credentials, lastProcessedSeq: seen, origin: allowedOrigin,
+                configuration: LibraryPair.configuration())
+            let relaunchedEvents = EventLog(relaunched.events)
+            let relaunchedRun = Task { await relaunched.run() }
+            let resumed = try await relaunchedEvents.first { if case .resumed(let from, let to, let complete) = $0 { (from, to, complete) } else { nil } }
+            // The new connection's KK reply may come live during the replay and end it (toSeq).
+            #expect(resumed.0 == seen + 1 && resumed.1 >= seen + 3 && resumed.2, "\(resumed)")
+            #expect(relaunchedEvents.all.compactMap { if case .envelope(let e) = $0 { e.payload["text"]?.stringValue } else { nil } }
+                == (1...3).map { "\(marker) away \($0)" })
+            await relaunched.close()
+            _ = await relaunchedRun.value
 
             // The control: a contract pair's plaintext crosses NATS where the tap sees it.
             let control = "PLAIN-MARKER-" + Identifiers.random(bytes: 12)

@@ -45,6 +45,14 @@ struct EndToEndRelayTests {
         return (frame["error"]?.stringValue ?? "", frame["message"]?.stringValue ?? "")
     }
 
+    /// A frame-level desktop and phone paired on `relay`, both connected.
+    static func paired(_ relay: TestRelay, decisionFields: [String: JSONValue] = [:]) async throws -> (RelayDesktop, RelayPhone) {
+        let desktop = RelayDesktop(baseURL: relay.baseURL)
+        let phone = RelayPhone(baseURL: relay.baseURL)
+        _ = try await RelayPairing.pairConnected(desktop: desktop, phone: phone, decisionFields: decisionFields)
+        return (desktop, phone)
+    }
+
     static func counter(_ relay: TestRelay, _ sample: String) async throws -> Double {
         prometheusSampleValue(try await relay.prometheusText(), sample)
     }
@@ -52,9 +60,7 @@ struct EndToEndRelayTests {
     @Test func optionalModeCarriesHandshakesAndSealedCommandsUnreadAndRefusesMalformedOnes() async throws {
         // Frames large enough to carry a Noise message past its 65535-byte limit.
         try await withRelay({ $0["MAX_WS_MESSAGE_BYTES"] = "200000" }) { relay in
-            let desktop = RelayDesktop(baseURL: relay.baseURL)
-            let phone = RelayPhone(baseURL: relay.baseURL)
-            _ = try await RelayPairing.pairConnected(desktop: desktop, phone: phone)
+            let (desktop, phone) = try await Self.paired(relay)
             let sid = desktop.sessionID, deviceID = try #require(phone.deviceID)
             let sealedBefore = try await Self.counter(relay, "relay_e2e_sealed_frames_total")
             let handshakesBefore = try await Self.counter(relay, #"relay_e2e_handshake_messages_total{pattern="IKpsk2"}"#)
@@ -119,9 +125,7 @@ struct EndToEndRelayTests {
 
     @Test func requiredModeRefusesPlaintextCommandsAndCarriesSealedOnes() async throws {
         try await withRelay({ $0["E2E_MODE"] = "required" }) { relay in
-            let desktop = RelayDesktop(baseURL: relay.baseURL)
-            let phone = RelayPhone(baseURL: relay.baseURL)
-            _ = try await RelayPairing.pairConnected(desktop: desktop, phone: phone)
+            let (desktop, phone) = try await Self.paired(relay)
             let before = try await Self.counter(relay, #"relay_e2e_refusals_total{reason="e2e_required"}"#)
             try await phone.sendCommand(name: "thread.select", fields: ["threadID": "t1"], seq: 1)
             #expect(try await Self.error(on: phone) == ("e2e_required", "This relay accepts only end-to-end encrypted commands."))
@@ -138,9 +142,7 @@ struct EndToEndRelayTests {
 
     @Test func offModeIsTheContract() async throws {
         try await withRelay({ $0["E2E_MODE"] = "off" }) { relay in
-            let desktop = RelayDesktop(baseURL: relay.baseURL)
-            let phone = RelayPhone(baseURL: relay.baseURL)
-            _ = try await RelayPairing.pairConnected(desktop: desktop, phone: phone)
+            let (desktop, phone) = try await Self.paired(relay)
             try await phone.socket.sendText(Self.sealed(desktop.sessionID, seq: 1))
             #expect(try await Self.error(on: phone) == ("invalid_command", "Only command payloads are accepted from mobile clients."))
             try await phone.socket.sendText(Self.noise(desktop.sessionID, deviceID: try #require(phone.deviceID)))
@@ -153,9 +155,7 @@ struct EndToEndRelayTests {
 
     @Test func aViewDeviceMayHandshakeButItsSealedFramesAreRefused() async throws {
         try await withRelay { relay in
-            let desktop = RelayDesktop(baseURL: relay.baseURL)
-            let phone = RelayPhone(baseURL: relay.baseURL)
-            _ = try await RelayPairing.pairConnected(desktop: desktop, phone: phone, decisionFields: ["scope": "view"])
+            let (desktop, phone) = try await Self.paired(relay, decisionFields: ["scope": "view"])
             let before = try await Self.counter(relay, #"relay_e2e_refusals_total{reason="scope_denied"}"#)
             try await phone.socket.sendText(Self.noise(desktop.sessionID, deviceID: try #require(phone.deviceID), pattern: "KK"))
             _ = try await Self.next(on: desktop.socket) { $0["payload"]?.type == "noise" }
@@ -179,9 +179,7 @@ struct EndToEndRelayTests {
             $0["MAX_REMOTE_COMMANDS_PER_MINUTE"] = "2"
             $0["MAX_SNAPSHOT_REQUESTS_PER_MINUTE"] = "1"
         }) { relay in
-            let desktop = RelayDesktop(baseURL: relay.baseURL)
-            let phone = RelayPhone(baseURL: relay.baseURL)
-            _ = try await RelayPairing.pairConnected(desktop: desktop, phone: phone)
+            let (desktop, phone) = try await Self.paired(relay)
             try await phone.socket.sendText(Self.sealed(desktop.sessionID, seq: 1))
             try await phone.sendCommand(name: "thread.select", fields: ["threadID": "t1"], seq: 2)
             try await phone.socket.sendText(Self.sealed(desktop.sessionID, seq: 3))
@@ -195,9 +193,7 @@ struct EndToEndRelayTests {
 
     @Test func aSealedFrameWithTheDesktopAwayIsDesktopOffline() async throws {
         try await withRelay { relay in
-            let desktop = RelayDesktop(baseURL: relay.baseURL)
-            let phone = RelayPhone(baseURL: relay.baseURL)
-            _ = try await RelayPairing.pairConnected(desktop: desktop, phone: phone)
+            let (desktop, phone) = try await Self.paired(relay)
             try await desktop.socket.close()
             _ = try await Self.next(on: phone.socket) { $0.type == "relay.desktop_status" }
             try await phone.socket.sendText(Self.sealed(desktop.sessionID, seq: 1))
