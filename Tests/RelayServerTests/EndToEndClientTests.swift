@@ -275,10 +275,27 @@ struct EndToEndClientTests {
             #expect(pair.phoneEvents.all[mark...].contains { if case .endToEnd(.refused(_, .handshakeFailed)) = $0 { true } else { false } })
             let commandID = try await pair.phone.send(.selectThread(threadID: "t"))
             _ = try await events.first { if case .command(let c) = $0, c.commandID == commandID { true } else { nil } }
-            await restarted.close()
-            _ = await run.value
+            #expect(restarted.endToEndKeys?.pinnedPhones[credentials.deviceID]?.pairingSecret == secret)
+
+            // The other way round: a phone restored from credentials saved before its pin runs
+            // IKpsk2 although the desktop pinned it; the desktop accepts it with the same static key.
             await pair.phone.close()
             _ = await pair.phoneRun.value
+            var unpinned = try #require(pair.phone.credentials)
+            unpinned.endToEnd?.pinned = false
+            let restored = RelayPhoneClient(relayURL: relay.baseURL, credentials: unpinned, origin: allowedOrigin, configuration: configuration)
+            let restoredEvents = EventLog(restored.events)
+            let restoredRun = Task { await restored.run() }
+            let desktopMark = events.all.count
+            _ = try await Self.endToEndEvent(restoredEvents, Self.phoneE2E) { if case .secured = $0 { true } else { false } }
+            _ = try await Self.endToEndEvent(events, from: desktopMark, Self.desktopE2E) { $0 == .secured(deviceID: credentials.deviceID, epoch: nil) }
+            let again = try await restored.send(.selectThread(threadID: "t"))
+            _ = try await events.first(from: desktopMark) { if case .command(let c) = $0, c.commandID == again { true } else { nil } }
+            #expect(restored.credentials?.endToEnd?.pinned == true)
+            await restored.close()
+            _ = await restoredRun.value
+            await restarted.close()
+            _ = await run.value
         }
     }
 

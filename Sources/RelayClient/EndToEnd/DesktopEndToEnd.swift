@@ -92,10 +92,12 @@ struct DesktopEndToEnd: Sendable {
             var binding: Binding?
             switch pattern {
             case .ikpsk2:
+                // A bound phone's secret, or a pinned phone's (its static key must match the pin).
                 let bound = keys.unpinnedPhones[deviceID].map {
                     Binding(secret: Array($0.pairingSecret), grant: DeviceGrant(scope: $0.scope, allowedCommands: $0.allowedCommands))
-                }
-                guard let secret = bound ?? pairing else {
+                } ?? pin?.pairingSecret.map { Binding(secret: Array($0), grant: nil) }
+                // The secret of the last link shown only goes to a phone not pinned yet.
+                guard let secret = bound ?? (pin == nil ? pairing : nil) else {
                     throw EndToEndError.handshakeFailed("no pairing secret is waiting for this phone")
                 }
                 binding = secret
@@ -156,7 +158,8 @@ struct DesktopEndToEnd: Sendable {
             peer.awaitingPin = false
             let bound = keys.unpinnedPhones.removeValue(forKey: deviceID)
             keys.pinnedPhones[deviceID] = .init(
-                staticKey: Data(peer.staticKey), scope: bound?.scope ?? .control, allowedCommands: bound?.allowedCommands)
+                staticKey: Data(peer.staticKey), scope: bound?.scope ?? .control, allowedCommands: bound?.allowedCommands,
+                pairingSecret: bound?.pairingSecret)
             outcomes.append(.pinned(deviceID: deviceID))
         }
         peers[deviceID] = peer

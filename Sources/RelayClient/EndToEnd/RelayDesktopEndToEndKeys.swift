@@ -21,11 +21,15 @@ public struct RelayDesktopEndToEndKeys: Sendable, Equatable, Codable, CustomStri
         public var scope: DeviceScope
         /// The command names allowed; nil: all.
         public var allowedCommands: [String]?
+        /// `ps` of the link it paired through: a phone that lost track of being pinned may run
+        /// IKpsk2 again, and its static key must still be the pinned one.
+        public var pairingSecret: Data?
 
-        public init(staticKey: Data, scope: DeviceScope = .control, allowedCommands: [String]? = nil) {
+        public init(staticKey: Data, scope: DeviceScope = .control, allowedCommands: [String]? = nil, pairingSecret: Data? = nil) {
             self.staticKey = staticKey
             self.scope = scope
             self.allowedCommands = allowedCommands
+            self.pairingSecret = pairingSecret
         }
     }
 
