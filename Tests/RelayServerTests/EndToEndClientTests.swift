@@ -111,6 +111,11 @@ struct EndToEndClientTests {
             try await pair.desktop.sendRawText(RelayEnvelope.serialize(sessionID: sessionID, seq: next, kind: .event, payload: ["label": "plain"]))
             let plaintext = try await Self.endToEndEvent(pair.phoneEvents, from: mark, Self.phoneE2E) { if case .refused = $0 { true } else { false } }
             #expect(plaintext == .refused(deviceID: nil, .plaintextRefused("a plaintext 'event' envelope")))
+            // Nor is anything else unsealed the desktop (or a relay) sends.
+            mark = pair.phoneEvents.all.count
+            try await pair.desktop.sendRawText(#"{"type":"custom","note":"plain"}"#)
+            #expect(try await Self.endToEndEvent(pair.phoneEvents, from: mark, Self.phoneE2E) { if case .refused = $0 { true } else { false } }
+                == .refused(deviceID: nil, .plaintextRefused("a desktop frame that is not an envelope")))
             // None reached the app, and the desktop's next envelope (at the seq the forgeries used) opens.
             try await pair.exchangeTraffic("after the forgeries")
             #expect(!pair.phoneEvents.all[mark...].contains { if case .envelope(let e) = $0 { e.payload["label"]?.stringValue == "plain" } else { false } })

@@ -419,7 +419,7 @@ public final class RelayPhoneClient: Sendable {
     }
 
     func received(_ text: String, json: JSONValue?, socket: RelayWebSocket) async {
-        guard let json else { return emit(.unrecognized(text)) }
+        guard let json else { return unrecognized(text) }
         if json.type == "relay.scope", let grant = DeviceGrant(fields: json) {
             // A phone allowed to control now can prove its pairing secret (extension 12).
             let hello = state.withLock { state -> Bool in
@@ -501,7 +501,7 @@ public final class RelayPhoneClient: Sendable {
             }
             return emit(.relayError(error))
         }
-        guard let envelope = RelayEnvelope(text: text, json: json) else { return emit(.unrecognized(text)) }
+        guard let envelope = RelayEnvelope(text: text, json: json) else { return unrecognized(text) }
         let held = state.withLock { state -> Bool in
             guard state.resuming else { return false }
             state.resumeBuffer.append(envelope)
@@ -539,6 +539,15 @@ public final class RelayPhoneClient: Sendable {
     }
 
     private func emit(_ event: RelayPhoneEvent) { continuation.yield(event) }
+
+    /// A desktop frame that is neither a relay message nor an envelope: handed to the app, unless
+    /// the session is end-to-end, where nothing unsealed from the desktop is trusted.
+    private func unrecognized(_ text: String) {
+        if state.withLock({ $0.endToEnd != nil }) {
+            return emit(.endToEnd(.refused(deviceID: nil, .plaintextRefused("a desktop frame that is not an envelope"))))
+        }
+        emit(.unrecognized(text))
+    }
 
     func disconnected(_ disconnection: RelayDisconnection) {
         state.withLock { $0.socket = nil }

@@ -28,7 +28,8 @@ public enum RelayPhoneEvent: Sendable, Equatable {
     case relayError(RelayErrorMessage)
     /// New credentials to store (a token rotation); the same value the client's callback got.
     case credentialsChanged(RelayPhoneCredentials)
-    /// A desktop frame that is not an envelope (the relay forwards anything the desktop sends).
+    /// A desktop frame that is not an envelope (the relay forwards anything the desktop sends);
+    /// on an end-to-end session such a frame is refused instead (``endToEnd(_:)``).
     case unrecognized(String)
     /// End-to-end encryption (extension 12): secured, rekeyed, or a frame refused.
     case endToEnd(RelayEndToEndEvent)
