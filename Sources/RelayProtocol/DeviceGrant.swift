@@ -91,10 +91,12 @@ public struct DeviceGrant: Sendable, Equatable {
         expiresAtMillis.map { now >= $0 } ?? false
     }
 
-    /// The `relay.error` for a command named `name`, or nil when the grant allows it.
-    public func denial(ofCommand name: String) -> MobileError? {
+    /// The `relay.error` for a command named `name`, or nil when the grant allows it. A nil
+    /// `name` is a sealed command (extension 12), whose name the relay cannot read: only a `view`
+    /// grant refuses it.
+    public func denial(ofCommand name: String?) -> MobileError? {
         if scope == .view { return MobileError(.scopeDenied, "This device can view the session but not control it.") }
-        if let allowedCommands, !allowedCommands.contains(name) {
+        if let name, let allowedCommands, !allowedCommands.contains(name) {
             return MobileError(.scopeDenied, "This device is not allowed to send '\(name)'.")
         }
         return nil

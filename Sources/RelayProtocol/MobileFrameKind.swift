@@ -16,3 +16,10 @@ public enum MobileFrameKind: Sendable, Equatable {
     /// Ours (extension 12): a `noise` handshake message, budgeted like a snapshot request.
     case handshake(NoisePatternName)
 }
+
+extension MobileFrameKind {
+    /// The command's name: nil for a sealed command (unreadable) and for what is not a command.
+    public var commandName: String? {
+        if case .command(_, let name) = self { name } else { nil }
+    }
+}

@@ -45,6 +45,9 @@ struct DeviceGrantTests {
         #expect(limited.denial(ofCommand: "thread.select") == nil)
         #expect(limited.denial(ofCommand: "project.select") == MobileError(.scopeDenied, "This device is not allowed to send 'project.select'."))
         #expect(DeviceGrant(scope: .control).denial(ofCommand: "anything") == nil)
+        // A sealed command's name is unreadable (extension 12): only the scope can refuse it.
+        #expect(limited.denial(ofCommand: nil) == nil)
+        #expect(view.denial(ofCommand: nil) == MobileError(.scopeDenied, "This device can view the session but not control it."))
         #expect(DeviceGrant(scope: .control, expiresAtMillis: 10).hasExpired(at: 10))
         #expect(!DeviceGrant(scope: .control, expiresAtMillis: 10).hasExpired(at: 9))
     }

@@ -82,7 +82,7 @@ final class MobileEndpoint: SocketEndpoint {
                 // After the envelope's shape, before the replay guard and the budgets: a denied
                 // command consumes nothing. A sealed command's name is unreadable here: only a
                 // `view` grant refuses it, and the desktop enforces `allowedCommands` (extension 12).
-                if let grant, let denial = Self.denial(of: frame.kind, by: grant) { return .denied(denial, view: grant.scope == .view) }
+                if let grant, let denial = grant.denial(ofCommand: kind.commandName) { return .denied(denial, view: grant.scope == .view) }
                 guard seq > socket.lastSeq else {
                     return .reject(MobileFrameValidator.replayedCommandError)
                 }
@@ -141,16 +141,6 @@ final class MobileEndpoint: SocketEndpoint {
             if let desktop { admission.router.deliver(stamped, to: desktop) }
             if publish { admission.router.publish(.desktop, sessionID: sessionID, payload: stamped) }
             admission.context.stats.forwarded(fromMobile: true)
-        }
-    }
-
-    /// What `grant` refuses of a command: by name for a plaintext one, by scope alone for a
-    /// sealed one.
-    private static func denial(of kind: Result<MobileFrameKind, MobileError>, by grant: DeviceGrant) -> MobileError? {
-        switch kind {
-        case .success(.command(_, let name)): grant.denial(ofCommand: name)
-        case .success(.sealed): grant.scope == .view ? grant.denial(ofCommand: "") : nil
-        default: nil
         }
     }
 
