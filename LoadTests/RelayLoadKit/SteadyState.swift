@@ -56,18 +56,22 @@ extension SteadyStatePair {
     /// ``command(seq:round:)``'s command sealed as extension 12 seals it (the relay sees a
     /// `sealed` payload); the marker is the ciphertext, which the relay forwards unchanged.
     func sealedCommand(seq: UInt64, round: Int, key: SymmetricKey) throws -> (text: String, marker: String) {
-        let payload = try JSONValue.parse(command(seq: seq, round: round).text)["payload"] ?? [:]
-        let shell = EnvelopeShell(sessionID: sessionID, seq: seq, timestamp: "2026-12-07T00:00:00.000Z")
-        let ciphertext = try shell.seal(payload, key: key)
-        return (shell.envelope(payload: ["type": "sealed", "ciphertext": .string(ciphertext)]), ciphertext)
+        try sealed(command(seq: seq, round: round).text, seq: seq, key: key, epoch: nil)
     }
 
     /// ``event(seq:round:)``'s payload sealed under a content key of epoch 0.
     func sealedEvent(seq: UInt64, round: Int, key: SymmetricKey) throws -> (text: String, marker: String) {
-        let payload = try JSONValue.parse(event(seq: seq, round: round).text)["payload"] ?? [:]
+        try sealed(event(seq: seq, round: round).text, seq: seq, key: key, epoch: 0)
+    }
+
+    /// The envelope `text` with its payload sealed for its shell.
+    private func sealed(_ text: String, seq: UInt64, key: SymmetricKey, epoch: UInt64?) throws -> (text: String, marker: String) {
+        let payload = try JSONValue.parse(text)["payload"] ?? [:]
         let shell = EnvelopeShell(sessionID: sessionID, seq: seq, timestamp: "2026-12-07T00:00:00.000Z")
         let ciphertext = try shell.seal(payload, key: key)
-        return (shell.envelope(payload: ["type": "sealed", "epoch": 0, "ciphertext": .string(ciphertext)]), ciphertext)
+        var sealed: [String: JSONValue] = ["type": "sealed", "ciphertext": .string(ciphertext)]
+        if let epoch { sealed["epoch"] = .int(epoch) }
+        return (shell.envelope(payload: .object(sealed)), ciphertext)
     }
 }
 

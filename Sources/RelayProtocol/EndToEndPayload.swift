@@ -67,18 +67,4 @@ public enum EndToEndPayload {
     }
 
     private static func invalid(_ message: String) -> MobileError { MobileError(.invalidCommand, message) }
-
-    private static func isCompactIdentifier(_ text: String) -> Bool {
-        let bytes = text.utf8
-        guard !bytes.isEmpty, bytes.count <= 128 else { return false }
-        return bytes.allSatisfy { byte in
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"), UInt8(ascii: ":"), UInt8(ascii: "-"):
-                true
-            default:
-                false
-            }
-        }
-    }
 }

@@ -540,8 +540,8 @@ private func isASCII(_ text: String) -> Bool {
     }
 }
 
-/// 1…128 characters, all in `[A-Za-z0-9_:-]`.
-private func isCompactIdentifier(_ text: String) -> Bool {
+/// 1…128 characters, all in `[A-Za-z0-9_:-]` (also extension 12's `deviceID`).
+func isCompactIdentifier(_ text: String) -> Bool {
     withUTF8Bytes(text) { bytes in
         guard !bytes.isEmpty, bytes.count <= 128 else { return false }
         for byte in bytes {
